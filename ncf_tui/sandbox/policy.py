@@ -716,7 +716,10 @@ def parse_policy(
     document: str | Mapping[str, Any], policy_id: str = "policy", policy_type: str = IAM_POLICY
 ) -> Policy:
     """Validate an identity policy as IAM does and return it parsed; raise PolicyError naming the fault."""
-    text = _document_text(document)
+    try:
+        text = _document_text(document)
+    except PolicyError as exc:
+        raise PolicyError(f"Policy {policy_id}: {exc}") from None
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

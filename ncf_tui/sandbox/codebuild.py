@@ -1,0 +1,494 @@
+"""CodeBuild builds that really run: the buildspec, phase by phase, with the service role's rights.
+
+moto's builds run nothing and report SUCCEEDED with made-up phases. Here each StartBuild gets a
+worker thread that provisions a temporary workspace holding a copy of the source, takes the
+project's service role (so IAM decides what the build may do), and runs the buildspec's phases
+with bash the way CodeBuild does: one shell per phase with `set -eo pipefail`, `finally` blocks,
+the environment carried from phase to phase, post_build after a failed build, the log line
+formats CodeBuild writes. Every output line goes to CloudWatch Logs as it is produced; the build
+record (phases, currentPhase, buildStatus) is kept here and stays stable across calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import moto_glue
+from .cwlogs import LogSink
+
+if TYPE_CHECKING:
+    from .server import Sandbox
+
+SOURCE_ITEMS = ("container", "buildspec.yml")
+BUILDSPEC_PHASES = (("install", "INSTALL"), ("pre_build", "PRE_BUILD"), ("build", "BUILD"), ("post_build", "POST_BUILD"))
+_MARK = "\x1eNCF-SANDBOX-CMD "
+
+
+class BuildFailure(Exception):
+    """A phase outcome that fails the build: (statusCode, message) as CodeBuild reports them."""
+
+    def __init__(self, status_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass
+class _Build:
+    record: dict[str, Any]
+    project: dict[str, Any]
+    overrides: dict[str, Any]
+    account_id: str
+    region: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    proc: subprocess.Popen[bytes] | None = None
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp() -> str:
+    return _now().strftime("%Y/%m/%d %H:%M:%S.%f")
+
+
+class BuildRunner:
+    """Keeps every build of the sandbox and runs each in its own daemon thread."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sb = sandbox
+        self._lock = threading.Lock()
+        self._builds: dict[str, _Build] = {}
+        self._numbers: dict[str, int] = {}
+
+    # ---------------------------------------------------------------------------------------- API
+
+    def start(self, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        name = str(params.get("projectName") or "")
+        project = moto_glue.get_codebuild_project(account_id, region, name)
+        if project is None:
+            raise moto_glue.SandboxApiError(
+                "ResourceNotFoundException",
+                f"Project cannot be found: arn:aws:codebuild:{region}:{account_id}:project/{name}",
+            )
+        role = str(project.get("serviceRole") or "")
+        if not moto_glue.role_exists(account_id, role):
+            raise moto_glue.SandboxApiError(
+                "InvalidInputException", f"CodeBuild is not authorized to perform: sts:AssumeRole on {role}"
+            )
+        environment = copy.deepcopy(project.get("environment") or {})
+        if params.get("imageOverride"):
+            environment["image"] = params["imageOverride"]
+        if params.get("privilegedModeOverride") is not None:
+            environment["privilegedMode"] = bool(params["privilegedModeOverride"])
+        variables = {v["name"]: v for v in environment.get("environmentVariables") or []}
+        for v in params.get("environmentVariablesOverride") or []:
+            variables[v["name"]] = v
+        environment["environmentVariables"] = list(variables.values())
+        source = copy.deepcopy(project.get("source") or {})
+        if params.get("buildspecOverride"):
+            source["buildspec"] = params["buildspecOverride"]
+
+        build_uuid = str(uuid.uuid4())
+        build_id = f"{name}:{build_uuid}"
+        group = f"/aws/codebuild/{name}"
+        now = _now()
+        with self._lock:
+            number = self._numbers.get(name, 0) + 1
+            self._numbers[name] = number
+        arn_prefix = f"arn:aws:codebuild:{region}:{account_id}"
+        record: dict[str, Any] = {
+            "id": build_id,
+            "arn": f"{arn_prefix}:build/{build_id}",
+            "buildNumber": number,
+            "startTime": now,
+            "currentPhase": "SUBMITTED",
+            "buildStatus": "IN_PROGRESS",
+            "projectName": name,
+            "phases": [{"phaseType": "SUBMITTED", "startTime": now}],
+            "source": source,
+            "secondarySources": [],
+            "secondarySourceVersions": [],
+            "artifacts": {"location": ""},
+            "environment": environment,
+            "serviceRole": role,
+            "logs": {
+                "groupName": group,
+                "streamName": build_uuid,
+                "deepLink": f"https://console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups",
+                "cloudWatchLogsArn": f"arn:aws:logs:{region}:{account_id}:log-group:{group}:log-stream:{build_uuid}",
+                "cloudWatchLogs": {"status": "ENABLED"},
+                "s3Logs": {"status": "DISABLED", "encryptionDisabled": False},
+            },
+            "timeoutInMinutes": int(project.get("timeoutInMinutes") or 60),
+            "queuedTimeoutInMinutes": int(project.get("queuedTimeoutInMinutes") or 480),
+            "buildComplete": False,
+            "initiator": self._sb.names.admin_user,
+            "encryptionKey": f"arn:aws:kms:{region}:{account_id}:alias/aws/s3",
+        }
+        build = _Build(record, project, params, account_id, region)
+        build.thread = threading.Thread(target=self._run, args=(build,), name=f"build-{build_uuid}", daemon=True)
+        with self._lock:
+            self._builds[build_id] = build
+            snapshot = copy.deepcopy(record)
+        build.thread.start()
+        return snapshot
+
+    def batch_get(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        found, missing = [], []
+        with self._lock:
+            for build_id in ids:
+                build = self._builds.get(build_id)
+                if build is None:
+                    missing.append(build_id)
+                else:
+                    found.append(copy.deepcopy(build.record))
+        return found, missing
+
+    def stop(self, build_id: str) -> dict[str, Any]:
+        if ":" not in build_id:
+            raise moto_glue.SandboxApiError("InvalidInputException", "Invalid build ID provided")
+        with self._lock:
+            build = self._builds.get(build_id)
+        if build is None:
+            raise moto_glue.SandboxApiError("ResourceNotFoundException", f"Build {build_id} does not exist")
+        if not build.done.is_set():
+            build.stop.set()
+            self._kill(build)
+            build.done.wait(5.0)
+        with self._lock:
+            return copy.deepcopy(build.record)
+
+    def list_ids(self, project: str | None) -> list[str]:
+        with self._lock:
+            ids = [b.record["id"] for b in self._builds.values() if project in (None, b.record["projectName"])]
+        return list(reversed(ids))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            builds = list(self._builds.values())
+            self._builds.clear()
+            self._numbers.clear()
+        for build in builds:
+            build.stop.set()
+            self._kill(build)
+        for build in builds:
+            if build.thread is not None:
+                build.thread.join(5.0)
+
+    # ------------------------------------------------------------------------------------ worker
+
+    @staticmethod
+    def _kill(build: _Build) -> None:
+        proc = build.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _enter(self, build: _Build, phase: str) -> None:
+        now = _now()
+        with self._lock:
+            build.record["currentPhase"] = phase
+            build.record["phases"].append({"phaseType": phase, "startTime": now})
+
+    def _finish_phase(self, build: _Build, status: str, code: str = "", message: str = "") -> None:
+        now = _now()
+        with self._lock:
+            phase = build.record["phases"][-1]
+            phase["phaseStatus"] = status
+            phase["endTime"] = now
+            phase["durationInSeconds"] = int((now - phase["startTime"]).total_seconds())
+            if phase["phaseType"] not in ("SUBMITTED", "QUEUED") or code:
+                phase["contexts"] = [{"statusCode": code, "message": message}]
+
+    def _run(self, build: _Build) -> None:
+        workspace = Path(tempfile.mkdtemp(prefix="ncf-codebuild-"))
+        sink: LogSink | None = None
+        status = "SUCCEEDED"
+        try:
+            self._finish_phase(build, "SUCCEEDED")
+            self._enter(build, "QUEUED")
+            self._finish_phase(build, "SUCCEEDED")
+            self._enter(build, "PROVISIONING")
+            try:
+                creds = moto_glue.assume_role_credentials(
+                    build.account_id, build.region, build.record["serviceRole"], f"AWSCodeBuild-{uuid.uuid4()}"
+                )
+                logs = self._sb.internal_client("logs", creds)
+                sink = LogSink(logs, build.record["logs"]["groupName"], build.record["logs"]["streamName"])
+                sink.open()
+            except BuildFailure as failure:
+                self._finish_phase(build, "FAILED", failure.status_code, failure.message)
+                status = "FAILED"
+                return
+            sink.line(f"[Container] {_stamp()} Running on the ncf-tui sandbox (a local CodeBuild)")
+            self._finish_phase(build, "SUCCEEDED")
+            status = self._run_phases(build, creds, sink, workspace)
+        except Exception as exc:  # a sandbox bug must end the build, never leave it IN_PROGRESS
+            status = "FAULT"
+            if sink is not None:
+                sink.line(f"[Container] {_stamp()} ncf-tui sandbox internal error: {exc}")
+            self._finish_phase(build, "FAILED", "SANDBOX_ERROR", str(exc))
+        finally:
+            if build.stop.is_set():
+                status = "STOPPED"
+            self._enter(build, "FINALIZING")
+            if sink is not None:
+                sink.line(f"[Container] {_stamp()} Phase complete: FINALIZING State: SUCCEEDED")
+                sink.close()
+            self._finish_phase(build, "SUCCEEDED")
+            now = _now()
+            with self._lock:
+                build.record["phases"].append({"phaseType": "COMPLETED", "startTime": now})
+                build.record["currentPhase"] = "COMPLETED"
+                build.record["buildStatus"] = status
+                build.record["endTime"] = now
+                build.record["buildComplete"] = True
+            shutil.rmtree(workspace, ignore_errors=True)
+            build.done.set()
+
+    def _run_phases(self, build: _Build, creds: dict[str, str], sink: LogSink, workspace: Path) -> str:
+        src = workspace / "src"
+        self._enter(build, "DOWNLOAD_SOURCE")
+        try:
+            spec = self._download_source(build, src, sink)
+        except BuildFailure as failure:
+            self._log_phase_end(sink, "DOWNLOAD_SOURCE", "FAILED", failure)
+            self._finish_phase(build, "FAILED", failure.status_code, failure.message)
+            return "FAILED"
+        self._log_phase_end(sink, "DOWNLOAD_SOURCE", "SUCCEEDED")
+        self._finish_phase(build, "SUCCEEDED")
+
+        env = self._environment(build, creds, spec, workspace, src)
+        state = workspace / "shell-state"
+        succeeding = True
+        for key, phase_type in BUILDSPEC_PHASES:
+            if build.stop.is_set():
+                return "STOPPED"
+            # CodeBuild: a failed install or pre_build skips to FINALIZING; post_build runs after a failed build.
+            if not succeeding and phase_type != "POST_BUILD":
+                continue
+            self._enter(build, phase_type)
+            sink.line(f"[Container] {_stamp()} Entering phase {phase_type}")
+            body = (spec.get("phases") or {}).get(key) or {}
+            env["CODEBUILD_BUILD_SUCCEEDING"] = "1" if succeeding else "0"
+            failure = self._run_phase(build, body, env, state, src, sink)
+            if build.stop.is_set():
+                self._finish_phase(build, "STOPPED", "BUILD_STOPPED", "Build was stopped")
+                sink.line(f"[Container] {_stamp()} Phase complete: {phase_type} State: STOPPED")
+                return "STOPPED"
+            if failure is None:
+                self._log_phase_end(sink, phase_type, "SUCCEEDED")
+                self._finish_phase(build, "SUCCEEDED")
+                continue
+            self._log_phase_end(sink, phase_type, "FAILED", failure)
+            self._finish_phase(build, "FAILED", failure.status_code, failure.message)
+            if str(body.get("on-failure", "ABORT")).upper() != "CONTINUE":
+                succeeding = False
+            if phase_type in ("INSTALL", "PRE_BUILD") and not succeeding:
+                return "FAILED"
+        if not succeeding:
+            return "FAILED"
+        self._enter(build, "UPLOAD_ARTIFACTS")
+        self._log_phase_end(sink, "UPLOAD_ARTIFACTS", "SUCCEEDED")
+        self._finish_phase(build, "SUCCEEDED")
+        return "SUCCEEDED"
+
+    @staticmethod
+    def _log_phase_end(sink: LogSink, phase: str, state: str, failure: BuildFailure | None = None) -> None:
+        sink.line(f"[Container] {_stamp()} Phase complete: {phase} State: {state}")
+        code, message = (failure.status_code, failure.message) if failure else ("", "")
+        sink.line(f"[Container] {_stamp()} Phase context status code: {code} Message: {message}")
+
+    def _download_source(self, build: _Build, src: Path, sink: LogSink) -> dict[str, Any]:
+        import yaml
+
+        src.mkdir(parents=True)
+        source_dir = self._sb.source_dir
+        for item in SOURCE_ITEMS:
+            origin = source_dir / item
+            if origin.is_dir():
+                shutil.copytree(origin, src / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            elif origin.is_file():
+                shutil.copy2(origin, src / item)
+        sink.line(f"[Container] {_stamp()} CODEBUILD_SRC_DIR={src}")
+        declared = str(build.record["source"].get("buildspec") or "").strip()
+        if "\n" in declared or declared.startswith(("version", "{")):
+            text, where = declared, "the project's inline buildspec"
+        else:
+            path = src / (declared or "buildspec.yml")
+            if not path.is_file():
+                raise BuildFailure("YAML_FILE_ERROR", f"stat {path}: no such file or directory")
+            text, where = path.read_text("utf-8"), str(path)
+        sink.line(f"[Container] {_stamp()} YAML location is {where}")
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BuildFailure("YAML_FILE_ERROR", f"Invalid buildspec: {exc}") from None
+        if not isinstance(spec, dict) or not isinstance(spec.get("phases"), dict):
+            raise BuildFailure("YAML_FILE_ERROR", "Invalid buildspec: it has no phases")
+        if str(spec.get("version")) not in ("0.1", "0.2"):
+            raise BuildFailure("YAML_FILE_ERROR", f"Unknown runtime version: {spec.get('version')!r}")
+        found = [k for k, _ in BUILDSPEC_PHASES if spec["phases"].get(k)]
+        sink.line(f"[Container] {_stamp()} Phases found in YAML: {len(found)}")
+        for key in found:
+            commands = spec["phases"][key].get("commands") or []
+            sink.line(f"[Container] {_stamp()}  {key.upper()}: {len(commands)} commands")
+        return spec
+
+    def _environment(
+        self, build: _Build, creds: dict[str, str], spec: dict[str, Any], workspace: Path, src: Path
+    ) -> dict[str, str]:
+        shims = workspace / "bin"
+        shims.mkdir()
+        _write_shims(shims)
+        home = workspace / "home"
+        home.mkdir()
+        docker_state = workspace / "docker-state"
+        docker_state.mkdir()
+        environment = build.record["environment"]
+        env: dict[str, str] = {
+            "PATH": f"{shims}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(workspace),
+            "CODEBUILD_BUILD_ID": build.record["id"],
+            "CODEBUILD_BUILD_ARN": build.record["arn"],
+            "CODEBUILD_BUILD_NUMBER": str(build.record["buildNumber"]),
+            "CODEBUILD_BUILD_IMAGE": str(environment.get("image", "")),
+            "CODEBUILD_INITIATOR": build.record["initiator"],
+            "CODEBUILD_LOG_PATH": build.record["logs"]["streamName"],
+            "CODEBUILD_SRC_DIR": str(src),
+            "CODEBUILD_START_TIME": str(int(build.record["startTime"].timestamp() * 1000)),
+            "CODEBUILD_BUILD_SUCCEEDING": "1",
+        }
+        for name, value in ((spec.get("env") or {}).get("variables") or {}).items():
+            env[str(name)] = str(value)
+        for variable in environment.get("environmentVariables") or []:
+            env[str(variable["name"])] = str(variable.get("value", ""))
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self._sb.endpoint_url,
+                "AWS_DEFAULT_REGION": build.region,
+                "AWS_REGION": build.region,
+                "AWS_ACCESS_KEY_ID": creds["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": creds["aws_secret_access_key"],
+                "AWS_SESSION_TOKEN": creds["aws_session_token"],
+                "AWS_CONFIG_FILE": str(home / ".aws-config-none"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws-credentials-none"),
+                "NCF_SANDBOX_PRIVILEGED": "1" if environment.get("privilegedMode") else "0",
+                "NCF_SANDBOX_DOCKER_STATE": str(docker_state),
+            }
+        )
+        return env
+
+    def _run_phase(
+        self,
+        build: _Build,
+        body: dict[str, Any],
+        env: dict[str, str],
+        state: Path,
+        src: Path,
+        sink: LogSink,
+    ) -> BuildFailure | None:
+        commands = [str(c) for c in body.get("commands") or []]
+        finally_commands = [str(c) for c in body.get("finally") or []]
+        failure = self._run_commands(build, commands, env, state, src, sink)
+        if finally_commands and not build.stop.is_set():
+            late = self._run_commands(build, finally_commands, env, state, src, sink)
+            failure = failure or late
+        return failure
+
+    def _run_commands(
+        self, build: _Build, commands: list[str], env: dict[str, str], state: Path, src: Path, sink: LogSink
+    ) -> BuildFailure | None:
+        if not commands:
+            return None
+        script = _phase_script(commands, state, src)
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=src,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        build.proc = proc
+        if build.stop.is_set():
+            self._kill(build)
+        current = -1
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            if text.startswith(_MARK):
+                current = int(text[len(_MARK) :])
+                sink.line(f"[Container] {_stamp()} Running command {commands[current]}")
+            else:
+                sink.line(text)
+        code = proc.wait()
+        build.proc = None
+        if code == 0:
+            return None
+        failed = commands[current] if current >= 0 else commands[0]
+        reason = f"exit status {code}" if code > 0 else f"signal: {signal.Signals(-code).name}"
+        sink.line(f"[Container] {_stamp()} Command did not exit successfully {failed} {reason}")
+        return BuildFailure(
+            "COMMAND_EXECUTION_ERROR", f"Error while executing command: {failed}. Reason: {reason}"
+        )
+
+
+def _phase_script(commands: list[str], state: Path, src: Path) -> str:
+    """A bash script that runs one phase's commands like CodeBuild, carrying env and cwd across phases."""
+    env_file, cwd_file = state.with_suffix(".env"), state.with_suffix(".cwd")
+    lines = [
+        "set -eo pipefail",
+        f"if [ -f {shlex.quote(str(env_file))} ]; then source {shlex.quote(str(env_file))}; fi",
+        f"if [ -f {shlex.quote(str(cwd_file))} ]; then cd \"$(cat {shlex.quote(str(cwd_file))})\"; "
+        f"else cd {shlex.quote(str(src))}; fi",
+        f"__ncf_save() {{ export -p > {shlex.quote(str(env_file))}; pwd > {shlex.quote(str(cwd_file))}; }}",
+        "trap __ncf_save EXIT",
+    ]
+    for i, command in enumerate(commands):
+        lines.append(f"printf '%s%d\\n' {shlex.quote(_MARK)} {i}")
+        lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def _write_shims(bin_dir: Path) -> None:
+    """`docker` (the sandbox's builder) and `aws` (the venv's awscli) first on the build's PATH."""
+    python = sys.executable
+    repo = Path(__file__).resolve().parents[2]
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        f'PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}} '
+        f'exec {shlex.quote(python)} -m ncf_tui.sandbox.docker_builder "$@"\n'
+    )
+    aws_cli = Path(python).with_name("aws")
+    aws = bin_dir / "aws"
+    aws.write_text(f'#!/bin/sh\nexec {shlex.quote(python)} {shlex.quote(str(aws_cli))} "$@"\n')
+    shims = [docker, aws]
+    for tool in ("python3", "python"):
+        shim = bin_dir / tool
+        shim.write_text(f'#!/bin/sh\nexec {shlex.quote(python)} "$@"\n')
+        shims.append(shim)
+    for shim in shims:
+        shim.chmod(0o755)

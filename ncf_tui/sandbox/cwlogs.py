@@ -1,0 +1,88 @@
+"""Build output to CloudWatch Logs as it is produced: ordered, batched, with the build role's rights.
+
+Lines are queued by the build worker and a small flusher thread sends them with PutLogEvents every
+`interval` seconds (or sooner when a batch fills), so a follower sees output within a fraction of
+a second and in order. Messages end with a newline, as CodeBuild's own log events do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+MAX_BATCH = 1000
+
+
+class LogSink:
+    """Sends one build's lines to `/aws/codebuild/<project>` stream `<build-uuid>`."""
+
+    def __init__(self, client: Any, group: str, stream: str, interval: float = 0.2) -> None:
+        self._client = client
+        self.group = group
+        self.stream = stream
+        self._interval = interval
+        self._pending: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+        self.sent = 0
+
+    def open(self) -> None:
+        """Create the group (if needed) and the stream; a denial fails the build as CodeBuild does."""
+        from .codebuild import BuildFailure
+
+        try:
+            self._client.create_log_group(logGroupName=self.group)
+        except Exception as exc:
+            if _code(exc) != "ResourceAlreadyExistsException":
+                raise BuildFailure("ACCESS_DENIED", _denied(self.group, exc)) from None
+        try:
+            self._client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+        except Exception as exc:
+            raise BuildFailure("ACCESS_DENIED", _denied(self.group, exc)) from None
+        self._thread = threading.Thread(target=self._flush_loop, name=f"logs-{self.stream}", daemon=True)
+        self._thread.start()
+
+    def line(self, text: str) -> None:
+        event = {"timestamp": int(time.time() * 1000), "message": text + "\n"}
+        with self._cond:
+            self._pending.append(event)
+            if len(self._pending) >= MAX_BATCH:
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Send what is left and stop the flusher."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._closed and len(self._pending) < MAX_BATCH:
+                    self._cond.wait(self._interval)
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                done = self._closed and not self._pending
+            if batch and self.error is None:
+                try:
+                    self._client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=batch)
+                    self.sent += len(batch)
+                except Exception as exc:
+                    self.error = str(exc)
+            if done:
+                return
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _denied(group: str, exc: Exception) -> str:
+    return (
+        "Service role does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams for "
+        f"group {group}. Error message: {exc}"
+    )

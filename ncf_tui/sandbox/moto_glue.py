@@ -1,0 +1,581 @@
+"""Every touch of moto's private internals, in one small module.
+
+moto exposes no plug-in point, so the sandbox adds behaviour by (a) setting methods on moto's
+response classes (moto serves any method named after an API action, and serialises an
+`ActionResult` with botocore's model) and (b) reading and writing backend state in
+`moto.<service>.models.<service>_backends[account][partition-or-region]`. These are private
+attributes: the moto version is pinned in pyproject.toml and `tests/sandbox/test_moto_glue.py`
+fails loudly when an assumption here stops holding. Nothing else in the sandbox imports moto.
+
+The behaviour itself (what a build or a compile does) lives in the sandbox's own modules, reached
+through the `SandboxHooks` object installed with `install_hooks`.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+PINNED_MOTO_VERSION = "5.2.5"
+
+WsgiApp = Callable[..., Any]
+
+
+class SandboxApiError(Exception):
+    """An AWS-shaped error (code + message) raised by a hook and serialised by moto per protocol."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PrincipalPolicy:
+    """One policy document that applies to a principal, as the evaluator wants it."""
+
+    id: str
+    type: str  # "role", "user", "group" (inline) or "user-managed" / "aws-managed"
+    document: str
+
+
+class SandboxHooks(Protocol):
+    """What the glue calls when a request reaches behaviour moto lacks."""
+
+    def simulate(
+        self,
+        policies: list[PrincipalPolicy],
+        actions: list[str],
+        resources: list[str] | None,
+        context: list[dict[str, Any]] | None,
+        max_items: int | None,
+        marker: str | None,
+    ) -> dict[str, Any]: ...
+
+    def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None: ...
+
+    def stop_compilation_job(self, account_id: str, region: str, job_name: str) -> None: ...
+
+    def start_build(self, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def batch_get_builds(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]: ...
+
+    def stop_build(self, build_id: str) -> dict[str, Any]: ...
+
+    def list_builds(self, project: str | None) -> list[str]: ...
+
+
+_hooks: SandboxHooks | None = None
+_install_lock = threading.Lock()
+
+
+def moto_version() -> str:
+    import moto
+
+    return str(moto.__version__)
+
+
+def check_moto_version() -> None:
+    """Refuse to run on a moto whose private internals were not checked against this module."""
+    found = moto_version()
+    if found != PINNED_MOTO_VERSION:
+        raise RuntimeError(
+            f"the sandbox was written against moto {PINNED_MOTO_VERSION} internals but moto {found} is "
+            f"installed; install moto[server]=={PINNED_MOTO_VERSION}"
+        )
+
+
+# --------------------------------------------------------------------------------------------- server
+
+
+class MotoServer:
+    """moto's ThreadedMotoServer with a WSGI middleware around its app (for faults)."""
+
+    def __init__(self, host: str, port: int, middleware: Callable[[WsgiApp], WsgiApp]) -> None:
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        outer = self
+
+        class _Server(ThreadedMotoServer):
+            def _server_entry(self) -> None:
+                from moto.moto_server.werkzeug_app import (
+                    DomainDispatcherApplication,
+                    MotoRequestHandler,
+                    create_backend_app,
+                )
+                from werkzeug.serving import make_server
+
+                try:
+                    app = middleware(DomainDispatcherApplication(create_backend_app))
+                    self._server = make_server(
+                        self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+                    )
+                except BaseException as exc:  # surfaced by start() instead of hanging it
+                    outer.start_error = exc
+                    self._server_ready_event.set()
+                    return
+                self._server_ready_event.set()
+                self._server.serve_forever()
+
+        self.start_error: BaseException | None = None
+        self._server = _Server(ip_address=host, port=port, verbose=False)
+
+    def start(self) -> tuple[str, int]:
+        self._server.start()
+        if self.start_error is not None:
+            raise OSError(f"the sandbox server could not start: {self.start_error}") from self.start_error
+        return self._server.get_host_and_port()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def enforce_iam() -> None:
+    """Check every request's signature and IAM permissions (moto's default is to allow all)."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+
+
+def iam_enforced() -> bool:
+    from moto import settings
+
+    return bool(settings.INITIAL_NO_AUTH_ACTION_COUNT == 0)
+
+
+def reset_all_backends() -> None:
+    """Forget every account's state in every moto service (what /moto-api/reset does)."""
+    from moto.core.base_backend import BackendDict
+
+    BackendDict.reset()
+
+
+# ----------------------------------------------------------------------------------------------- seed
+
+
+def _iam(account_id: str) -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account_id]["aws"]
+
+
+def create_user_with_key(account_id: str, user_name: str, access_key_id: str, secret: str) -> None:
+    """Create an IAM user whose one access key has the given id and secret (stable across resets)."""
+    iam = _iam(account_id)
+    iam.create_user(region_name="us-east-1", user_name=user_name)
+    key = iam.create_access_key(user_name)
+    del iam.access_keys[key.physical_resource_id]
+    key.access_key_id = access_key_id
+    key.secret_access_key = secret
+    iam.access_keys[key.physical_resource_id] = key
+    if key.physical_resource_id != access_key_id:
+        raise RuntimeError("moto's AccessKey.physical_resource_id no longer is the access key id")
+
+
+def create_managed_policy(account_id: str, name: str, document: str) -> str:
+    policy = _iam(account_id).create_policy(
+        description="", path="/", policy_document=document, policy_name=name, tags=[]
+    )
+    return str(policy.arn)
+
+
+def attach_user_policy(account_id: str, user_name: str, policy_arn: str) -> None:
+    _iam(account_id).attach_user_policy(policy_arn, user_name)
+
+
+def create_role(account_id: str, name: str, path: str, trust_policy: str, description: str) -> str:
+    role = _iam(account_id).create_role(
+        role_name=name,
+        assume_role_policy_document=trust_policy,
+        path=path,
+        permissions_boundary=None,
+        description=description,
+        tags=[],
+        max_session_duration=None,
+    )
+    return str(role.arn)
+
+
+def put_role_policy(account_id: str, role_name: str, policy_name: str, document: str) -> None:
+    _iam(account_id).put_role_policy(role_name, policy_name, document)
+
+
+def create_bucket(account_id: str, region: str, bucket: str) -> None:
+    from moto.s3.models import s3_backends
+
+    s3_backends[account_id]["aws"].create_bucket(bucket, region)
+
+
+def create_ecr_repository(account_id: str, region: str, name: str) -> None:
+    from moto.ecr.models import ecr_backends
+
+    ecr_backends[account_id][region].create_repository(
+        repository_name=name,
+        registry_id=None,
+        encryption_config={"encryptionType": "AES256"},
+        image_scan_config={"scanOnPush": False},
+        image_tag_mutability="MUTABLE",
+        tags=[],
+    )
+
+
+# ------------------------------------------------------------------------------------------------ IAM
+
+
+def _managed_document(policy: Any) -> str:
+    for version in policy.versions:
+        if version.is_default:
+            return str(version.document)
+    raise RuntimeError(f"managed policy {policy.arn} has no default version")
+
+
+def principal_policies(account_id: str, arn: str) -> list[PrincipalPolicy]:
+    """The inline and attached managed policies of the user or role named by `arn`."""
+    iam = _iam(account_id)
+    resource = arn.split(":", 5)[-1]
+    kind, _, path_and_name = resource.partition("/")
+    name = path_and_name.rsplit("/", 1)[-1]
+    try:
+        if kind == "role":
+            principal = iam.get_role(name)
+        elif kind == "user":
+            principal = iam.get_user(name)
+        else:
+            raise SandboxApiError("InvalidInput", f"Invalid ARN: {arn} is not a user or a role.")
+    except SandboxApiError:
+        raise
+    except Exception:
+        raise SandboxApiError("NoSuchEntity", f"The {kind} with ARN {arn} cannot be found.") from None
+    found = [PrincipalPolicy(n, kind, str(doc)) for n, doc in principal.policies.items()]
+    for policy in principal.managed_policies.values():
+        managed_type = "aws-managed" if ":aws:policy/" in str(policy.arn) else "user-managed"
+        found.append(PrincipalPolicy(str(policy.name), managed_type, _managed_document(policy)))
+    if kind == "user":
+        for group in iam.get_groups_for_user(name):
+            found += [PrincipalPolicy(n, "group", str(doc)) for n, doc in group.policies.items()]
+            for policy in group.managed_policies.values():
+                found.append(PrincipalPolicy(str(policy.name), "user-managed", _managed_document(policy)))
+    return found
+
+
+def role_exists(account_id: str, role_arn: str) -> bool:
+    name = role_arn.rsplit("/", 1)[-1]
+    return any(str(r.arn) == role_arn or r.name == name for r in _iam(account_id).get_roles())
+
+
+# ------------------------------------------------------------------------------------- Neo (SageMaker)
+
+
+def _compilation_job(account_id: str, region: str, job_name: str) -> Any:
+    from moto.sagemaker.models import sagemaker_backends
+
+    jobs = sagemaker_backends[account_id][region].compilation_jobs
+    if job_name not in jobs:
+        raise SandboxApiError("ResourceNotFound", f"Could not find compilation job '{job_name}'.")
+    return jobs[job_name]
+
+
+def describe_compilation_job(account_id: str, region: str, job_name: str) -> dict[str, Any]:
+    """A copy of the job's description (the worker reads its input and output config from it)."""
+    return copy.deepcopy(_compilation_job(account_id, region, job_name).describe())
+
+
+def update_compilation_job(
+    account_id: str,
+    region: str,
+    job_name: str,
+    *,
+    status: str,
+    failure_reason: str | None = None,
+    artifacts_uri: str | None = None,
+    artifact_digest: str | None = None,
+    derived_data_input_config: str | None = None,
+    started: bool = False,
+    ended: bool = False,
+) -> None:
+    """Set a job's status and the fields that go with it, as DescribeCompilationJob will show them."""
+    job = _compilation_job(account_id, region, job_name)
+    now = datetime.now(UTC)
+    job.compilation_job_status = status
+    job.last_modified_time = now
+    if started:
+        job.compilation_start_time = now
+    if ended:
+        job.compilation_end_time = now
+    if failure_reason is not None:
+        job.failure_reason = failure_reason
+    if artifacts_uri is not None:
+        job.model_artifacts = {"S3ModelArtifacts": artifacts_uri}
+    if artifact_digest is not None:
+        job.model_digests = {"ArtifactDigest": artifact_digest}
+    if derived_data_input_config is not None:
+        job.derived_information = {"DerivedDataInputConfig": derived_data_input_config}
+
+
+def _reset_new_compilation_job(account_id: str, region: str, job_name: str) -> None:
+    """moto marks a new job COMPLETED with a fake artifact; make it a job that has not run yet."""
+    job = _compilation_job(account_id, region, job_name)
+    job.compilation_job_status = "STARTING"
+    job.compilation_start_time = None
+    job.compilation_end_time = None
+    job.model_artifacts = None
+    job.model_digests = None
+    job.derived_information = None
+    job.inference_image = None
+
+
+# -------------------------------------------------------------------------------------------- CodeBuild
+
+
+def _codebuild(account_id: str, region: str) -> Any:
+    from moto.codebuild.models import codebuild_backends
+
+    return codebuild_backends[account_id][region]
+
+
+def get_codebuild_project(account_id: str, region: str, name: str) -> dict[str, Any] | None:
+    """A copy of the project as CreateProject/UpdateProject left it (None if there is none)."""
+    backend = _codebuild(account_id, region)
+    project = backend.codebuild_projects.get(name)
+    if project is None:
+        for candidate in backend.codebuild_projects.values():
+            if candidate.arn == name:
+                project = candidate
+    return None if project is None else copy.deepcopy(project.project_metadata)
+
+
+_UPDATABLE_PROJECT_FIELDS = (
+    "description",
+    "source",
+    "artifacts",
+    "environment",
+    "serviceRole",
+    "timeoutInMinutes",
+    "queuedTimeoutInMinutes",
+    "sourceVersion",
+    "logsConfig",
+    "vpcConfig",
+    "cache",
+    "tags",
+)
+
+
+def update_codebuild_project(account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateProject: change the given fields of an existing project, as CodeBuild does."""
+    name = params.get("name") or ""
+    backend = _codebuild(account_id, region)
+    project = backend.codebuild_projects.get(name)
+    if project is None:
+        raise SandboxApiError(
+            "ResourceNotFoundException",
+            f"Failed to call UpdateProject, reason: Project {name} does not exist",
+        )
+    meta = project.project_metadata
+    for field in _UPDATABLE_PROJECT_FIELDS:
+        if params.get(field) is not None:
+            meta[field] = copy.deepcopy(params[field])
+    if params.get("serviceRole"):
+        project.service_role = params["serviceRole"]
+    meta["lastModifiedDate"] = datetime.now(UTC)
+    return copy.deepcopy(meta)
+
+
+# ------------------------------------------------------------------------------------------ the hooks
+
+
+def _to_moto_error(exc: SandboxApiError) -> Exception:
+    from moto.core.exceptions import ServiceException
+
+    return ServiceException(exc.code, exc.message)
+
+
+def _hook() -> SandboxHooks:
+    if _hooks is None:
+        raise RuntimeError("no sandbox hooks installed")
+    return _hooks
+
+
+def _guarded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def method(self: Any) -> Any:
+        try:
+            return fn(self)
+        except SandboxApiError as exc:
+            raise _to_moto_error(exc) from None
+
+    method.__name__ = fn.__name__
+    return method
+
+
+def _json_body(response: Any) -> dict[str, Any]:
+    import json
+
+    try:
+        body = json.loads(response.body or "{}")
+    except ValueError:
+        raise SandboxApiError("SerializationException", "the request body is not JSON") from None
+    return body if isinstance(body, dict) else {}
+
+
+def _json_body_or_empty(response: Any) -> dict[str, Any]:
+    try:
+        return _json_body(response)
+    except SandboxApiError:
+        return {}
+
+
+def assume_role_credentials(account_id: str, region: str, role_arn: str, session_name: str) -> dict[str, str]:
+    """Credentials for `role_arn` as the CodeBuild service would get them (no trust check by a caller)."""
+    from moto.sts.models import sts_backends
+
+    role = sts_backends[account_id]["aws"].assume_role(
+        region_name=region,
+        role_session_name=session_name,
+        role_arn=role_arn,
+        policy="",
+        duration=3600,
+        external_id="",
+    )
+    return {
+        "aws_access_key_id": str(role.access_key_id),
+        "aws_secret_access_key": str(role.secret_access_key),
+        "aws_session_token": str(role.session_token),
+    }
+
+
+def install_hooks(hooks: SandboxHooks | None) -> None:
+    """Route the APIs moto lacks or fakes to `hooks` (None detaches, restoring moto's errors)."""
+    global _hooks
+    with _install_lock:
+        _hooks = hooks
+        _patch_response_classes()
+
+
+_patched = False
+
+
+def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists every patched action
+    global _patched
+    if _patched:
+        return
+    from moto.codebuild.responses import CodeBuildResponse
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.iam.responses import IamResponse
+    from moto.sagemaker.responses import SageMakerResponse
+
+    # --- IAM
+    def simulate_principal_policy(self: Any) -> Any:
+        source = self._get_param("PolicySourceArn")
+        policies = principal_policies(self.current_account, source)
+        for i, doc in enumerate(self._get_param("PolicyInputList") or [], start=1):
+            policies.append(PrincipalPolicy(f"PolicyInputList.{i}", "none", doc))
+        return ActionResult(
+            _hook().simulate(
+                policies,
+                list(self._get_param("ActionNames") or []),
+                self._get_param("ResourceArns"),
+                self._get_param("ContextEntries"),
+                self._get_param("MaxItems"),
+                self._get_param("Marker"),
+            )
+        )
+
+    def simulate_custom_policy(self: Any) -> Any:
+        docs = self._get_param("PolicyInputList") or []
+        policies = [PrincipalPolicy(f"PolicyInputList.{i}", "none", d) for i, d in enumerate(docs, 1)]
+        return ActionResult(
+            _hook().simulate(
+                policies,
+                list(self._get_param("ActionNames") or []),
+                self._get_param("ResourceArns"),
+                self._get_param("ContextEntries"),
+                self._get_param("MaxItems"),
+                self._get_param("Marker"),
+            )
+        )
+
+    IamResponse.simulate_principal_policy = _guarded(simulate_principal_policy)  # type: ignore[attr-defined]
+    IamResponse.simulate_custom_policy = _guarded(simulate_custom_policy)  # type: ignore[attr-defined]
+
+    # --- exact resource ARNs for IAM checks (moto checks "*" for these services otherwise)
+    from moto.ecr.responses import ECRResponse
+    from moto.logs.responses import LogsResponse
+
+    def ecr_resource(self: Any) -> str:
+        name = _json_body_or_empty(self).get("repositoryName")
+        return f"arn:aws:ecr:{self.region}:{self.current_account}:repository/{name}" if name else "*"
+
+    def logs_resource(self: Any) -> str:
+        body = _json_body_or_empty(self)
+        group, stream = body.get("logGroupName"), body.get("logStreamName")
+        if not group:
+            return "*"
+        arn = f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{group}"
+        return f"{arn}:log-stream:{stream}" if stream else arn
+
+    ECRResponse._determine_resource = ecr_resource  # type: ignore[attr-defined]
+    LogsResponse._determine_resource = logs_resource  # type: ignore[attr-defined]
+
+    # --- SageMaker Neo
+    original_create = SageMakerResponse.create_compilation_job
+
+    def create_compilation_job(self: Any) -> Any:
+        role_arn = self._get_param("RoleArn") or ""
+        if not role_exists(self.current_account, role_arn):
+            raise SandboxApiError(
+                "ValidationException", f"Could not assume role {role_arn}. Please ensure that it exists."
+            )
+        result = original_create(self)
+        name = self._get_param("CompilationJobName")
+        _reset_new_compilation_job(self.current_account, self.region, name)
+        _hook().compilation_job_created(self.current_account, self.region, name)
+        return result
+
+    def stop_compilation_job(self: Any) -> Any:
+        _hook().stop_compilation_job(
+            self.current_account, self.region, self._get_param("CompilationJobName")
+        )
+        return EmptyResult()
+
+    SageMakerResponse.create_compilation_job = _guarded(create_compilation_job)  # type: ignore[method-assign]
+    SageMakerResponse.stop_compilation_job = _guarded(stop_compilation_job)  # type: ignore[attr-defined]
+
+    # --- CodeBuild
+    def update_project(self: Any) -> Any:
+        return ActionResult({"project": update_codebuild_project(self.current_account, self.region, _json_body(self))})
+
+    def start_build(self: Any) -> Any:
+        return ActionResult({"build": _hook().start_build(self.current_account, self.region, _json_body(self))})
+
+    def batch_get_builds(self: Any) -> Any:
+        builds, missing = _hook().batch_get_builds(list(self._get_param("ids") or []))
+        return ActionResult({"builds": builds, "buildsNotFound": missing})
+
+    def stop_build(self: Any) -> Any:
+        return ActionResult({"build": _hook().stop_build(self._get_param("id") or "")})
+
+    def list_builds(self: Any) -> Any:
+        return ActionResult({"ids": _hook().list_builds(None)})
+
+    def list_builds_for_project(self: Any) -> Any:
+        name = self._get_param("projectName") or ""
+        if get_codebuild_project(self.current_account, self.region, name) is None:
+            raise SandboxApiError(
+                "ResourceNotFoundException",
+                f"The provided project arn:aws:codebuild:{self.region}:{self.current_account}:project/"
+                f"{name} does not exist",
+            )
+        return ActionResult({"ids": _hook().list_builds(name)})
+
+    CodeBuildResponse.update_project = _guarded(update_project)  # type: ignore[attr-defined]
+    CodeBuildResponse.start_build = _guarded(start_build)  # type: ignore[method-assign]
+    CodeBuildResponse.batch_get_builds = _guarded(batch_get_builds)  # type: ignore[method-assign]
+    CodeBuildResponse.stop_build = _guarded(stop_build)  # type: ignore[method-assign]
+    CodeBuildResponse.list_builds = _guarded(list_builds)  # type: ignore[method-assign]
+    CodeBuildResponse.list_builds_for_project = _guarded(list_builds_for_project)  # type: ignore[method-assign]
+    _patched = True

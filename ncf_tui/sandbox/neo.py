@@ -1,0 +1,292 @@
+"""SageMaker Neo compilation jobs that really run: STARTING -> INPROGRESS -> COMPLETED | FAILED.
+
+moto marks a new job COMPLETED at once and writes nothing. Here a worker thread per job downloads
+the input archive from the sandbox's S3, checks it the way Neo does (archive, `model.pth` at the
+root, DataInputConfig, framework), runs the engine's operator preflight for the emulated TVM
+release, and on success writes `model.tar.gz` (the traced model frozen and optimised for inference,
+plus the sidecar with `"compiled": true`) to the job's output location. Failure reasons use Neo's
+wording so the product's explanations can be tested against them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import moto_glue
+
+DEFAULT_NEO_SECONDS = 1.5
+NEO_SECONDS_ENV = "NCF_SANDBOX_NEO_SECONDS"
+MODEL_FILE = "model.pth"
+SIDECAR_FILE = "ncf-model.json"
+_PREFIX = "ClientError: InputConfiguration: "
+
+
+class NeoFailure(Exception):
+    """A compile that fails the job; the message is the job's FailureReason."""
+
+
+def neo_seconds_from_env(default: float = DEFAULT_NEO_SECONDS) -> float:
+    raw = os.environ.get(NEO_SECONDS_ENV)
+    if not raw:
+        return default
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ValueError(f"{NEO_SECONDS_ENV} must be a number of seconds, got {raw!r}") from None
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise NeoFailure(f"{_PREFIX}S3Uri {uri!r} is not a valid S3 URI (it must start with s3://).")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _parse_data_input_config(raw: str) -> list[int]:
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        raise NeoFailure(
+            f"{_PREFIX}Unable to parse DataInputConfig {raw!r}: it must be a JSON object such as "
+            '{"input0": [1, 2]}.'
+        ) from None
+    shapes = list(config.values()) if isinstance(config, dict) else config if isinstance(config, list) else []
+    if len(shapes) != 1 or not isinstance(shapes[0], list) or not all(isinstance(d, int) for d in shapes[0]):
+        raise NeoFailure(
+            f"{_PREFIX}DataInputConfig {raw!r} must name exactly one input with a list of integer dimensions, "
+            'such as {"input0": [1, 2]}.'
+        )
+    return list(shapes[0])
+
+
+def _read_archive(data: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
+            if MODEL_FILE not in members:
+                raise NeoFailure(
+                    f"{_PREFIX}No {MODEL_FILE} found at the root of the model archive "
+                    f"(found: {sorted(members) or 'nothing'}). Please make sure the framework you select "
+                    "is correct and the model file is at the root of model.tar.gz."
+                )
+            model = tar.extractfile(members[MODEL_FILE])
+            model_bytes = model.read() if model else b""
+            sidecar: dict[str, Any] | None = None
+            if SIDECAR_FILE in members:
+                handle = tar.extractfile(members[SIDECAR_FILE])
+                try:
+                    sidecar = json.loads(handle.read()) if handle else None
+                except ValueError:
+                    sidecar = None
+            return model_bytes, sidecar
+    except (tarfile.TarError, EOFError, OSError):
+        raise NeoFailure(
+            f"{_PREFIX}Unable to untar input model. Please confirm the model is a tar.gz file."
+        ) from None
+
+
+def compile_archive(data: bytes, data_input_config: str, framework: str) -> tuple[bytes, str]:
+    """Compile one input archive as the sandbox's Neo does; returns (output archive, compiler note)."""
+    if framework.upper() != "PYTORCH":
+        raise NeoFailure(
+            f"{_PREFIX}Framework {framework} is not supported by the sandbox's Neo, which compiles "
+            "PyTorch (TorchScript) models: set Framework to PYTORCH."
+        )
+    shape = _parse_data_input_config(data_input_config)
+    model_bytes, sidecar = _read_archive(data)
+
+    import torch
+
+    from ncf_tui.engine.preflight import DEFAULT_TVM_RELEASE, preflight_file
+
+    with tempfile.TemporaryDirectory(prefix="ncf-neo-") as tmp:
+        model_path = Path(tmp) / MODEL_FILE
+        model_path.write_bytes(model_bytes)
+        try:
+            module = torch.jit.load(str(model_path), map_location="cpu")
+        except Exception as exc:
+            raise NeoFailure(
+                f"{_PREFIX}Framework cannot load PyTorch model. Please make sure the model is a TorchScript "
+                f"file made with torch.jit.trace or torch.jit.save: {_first_line(exc)}"
+            ) from None
+        verdict = preflight_file(model_path, DEFAULT_TVM_RELEASE)
+        if not verdict.accepted:
+            raise NeoFailure(f"{_PREFIX}TVM cannot convert the PyTorch model. {verdict.message}")
+        module.eval()
+        try:
+            with torch.no_grad():
+                reference = module(torch.zeros(shape, dtype=torch.float32))
+        except Exception as exc:
+            raise NeoFailure(
+                f"{_PREFIX}TVM cannot convert the PyTorch model. The input shape {shape} given in "
+                f"DataInputConfig does not match the traced model: {_first_line(exc)}"
+            ) from None
+        optimized = torch.jit.optimize_for_inference(torch.jit.freeze(module))
+        with torch.no_grad():
+            check = optimized(torch.zeros(shape, dtype=torch.float32))
+        if not torch.allclose(reference, check, atol=1e-5):
+            raise NeoFailure(f"{_PREFIX}Compilation changed the model's output; refusing to write it.")
+        buffer = io.BytesIO()
+        torch.jit.save(optimized, buffer)
+    compiled = buffer.getvalue()
+    compiler = f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops)"
+    meta = dict(sidecar or {"format": "ncf-tui/1", "input_name": "input0", "framework": "PYTORCH"})
+    meta.update(
+        compiled=True,
+        compiler=compiler,
+        model_sha256=hashlib.sha256(compiled).hexdigest(),
+        data_input_config=data_input_config,
+        torch_version=str(torch.__version__).split("+")[0],
+    )
+    return _make_archive({MODEL_FILE: compiled, SIDECAR_FILE: json.dumps(meta, indent=2).encode()}), compiler
+
+
+def _make_archive(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, payload in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            info.mtime = int(time.time())
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(payload))
+    return out.getvalue()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@dataclass
+class _Job:
+    account_id: str
+    region: str
+    name: str
+    stop: threading.Event
+    thread: threading.Thread | None = None
+
+
+class NeoWorker:
+    """Runs every compilation job of the sandbox in its own daemon thread."""
+
+    def __init__(self, s3_client: Callable[[], Any], seconds: float = DEFAULT_NEO_SECONDS) -> None:
+        self._s3 = s3_client
+        self.seconds = seconds
+        self._jobs: dict[tuple[str, str, str], _Job] = {}
+        self._lock = threading.Lock()
+
+    def created(self, account_id: str, region: str, name: str) -> None:
+        job = _Job(account_id, region, name, threading.Event())
+        job.thread = threading.Thread(target=self._run, args=(job,), name=f"neo-{name}", daemon=True)
+        with self._lock:
+            self._jobs[(account_id, region, name)] = job
+        job.thread.start()
+
+    def stop(self, account_id: str, region: str, name: str) -> None:
+        status = moto_glue.describe_compilation_job(account_id, region, name)["CompilationJobStatus"]
+        with self._lock:
+            job = self._jobs.get((account_id, region, name))
+        if job is None or status not in ("STARTING", "INPROGRESS"):
+            raise moto_glue.SandboxApiError(
+                "ValidationException",
+                f"Compilation job {name} is in status {status} and cannot be stopped.",
+            )
+        job.stop.set()
+        moto_glue.update_compilation_job(account_id, region, name, status="STOPPING")
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every running job and wait for the threads (used by reset and close)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            self._jobs.clear()
+        for job in jobs:
+            job.stop.set()
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join(timeout)
+
+    def _wait(self, job: _Job, until: float) -> bool:
+        """Sleep until `until` (monotonic); True if the job was stopped meanwhile."""
+        return job.stop.wait(max(0.0, until - time.monotonic()))
+
+    def _run(self, job: _Job) -> None:
+        start = time.monotonic()
+        update = moto_glue.update_compilation_job
+        try:
+            if self._wait(job, start + self.seconds * 0.25):
+                update(job.account_id, job.region, job.name, status="STOPPED", ended=True)
+                return
+            update(job.account_id, job.region, job.name, status="INPROGRESS", started=True)
+            outcome = self._compile(job)
+            if self._wait(job, start + self.seconds):
+                update(job.account_id, job.region, job.name, status="STOPPED", ended=True)
+                return
+            if isinstance(outcome, NeoFailure):
+                update(job.account_id, job.region, job.name, status="FAILED", failure_reason=str(outcome), ended=True)
+            else:
+                uri, digest, config = outcome
+                update(
+                    job.account_id,
+                    job.region,
+                    job.name,
+                    status="COMPLETED",
+                    artifacts_uri=uri,
+                    artifact_digest=digest,
+                    derived_data_input_config=config,
+                    ended=True,
+                )
+        except moto_glue.SandboxApiError:
+            return  # the job vanished (the sandbox was reset under it)
+        except Exception as exc:  # a sandbox bug must still end the job, never leave it INPROGRESS
+            try:
+                update(
+                    job.account_id,
+                    job.region,
+                    job.name,
+                    status="FAILED",
+                    failure_reason=f"InternalServerError: the sandbox's compiler crashed: {_first_line(exc)}",
+                    ended=True,
+                )
+            except moto_glue.SandboxApiError:
+                return
+
+    def _compile(self, job: _Job) -> NeoFailure | tuple[str, str, str]:
+        desc = moto_glue.describe_compilation_job(job.account_id, job.region, job.name)
+        input_config = desc.get("InputConfig") or {}
+        output_config = desc.get("OutputConfig") or {}
+        s3 = self._s3()
+        try:
+            bucket, key = split_s3_uri(str(input_config.get("S3Uri", "")))
+            try:
+                data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception as exc:
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
+                    raise NeoFailure(
+                        f"{_PREFIX}S3 object does not exist: {input_config.get('S3Uri')}. Please check the "
+                        "S3Uri of the model artifacts."
+                    ) from None
+                raise NeoFailure(f"{_PREFIX}Unable to download the model from S3: {_first_line(exc)}") from None
+            archive, _compiler = compile_archive(
+                data, str(input_config.get("DataInputConfig", "")), str(input_config.get("Framework", ""))
+            )
+            out_bucket, out_prefix = split_s3_uri(str(output_config.get("S3OutputLocation", "")))
+            out_key = f"{out_prefix.rstrip('/')}/model.tar.gz".lstrip("/")
+            s3.put_object(Bucket=out_bucket, Key=out_key, Body=archive)
+        except NeoFailure as failure:
+            return failure
+        return f"s3://{out_bucket}/{out_key}", hashlib.sha256(archive).hexdigest(), str(
+            input_config.get("DataInputConfig", "")
+        )

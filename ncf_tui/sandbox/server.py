@@ -1,0 +1,261 @@
+"""The embedded local AWS: moto on 127.0.0.1 plus the behaviour this product needs that moto lacks.
+
+`Sandbox` starts moto's threaded server in-process on a free port, turns IAM enforcement on,
+seeds the demo account and routes SimulatePrincipalPolicy, Neo compilation jobs and CodeBuild
+builds to real workers. The engine never sees this class: it gets `endpoint_url`, `region` and
+`credentials`, exactly what it would get for real AWS.
+
+moto keeps its state in process-wide globals, so only one Sandbox may run per process.
+`reset()` brings the seeded account back in milliseconds, which lets a test session share one
+server while every test starts from a fresh account.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import moto_glue
+from .faults import INTERNAL_USER_AGENT, FaultInjector
+from .names import DEFAULT_REGION, SandboxNames
+from .neo import NeoWorker, neo_seconds_from_env
+from .scenarios import DEFAULT_NEO_JOB_NAME, Scenario, get_scenario
+from .seed import seed_account
+
+_running_lock = threading.Lock()
+_running: Sandbox | None = None
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _random_key(prefix: str, length: int, alphabet: str) -> str:
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length - len(prefix)))
+
+
+class Sandbox:
+    """An embedded local AWS account for --sandbox and the tests; use it as a context manager."""
+
+    def __init__(
+        self,
+        scenario: str | Scenario | None = None,
+        *,
+        region: str = DEFAULT_REGION,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        neo_seconds: float | None = None,
+        source_dir: Path | None = None,
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
+        self.names = SandboxNames(region=region)
+        self.region = region
+        self.host = host
+        self.port = port
+        self.neo_seconds = neo_seconds_from_env() if neo_seconds is None else neo_seconds
+        self.source_dir = Path(source_dir) if source_dir is not None else REPO_ROOT
+        self._access_key_id = _random_key("AKIA", 20, string.ascii_uppercase + string.digits)
+        self._secret = _random_key("", 40, string.ascii_letters + string.digits)
+        self._server: moto_glue.MotoServer | None = None
+        self._faults: FaultInjector | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.endpoint_url = ""
+        self.neo = NeoWorker(lambda: self.internal_client("s3"), self.neo_seconds)
+        from .codebuild import BuildRunner
+
+        self.builds = BuildRunner(self)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Sandbox:
+        global _running
+        moto_glue.check_moto_version()
+        with _running_lock:
+            if _running is not None:
+                raise RuntimeError(
+                    "a sandbox is already running in this process (moto's state is process-wide); "
+                    "reuse it or close it first"
+                )
+            _running = self
+        try:
+            moto_glue.enforce_iam()
+            self._seed()
+            moto_glue.install_hooks(_Hooks(self))
+
+            def wrap(app: Any) -> Any:
+                self._faults = FaultInjector(app, self.scenario)
+                return self._faults
+
+            self._server = moto_glue.MotoServer(self.host, self.port, wrap)
+            host, port = self._server.start()
+            self.port = port
+            self.endpoint_url = f"http://{host}:{port}"
+        except BaseException:
+            with _running_lock:
+                _running = None
+            raise
+        return self
+
+    def close(self) -> None:
+        global _running
+        self.neo.shutdown()
+        self.builds.shutdown()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        moto_glue.install_hooks(None)
+        with _running_lock:
+            if _running is self:
+                _running = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def reset(self, scenario: str | Scenario | None = None) -> None:
+        """Stop every job and build and restore the freshly seeded account (optionally another scenario)."""
+        if scenario is not None:
+            self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
+        self.neo.shutdown()
+        self.builds.shutdown()
+        self._seed()
+        if self._faults is not None:
+            self._faults.reset(self.scenario)
+
+    def _seed(self) -> None:
+        moto_glue.reset_all_backends()
+        seed_account(self.names, self.scenario, self._access_key_id, self._secret)
+
+    # ------------------------------------------------------------------------------ what callers use
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The admin caller's credentials, as boto3 keyword arguments."""
+        return {"aws_access_key_id": self._access_key_id, "aws_secret_access_key": self._secret}
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point an AWS SDK or the aws CLI at this sandbox as the admin."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self._access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self._secret,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    def export_lines(self) -> list[str]:
+        return [f"export {k}={v}" for k, v in self.env().items()]
+
+    def client(self, service: str, **config: Any) -> Any:
+        """A boto3 client for `service` as the admin caller (faults apply, as to the product)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            config=Config(**config) if config else None,
+            **self.credentials,
+        )
+
+    def internal_client(self, service: str, credentials: dict[str, str] | None = None) -> Any:
+        """A client for the sandbox's own workers: never faulted, retried, cached for admin calls."""
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(user_agent_extra=INTERNAL_USER_AGENT, retries={"max_attempts": 3, "mode": "standard"})
+        if credentials is not None:
+            return boto3.session.Session().client(
+                service, endpoint_url=self.endpoint_url, region_name=self.region, config=cfg, **credentials
+            )
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.session.Session().client(
+                    service, endpoint_url=self.endpoint_url, region_name=self.region, config=cfg, **self.credentials
+                )
+            return self._clients[service]
+
+    def suggested_settings(self) -> dict[str, str]:
+        """The five CodeBuild variables a user of this account would start from (scenario applied)."""
+        suffix = self.scenario.model_uri_suffix or f"compilation-output/{DEFAULT_NEO_JOB_NAME}"
+        return {
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCOUNT_ID": self.names.account_id,
+            "IMAGE_REPO_NAME": self.names.ecr_repo,
+            "IMAGE_TAG": self.names.image_tag,
+            "NEO_MODEL_S3_URI": f"{self.names.bucket}/{self.names.prefix}/{suffix}",
+        }
+
+    def project_defaults(self) -> dict[str, Any]:
+        """What the CodeBuild project should be created with in this account (scenario applied)."""
+        return {
+            "name": self.names.codebuild_project,
+            "serviceRole": self.names.codebuild_role_arn,
+            "image": "aws/codebuild/amazonlinux2-x86_64-standard:3.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+            "privilegedMode": self.scenario.privileged_mode,
+            "sagemakerRoleArn": self.names.sagemaker_role_arn,
+            "bucket": self.names.bucket,
+            "prefix": self.names.prefix,
+        }
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """How many calls were throttled or dropped since the last reset (for tests and benches)."""
+        f = self._faults
+        return {"throttled": f.throttled if f else 0, "dropped": f.dropped if f else 0}
+
+
+class _Hooks:
+    """Routes what moto_glue intercepts to the sandbox's workers and the policy evaluator."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sb = sandbox
+
+    def simulate(
+        self,
+        policies: list[moto_glue.PrincipalPolicy],
+        actions: list[str],
+        resources: list[str] | None,
+        context: list[dict[str, Any]] | None,
+        max_items: int | None,
+        marker: str | None,
+    ) -> dict[str, Any]:
+        from .policy import InvalidInputError, PolicyError, SourcePolicy, simulate_response
+
+        # AWS reports every identity policy (inline or attached) with SourcePolicyType "IAM Policy".
+        sources = [SourcePolicy(p.id, p.document) for p in policies]
+        try:
+            return simulate_response(
+                sources, actions, resources or None, context or (), max_items=max_items, marker=marker
+            )
+        except PolicyError as exc:
+            raise moto_glue.SandboxApiError("MalformedPolicyDocument", str(exc)) from None
+        except InvalidInputError as exc:
+            raise moto_glue.SandboxApiError("InvalidInput", str(exc)) from None
+
+    def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None:
+        self._sb.neo.created(account_id, region, job_name)
+
+    def stop_compilation_job(self, account_id: str, region: str, job_name: str) -> None:
+        self._sb.neo.stop(account_id, region, job_name)
+
+    def start_build(self, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._sb.builds.start(account_id, region, params)
+
+    def batch_get_builds(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        return self._sb.builds.batch_get(ids)
+
+    def stop_build(self, build_id: str) -> dict[str, Any]:
+        return self._sb.builds.stop(build_id)
+
+    def list_builds(self, project: str | None) -> list[str]:
+        return self._sb.builds.list_ids(project)
