@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     from .server import Sandbox
 
 SOURCE_ITEMS = ("container", "buildspec.yml")
-BUILDSPEC_PHASES = (("install", "INSTALL"), ("pre_build", "PRE_BUILD"), ("build", "BUILD"), ("post_build", "POST_BUILD"))
+BUILDSPEC_PHASES = (
+    ("install", "INSTALL"),
+    ("pre_build", "PRE_BUILD"),
+    ("build", "BUILD"),
+    ("post_build", "POST_BUILD"),
+)
 _MARK = "\x1eNCF-SANDBOX-CMD "
 
 
@@ -142,7 +147,9 @@ class BuildRunner:
             "encryptionKey": f"arn:aws:kms:{region}:{account_id}:alias/aws/s3",
         }
         build = _Build(record, project, params, account_id, region)
-        build.thread = threading.Thread(target=self._run, args=(build,), name=f"build-{build_uuid}", daemon=True)
+        build.thread = threading.Thread(
+            target=self._run, args=(build,), name=f"build-{build_uuid}", daemon=True
+        )
         with self._lock:
             self._builds[build_id] = build
             snapshot = copy.deepcopy(record)
@@ -176,7 +183,9 @@ class BuildRunner:
 
     def list_ids(self, project: str | None) -> list[str]:
         with self._lock:
-            ids = [b.record["id"] for b in self._builds.values() if project in (None, b.record["projectName"])]
+            ids = [
+                b.record["id"] for b in self._builds.values() if project in (None, b.record["projectName"])
+            ]
         return list(reversed(ids))
 
     def shutdown(self) -> None:
@@ -229,7 +238,10 @@ class BuildRunner:
             self._enter(build, "PROVISIONING")
             try:
                 creds = moto_glue.assume_role_credentials(
-                    build.account_id, build.region, build.record["serviceRole"], f"AWSCodeBuild-{uuid.uuid4()}"
+                    build.account_id,
+                    build.region,
+                    build.record["serviceRole"],
+                    f"AWSCodeBuild-{uuid.uuid4()}",
                 )
                 logs = self._sb.internal_client("logs", creds)
                 sink = LogSink(logs, build.record["logs"]["groupName"], build.record["logs"]["streamName"])
@@ -461,7 +473,7 @@ def _phase_script(commands: list[str], state: Path, src: Path) -> str:
     lines = [
         "set -eo pipefail",
         f"if [ -f {shlex.quote(str(env_file))} ]; then source {shlex.quote(str(env_file))}; fi",
-        f"if [ -f {shlex.quote(str(cwd_file))} ]; then cd \"$(cat {shlex.quote(str(cwd_file))})\"; "
+        f'if [ -f {shlex.quote(str(cwd_file))} ]; then cd "$(cat {shlex.quote(str(cwd_file))})"; '
         f"else cd {shlex.quote(str(src))}; fi",
         f"__ncf_save() {{ export -p > {shlex.quote(str(env_file))}; pwd > {shlex.quote(str(cwd_file))}; }}",
         "trap __ncf_save EXIT",
@@ -479,7 +491,7 @@ def _write_shims(bin_dir: Path) -> None:
     docker = bin_dir / "docker"
     docker.write_text(
         "#!/bin/sh\n"
-        f'PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}} '
+        f"PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}} "
         f'exec {shlex.quote(python)} -m ncf_tui.sandbox.docker_builder "$@"\n'
     )
     aws_cli = Path(python).with_name("aws")

@@ -100,7 +100,9 @@ class FaultInjector:
             return self._flaky_log_read(environ, start_response, scenario.flaky_logs_after_events)
         return self._app(environ, start_response)
 
-    def _flaky_log_read(self, environ: dict[str, Any], start_response: StartResponse, after: int) -> Iterable[bytes]:
+    def _flaky_log_read(
+        self, environ: dict[str, Any], start_response: StartResponse, after: int
+    ) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         try:

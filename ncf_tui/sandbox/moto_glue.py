@@ -125,6 +125,10 @@ class MotoServer:
         self._server = _Server(ip_address=host, port=port, verbose=False)
 
     def start(self) -> tuple[str, int]:
+        import logging
+
+        # werkzeug logs every request to stderr; the sandbox is quiet unless something is wrong.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         if self.start_error is not None:
             raise OSError(f"the sandbox server could not start: {self.start_error}") from self.start_error
@@ -537,9 +541,7 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
         return result
 
     def stop_compilation_job(self: Any) -> Any:
-        _hook().stop_compilation_job(
-            self.current_account, self.region, self._get_param("CompilationJobName")
-        )
+        _hook().stop_compilation_job(self.current_account, self.region, self._get_param("CompilationJobName"))
         return EmptyResult()
 
     SageMakerResponse.create_compilation_job = _guarded(create_compilation_job)  # type: ignore[method-assign]
@@ -547,10 +549,14 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
 
     # --- CodeBuild
     def update_project(self: Any) -> Any:
-        return ActionResult({"project": update_codebuild_project(self.current_account, self.region, _json_body(self))})
+        return ActionResult(
+            {"project": update_codebuild_project(self.current_account, self.region, _json_body(self))}
+        )
 
     def start_build(self: Any) -> Any:
-        return ActionResult({"build": _hook().start_build(self.current_account, self.region, _json_body(self))})
+        return ActionResult(
+            {"build": _hook().start_build(self.current_account, self.region, _json_body(self))}
+        )
 
     def batch_get_builds(self: Any) -> Any:
         builds, missing = _hook().batch_get_builds(list(self._get_param("ids") or []))

@@ -140,7 +140,9 @@ def compile_archive(data: bytes, data_input_config: str, framework: str) -> tupl
         buffer = io.BytesIO()
         torch.jit.save(optimized, buffer)
     compiled = buffer.getvalue()
-    compiler = f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops)"
+    compiler = (
+        f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops)"
+    )
     meta = dict(sidecar or {"format": "ncf-tui/1", "input_name": "input0", "framework": "PYTORCH"})
     meta.update(
         compiled=True,
@@ -234,7 +236,14 @@ class NeoWorker:
                 update(job.account_id, job.region, job.name, status="STOPPED", ended=True)
                 return
             if isinstance(outcome, NeoFailure):
-                update(job.account_id, job.region, job.name, status="FAILED", failure_reason=str(outcome), ended=True)
+                update(
+                    job.account_id,
+                    job.region,
+                    job.name,
+                    status="FAILED",
+                    failure_reason=str(outcome),
+                    ended=True,
+                )
             else:
                 uri, digest, config = outcome
                 update(
@@ -278,7 +287,9 @@ class NeoWorker:
                         f"{_PREFIX}S3 object does not exist: {input_config.get('S3Uri')}. Please check the "
                         "S3Uri of the model artifacts."
                     ) from None
-                raise NeoFailure(f"{_PREFIX}Unable to download the model from S3: {_first_line(exc)}") from None
+                raise NeoFailure(
+                    f"{_PREFIX}Unable to download the model from S3: {_first_line(exc)}"
+                ) from None
             archive, _compiler = compile_archive(
                 data, str(input_config.get("DataInputConfig", "")), str(input_config.get("Framework", ""))
             )
@@ -287,6 +298,8 @@ class NeoWorker:
             s3.put_object(Bucket=out_bucket, Key=out_key, Body=archive)
         except NeoFailure as failure:
             return failure
-        return f"s3://{out_bucket}/{out_key}", hashlib.sha256(archive).hexdigest(), str(
-            input_config.get("DataInputConfig", "")
+        return (
+            f"s3://{out_bucket}/{out_key}",
+            hashlib.sha256(archive).hexdigest(),
+            str(input_config.get("DataInputConfig", "")),
         )

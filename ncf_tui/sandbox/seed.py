@@ -30,9 +30,7 @@ def _trust(service: str) -> str:
     return json.dumps(
         {
             "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-            ],
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
         }
     )
 
@@ -76,7 +74,12 @@ def sagemaker_role_policy(names: SandboxNames) -> dict[str, Any]:
                 "Action": ["s3:GetObject", "s3:PutObject"],
                 "Resource": [f"{names.bucket_arn}/{names.prefix}/*"],
             },
-            {"Sid": "NeoBucket", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [names.bucket_arn]},
+            {
+                "Sid": "NeoBucket",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [names.bucket_arn],
+            },
         ],
     }
 

@@ -179,7 +179,11 @@ class Sandbox:
         with self._clients_lock:
             if service not in self._clients:
                 self._clients[service] = boto3.session.Session().client(
-                    service, endpoint_url=self.endpoint_url, region_name=self.region, config=cfg, **self.credentials
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region,
+                    config=cfg,
+                    **self.credentials,
                 )
             return self._clients[service]
 
