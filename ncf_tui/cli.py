@@ -1,0 +1,109 @@
+"""``ncf-tui``: argument parsing, mode selection and exit codes.
+
+Only the standard library is imported at module level so that ``ncf-tui --help`` stays instant; every mode
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+STEP_NAMES = ("checkpoint", "variants", "compile", "settings", "permissions", "build", "verify")
+BUILT_STEPS = ("checkpoint", "variants")
+"""Steps this release runs; later ones answer with a clear 'not yet' (see the README's status)."""
+SCENARIOS = ("healthy", "missing-permissions", "wrong-model-uri", "no-privileged-mode", "throttling", "flaky-logs")
+
+EPILOG = """\
+modes:
+  ncf-tui                       interactive wizard
+  ncf-tui --sandbox             the same against the embedded local AWS, bundled sample preselected
+  ncf-tui --headless [--json]   non-interactive run of every step (scripts, CI)
+  ncf-tui --checklist           troubleshooting checklist
+
+exit codes:
+  0 done   2 bad input or usage   3 preflight failed (settings or IAM)
+  4 no variant compiled   5 build failed   130 interrupted
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ncf-tui",
+        description="Take a pruned NCF checkpoint through SageMaker Neo and AWS CodeBuild to an image in ECR.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_argument_group("mode")
+    mode.add_argument("--headless", action="store_true", help="run without the interactive UI")
+    mode.add_argument("--json", action="store_true", help="with --headless: one JSON event per line on stdout")
+    mode.add_argument("--checklist", action="store_true", help="run the troubleshooting checklist")
+    mode.add_argument("--sandbox", action="store_true", help="use the embedded local AWS (no account needed)")
+    mode.add_argument(
+        "--sandbox-scenario", metavar="NAME", choices=SCENARIOS, default=None,
+        help=f"sandbox fault scenario: {', '.join(SCENARIOS)} (default healthy)",
+    )
+    run = p.add_argument_group("run")
+    run.add_argument("--checkpoint", type=Path, metavar="PATH", help="checkpoint file or folder (default: bundled sample)")
+    run.add_argument("--output-dir", type=Path, metavar="DIR", default=None,
+                     help="where variant archives go (default: output/models/pruned)")
+    run.add_argument("--until", choices=STEP_NAMES, metavar="STEP", default=None,
+                     help=f"stop after this step: {', '.join(STEP_NAMES)}")
+    run.add_argument("--tvm-release", metavar="vX.Y.Z", default=None,
+                     help="TVM release whose operator table the Neo preflight emulates (default v0.12.0)")
+    run.add_argument("--config", type=Path, metavar="FILE", help="TOML file of answers")
+    run.add_argument("--state", type=Path, metavar="FILE", help="run state file (for --resume)")
+    run.add_argument("--resume", action="store_true", help="continue the unfinished run in the state file")
+    run.add_argument("--yes", "-y", action="store_true", help="answer yes to every confirmation")
+    aws = p.add_argument_group("aws")
+    aws.add_argument("--profile", metavar="NAME", help="AWS profile")
+    aws.add_argument("--region", metavar="NAME", help="AWS region")
+    aws.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint URL (a local AWS, for example)")
+    return p
+
+
+def _error(message: str) -> None:
+    print(f"ncf-tui: error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.headless:
+        parser.error("--json goes with --headless")
+    if args.sandbox_scenario and not args.sandbox:
+        parser.error("--sandbox-scenario goes with --sandbox")
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .engine.errors import ExitCode, NcfError
+
+    try:
+        if args.checklist:
+            _error("the troubleshooting checklist is not built yet in this release")
+            return int(ExitCode.BAD_INPUT)
+        if not args.headless:
+            if os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty():
+                print(
+                    "ncf-tui: the interactive wizard is not built yet in this release; running the headless steps.",
+                    file=sys.stderr,
+                )
+        from .headless import run_headless
+
+        return run_headless(args)
+    except NcfError as exc:
+        _error(exc.message)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return int(exc.exit_code)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
