@@ -14,6 +14,7 @@ through the `SandboxHooks` object installed with `install_hooks`.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -393,10 +394,20 @@ def update_codebuild_project(account_id: str, region: str, params: dict[str, Any
 # ------------------------------------------------------------------------------------------ the hooks
 
 
-def _to_moto_error(exc: SandboxApiError) -> Exception:
-    from moto.core.exceptions import ServiceException
+_error_class: type[Exception] | None = None
 
-    return ServiceException(exc.code, exc.message)
+
+def _to_moto_error(exc: SandboxApiError) -> Exception:
+    """moto's serialisable error; defined here so moto looks the code up in the request's own service."""
+    global _error_class
+    if _error_class is None:
+        from moto.core.exceptions import ServiceException
+
+        class SandboxServiceError(ServiceException):
+            pass
+
+        _error_class = SandboxServiceError
+    return _error_class(exc.code, exc.message)
 
 
 def _hook() -> SandboxHooks:
@@ -417,8 +428,6 @@ def _guarded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _json_body(response: Any) -> dict[str, Any]:
-    import json
-
     try:
         body = json.loads(response.body or "{}")
     except ValueError:
@@ -578,6 +587,23 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
             )
         return ActionResult({"ids": _hook().list_builds(name)})
 
+    original_create_project = CodeBuildResponse.create_project
+
+    def create_project(self: Any) -> Any:
+        # CodeBuild needs no location for NO_SOURCE (the buildspec is inline); moto insists on one.
+        body = _json_body(self)
+        source = body.get("source") or {}
+        if source.get("type") == "NO_SOURCE":
+            if not str(source.get("buildspec") or "").strip():
+                raise SandboxApiError(
+                    "InvalidInputException", "Project source buildspec is required for NO_SOURCE projects"
+                )
+            if not source.get("location"):
+                source = {**source, "location": "NO_SOURCE"}
+                self.body = json.dumps({**body, "source": source})
+        return original_create_project(self)
+
+    CodeBuildResponse.create_project = _guarded(create_project)  # type: ignore[method-assign]
     CodeBuildResponse.update_project = _guarded(update_project)  # type: ignore[attr-defined]
     CodeBuildResponse.start_build = _guarded(start_build)  # type: ignore[method-assign]
     CodeBuildResponse.batch_get_builds = _guarded(batch_get_builds)  # type: ignore[method-assign]

@@ -1,0 +1,63 @@
+"""`python -m ncf_tui.sandbox`: run the sandbox standalone so a user can rehearse with the aws CLI."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .names import DEFAULT_REGION
+from .scenarios import SCENARIOS, get_scenario
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ncf_tui.sandbox",
+        description="Serve the ncf-tui sandbox (a local AWS account on 127.0.0.1) until Ctrl-C.",
+    )
+    parser.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    parser.add_argument("--region", default=DEFAULT_REGION, help=f"AWS region (default {DEFAULT_REGION})")
+    parser.add_argument("--neo-seconds", type=float, default=None, help="how long a Neo job takes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        scenario = get_scenario(args.scenario)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port must be 0..65535, got {args.port}", file=sys.stderr)
+        return 2
+    from .server import Sandbox
+
+    sandbox = Sandbox(scenario, region=args.region, port=args.port, neo_seconds=args.neo_seconds)
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        print(f"ncf-tui sandbox ({scenario.name}: {scenario.description})", flush=True)
+        print(f"endpoint: {sandbox.endpoint_url}", flush=True)
+        print("# paste these lines into a shell to use the aws CLI against the sandbox:", flush=True)
+        for line in sandbox.export_lines():
+            print(line, flush=True)
+        print("# serving until Ctrl-C", flush=True)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from ncf_tui.sandbox.server import Sandbox
+
+
+# ---- sandbox fixtures (owned by the sandbox; add other fixtures outside this block) ----------------
+# One sandbox server per test session (moto's state is process-wide and starting it costs ~1 s);
+# `sandbox` gives every test a freshly seeded healthy account on it (reset takes a few ms). A test
+# that wants a fault calls `sandbox.reset("<scenario>")` itself.
+SANDBOX_NEO_SECONDS = 0.6
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    from ncf_tui.sandbox.server import Sandbox
+
+    with Sandbox(neo_seconds=SANDBOX_NEO_SECONDS) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
+    source_dir = sandbox_server.source_dir
+    sandbox_server.reset("healthy")
+    try:
+        yield sandbox_server
+    finally:
+        sandbox_server.source_dir = source_dir
+        sandbox_server.neo.seconds = SANDBOX_NEO_SECONDS
+
+
+# ---- end of sandbox fixtures ----------------------------------------------------------------------
