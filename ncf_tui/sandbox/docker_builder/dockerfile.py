@@ -146,8 +146,11 @@ def _logical_lines(text: str) -> tuple[list[tuple[int, str]], str]:
     return out, escape
 
 
-def parse(text: str) -> Dockerfile:
-    """Parse Dockerfile text; the message of a DockerfileError is the one Docker prints."""
+def parse(text: str, build_args: Mapping[str, str] | None = None) -> Dockerfile:
+    """Parse Dockerfile text; the message of a DockerfileError is the one Docker prints.
+
+    `build_args` (`--build-arg`) override global ARG defaults where FROM lines use them.
+    """
     logical, escape = _logical_lines(text)
     global_args: list[Instruction] = []
     stages: list[Stage] = []
@@ -156,13 +159,17 @@ def parse(text: str) -> Dockerfile:
         keyword_upper = keyword.upper()
         if keyword_upper not in KNOWN:
             raise DockerfileError(f"dockerfile parse error on line {number}: unknown instruction: {keyword}")
-        if "<<" in rest and keyword_upper in ("RUN", "COPY", "ADD") and re.search(r"<<-?[\"']?[A-Za-z]", rest):
+        if (
+            "<<" in rest
+            and keyword_upper in ("RUN", "COPY", "ADD")
+            and re.search(r"<<-?[\"']?[A-Za-z]", rest)
+        ):
             raise DockerfileError(
                 f"dockerfile parse error on line {number}: heredocs are not supported by the sandbox builder"
             )
         instruction = Instruction(keyword_upper, rest.strip(), number, escape)
         if keyword_upper == "FROM":
-            stages.append(_parse_from(instruction, len(stages), global_args))
+            stages.append(_parse_from(instruction, len(stages), global_args, build_args or {}))
         elif not stages:
             if keyword_upper != "ARG":
                 raise DockerfileError("no build stage in current context")
@@ -170,15 +177,20 @@ def parse(text: str) -> Dockerfile:
         else:
             stages[-1].instructions.append(instruction)
     if not stages:
-        raise DockerfileError("the Dockerfile (Dockerfile) cannot be empty" if not logical else "no build stage")
+        raise DockerfileError(
+            "the Dockerfile (Dockerfile) cannot be empty" if not logical else "no build stage"
+        )
     return Dockerfile(global_args, stages, escape)
 
 
-def _parse_from(instruction: Instruction, index: int, global_args: list[Instruction]) -> Stage:
+def _parse_from(
+    instruction: Instruction, index: int, global_args: list[Instruction], build_args: Mapping[str, str]
+) -> Stage:
     scope: dict[str, str] = {}
     for arg in global_args:
         for name, value in parse_arg(arg, scope):
-            scope[name] = value if value is not None else ""
+            chosen = build_args.get(name, value)
+            scope[name] = chosen if chosen is not None else ""
     words = split_words(instruction.rest, {}, instruction.escape, expand_vars=False)
     flags, words = take_flags(words)
     if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
@@ -186,9 +198,8 @@ def _parse_from(instruction: Instruction, index: int, global_args: list[Instruct
             f"dockerfile parse error on line {instruction.line}: FROM requires either one or three arguments"
         )
     base = expand(words[0], scope, instruction.escape)
-    name = words[2].lower() if len(words) == 3 else None
-    platform = flags.get("platform")
-    return Stage(index, base, name, platform, instruction)
+    stage_name = words[2].lower() if len(words) == 3 else None
+    return Stage(index, base, stage_name, flags.get("platform"), instruction)
 
 
 def parse_arg(instruction: Instruction, scope: Mapping[str, str]) -> list[tuple[str, str | None]]:
@@ -197,10 +208,14 @@ def parse_arg(instruction: Instruction, scope: Mapping[str, str]) -> list[tuple[
     for word in split_words(instruction.rest, scope, instruction.escape):
         name, eq, value = word.partition("=")
         if not _NAME.fullmatch(name):
-            raise DockerfileError(f"dockerfile parse error on line {instruction.line}: invalid ARG name {name!r}")
+            raise DockerfileError(
+                f"dockerfile parse error on line {instruction.line}: invalid ARG name {name!r}"
+            )
         out.append((name, value if eq else None))
     if not out:
-        raise DockerfileError(f"dockerfile parse error on line {instruction.line}: ARG requires exactly one argument")
+        raise DockerfileError(
+            f"dockerfile parse error on line {instruction.line}: ARG requires exactly one argument"
+        )
     return out
 
 
@@ -209,7 +224,8 @@ def parse_key_values(instruction: Instruction, scope: Mapping[str, str]) -> list
     words = split_words(instruction.rest, scope, instruction.escape)
     if not words:
         raise DockerfileError(
-            f"dockerfile parse error on line {instruction.line}: {instruction.keyword} requires at least one argument"
+            f"dockerfile parse error on line {instruction.line}: "
+            f"{instruction.keyword} requires at least one argument"
         )
     if "=" not in words[0]:
         # Legacy form: the first word is the key, the rest of the line (expanded, unsplit) the value.
@@ -257,7 +273,9 @@ def split_words(
     return _process(text, scope, escape, split=True, expand_vars=expand_vars)
 
 
-def _process(text: str, scope: Mapping[str, str], escape: str, *, split: bool, expand_vars: bool) -> list[str]:
+def _process(
+    text: str, scope: Mapping[str, str], escape: str, *, split: bool, expand_vars: bool
+) -> list[str]:
     words: list[str] = []
     current: list[str] = []
     in_word = False
@@ -282,7 +300,9 @@ def _process(text: str, scope: Mapping[str, str], escape: str, *, split: bool, e
             i += 1
             while True:
                 if i >= n:
-                    raise DockerfileError("unexpected end of statement while looking for matching double-quote")
+                    raise DockerfileError(
+                        "unexpected end of statement while looking for matching double-quote"
+                    )
                 inner = text[i]
                 if inner == '"':
                     i += 1
@@ -341,7 +361,9 @@ def _expand_var(text: str, i: int, scope: Mapping[str, str], escape: str) -> tup
             return expand(word, scope, escape) if is_set else "", j
         if op == "?":
             if not is_set:
-                raise DockerfileError(f"{name}: {expand(word, scope, escape) or 'is not allowed to be unset'}")
+                raise DockerfileError(
+                    f"{name}: {expand(word, scope, escape) or 'is not allowed to be unset'}"
+                )
             return value or "", j
         raise DockerfileError(f"unsupported modifier ({modifier[:2]}) in substitution: {text[i:j]!r}")
     match = _NAME.match(text, i + 1)

@@ -25,7 +25,7 @@ from .dockerfile import (
     parse_key_values,
     split_words,
 )
-from .ignore import BuildContext, has_glob
+from .ignore import BuildContext, glob_to_regex, has_glob
 
 # Instructions BuildKit turns into a step of its own (the others only change the image config).
 STEP_KEYWORDS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
@@ -175,7 +175,10 @@ class StageBuilder:
         if handler is not None:
             handler(state, instruction)
         layer = instruction.keyword in ("COPY", "ADD")
-        entry: dict[str, object] = {"created_by": f"{instruction.text} # buildkit", "comment": "buildkit.dockerfile.v0"}
+        entry: dict[str, object] = {
+            "created_by": f"{instruction.text} # buildkit",
+            "comment": "buildkit.dockerfile.v0",
+        }
         if not layer:
             entry["empty_layer"] = True
         state.history.append(entry)
@@ -230,7 +233,9 @@ class StageBuilder:
 
     def _do_run(self, state: StageState, instruction: Instruction) -> None:
         state.has_run = True
-        self.note("sandbox: RUN is not executed here (no container runtime); the smoke test checks the server")
+        self.note(
+            "sandbox: RUN is not executed here (no container runtime); the smoke test checks the server"
+        )
 
     # --- COPY and ADD --------------------------------------------------------------------------------
 
@@ -258,7 +263,8 @@ class StageBuilder:
         keyword = instruction.keyword
         if len(args) < 2:
             raise DockerfileError(
-                f"dockerfile parse error on line {instruction.line}: {keyword} requires at least two arguments, "
+                f"dockerfile parse error on line {instruction.line}: "
+                f"{keyword} requires at least two arguments, "
                 "but only one was provided. Destination could not be determined."
             )
         sources, dest = args[:-1], args[-1]
@@ -303,9 +309,7 @@ class StageBuilder:
                     added.extend(_extract(entry.source, dest_abs, uid, gid))
                     continue
                 mode = chmod if chmod is not None and entry.kind != "symlink" else entry.mode
-                added.append(
-                    FsEntry(path, entry.kind, mode, entry.source, entry.data, entry.link, uid, gid)
-                )
+                added.append(FsEntry(path, entry.kind, mode, entry.source, entry.data, entry.link, uid, gid))
         for entry in added:
             state.fs[entry.path] = entry
         parents: list[FsEntry] = []
@@ -314,7 +318,9 @@ class StageBuilder:
         if dest_is_dir or copies_dir:
             self._ensure_dirs(state, dest_abs, parents)
         layer_entries = {e.path: e for e in [*parents, *added]}
-        state.layers.append(Layer(f"{instruction.text} # buildkit", sorted(layer_entries.values(), key=lambda e: e.path)))
+        state.layers.append(
+            Layer(f"{instruction.text} # buildkit", sorted(layer_entries.values(), key=lambda e: e.path))
+        )
 
     def _ensure_dirs(self, state: StageState, directory: str, created: list[FsEntry]) -> None:
         """Record `directory` and its parents as directories (Docker creates them with mode 0755)."""
@@ -357,7 +363,9 @@ class StageBuilder:
     def _from_stage(self, ref: str, source: str) -> list[tuple[str, str, FsEntry]]:
         stage = self.dockerfile.stage_by_ref(ref)
         if stage is None or stage.index not in self.built:
-            self.note(f"sandbox: COPY --from={ref} names an image the sandbox cannot pull; the layer leaves it out")
+            self.note(
+                f"sandbox: COPY --from={ref} names an image the sandbox cannot pull; the layer leaves it out"
+            )
             return []
         state = self.built[stage.index]
         src = posixpath.normpath("/" + source)
@@ -365,7 +373,9 @@ class StageBuilder:
         if has_glob(src):
             regex_paths = [p for p in state.fs if _glob_match(src, p)]
             if not regex_paths and not state.has_run:
-                raise BuildError(f'failed to compute cache key: failed to calculate checksum of ref: "{src}": not found')
+                raise BuildError(
+                    f'failed to compute cache key: failed to calculate checksum of ref: "{src}": not found'
+                )
             for path in sorted(regex_paths):
                 out.extend(self._stage_item(state, path))
             return out
@@ -376,7 +386,9 @@ class StageBuilder:
                     "does not execute; the layer leaves it out"
                 )
                 return []
-            raise BuildError(f'failed to compute cache key: failed to calculate checksum of ref: "{src}": not found')
+            raise BuildError(
+                f'failed to compute cache key: failed to calculate checksum of ref: "{src}": not found'
+            )
         return self._stage_item(state, src)
 
     def _stage_item(self, state: StageState, path: str) -> list[tuple[str, str, FsEntry]]:
@@ -394,8 +406,6 @@ class StageBuilder:
 
 
 def _glob_match(pattern: str, path: str) -> bool:
-    from .ignore import glob_to_regex
-
     return bool(glob_to_regex(pattern.lstrip("/")).match(path.lstrip("/")))
 
 
@@ -425,7 +435,10 @@ def _parse_chown(value: str, note: Callable[[str], None]) -> tuple[int, int]:
         uid = int(user)
         gid = int(group) if group else uid
     except ValueError:
-        note(f"sandbox: --chown={value} names users the sandbox cannot look up in the base image; recorded as 0:0")
+        note(
+            f"sandbox: --chown={value} names users the sandbox cannot look up in the base image; "
+            "recorded as 0:0"
+        )
         return 0, 0
     return uid, gid
 

@@ -14,7 +14,7 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _ECR_HOST = re.compile(r"(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
 
 
-class ReferenceError(ValueError):
+class BadReference(ValueError):
     """An image reference Docker would refuse; the message is Docker's."""
 
 
@@ -45,15 +45,15 @@ class Reference:
 def parse_reference(text: str) -> Reference:
     """Parse `text`; a missing tag means `latest`, as in Docker."""
     if not text:
-        raise ReferenceError("invalid reference format")
+        raise BadReference("invalid reference format")
     name, tag = text, "latest"
     if "@" in text:
-        raise ReferenceError("the sandbox builder does not handle digest references")
+        raise BadReference("the sandbox builder does not handle digest references")
     head, sep, last = text.rpartition(":")
     if sep and "/" not in last:
         name, tag = head, last
         if not _TAG.fullmatch(tag):
-            raise ReferenceError("invalid reference format")
+            raise BadReference("invalid reference format")
     parts = name.split("/")
     registry = ""
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
@@ -61,8 +61,10 @@ def parse_reference(text: str) -> Reference:
     for part in parts:
         if not re.fullmatch(_COMPONENT, part):
             if part.lower() != part and re.fullmatch(_COMPONENT, part.lower()):
-                raise ReferenceError(f"invalid reference format: repository name ({'/'.join(parts)}) must be lowercase")
-            raise ReferenceError("invalid reference format")
+                raise BadReference(
+                    f"invalid reference format: repository name ({'/'.join(parts)}) must be lowercase"
+                )
+            raise BadReference("invalid reference format")
     return Reference(registry, "/".join(parts), tag)
 
 
@@ -76,5 +78,5 @@ def canonical_base(image: str) -> str:
     """A FROM image as BuildKit names it (`python:3.11-slim` -> `docker.io/library/python:3.11-slim`)."""
     try:
         return parse_reference(image).canonical
-    except ReferenceError:
+    except BadReference:
         return image
