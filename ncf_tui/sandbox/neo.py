@@ -18,6 +18,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,21 @@ def compile_archive(data: bytes, data_input_config: str, framework: str) -> tupl
         )
     shape = _parse_data_input_config(data_input_config)
     model_bytes, sidecar = _read_archive(data)
+    traced_shape = (sidecar or {}).get("input_shape")
+    if isinstance(traced_shape, list) and (len(traced_shape) != len(shape) or traced_shape[1:] != shape[1:]):
+        raise NeoFailure(
+            f"{_PREFIX}TVM cannot convert the PyTorch model. The input shape {shape} given in DataInputConfig "
+            f"does not match the traced model, which takes {traced_shape}."
+        )
+    with warnings.catch_warnings():
+        # torch 2.x marks the TorchScript API deprecated; it is still what Neo consumes.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _compile_torchscript(model_bytes, sidecar, shape, data_input_config)
+
+
+def _compile_torchscript(
+    model_bytes: bytes, sidecar: dict[str, Any] | None, shape: list[int], data_input_config: str
+) -> tuple[bytes, str]:
 
     import torch
 
