@@ -300,7 +300,7 @@ class BuildRunner:
             self._enter(build, phase_type)
             sink.line(f"[Container] {_stamp()} Entering phase {phase_type}")
             body = (spec.get("phases") or {}).get(key) or {}
-            env["CODEBUILD_BUILD_SUCCEEDING"] = "1" if succeeding else "0"
+            env["NCF_SANDBOX_SUCCEEDING"] = env["CODEBUILD_BUILD_SUCCEEDING"] = "1" if succeeding else "0"
             failure = self._run_phase(build, body, env, state, src, sink)
             if build.stop.is_set():
                 self._finish_phase(build, "STOPPED", "BUILD_STOPPED", "Build was stopped")
@@ -473,6 +473,8 @@ def _phase_script(commands: list[str], state: Path, src: Path) -> str:
     lines = [
         "set -eo pipefail",
         f"if [ -f {shlex.quote(str(env_file))} ]; then source {shlex.quote(str(env_file))}; fi",
+        # The saved environment carries the previous phase's value; the runner's is the truth.
+        'export CODEBUILD_BUILD_SUCCEEDING="$NCF_SANDBOX_SUCCEEDING"; unset NCF_SANDBOX_SUCCEEDING',
         f'if [ -f {shlex.quote(str(cwd_file))} ]; then cd "$(cat {shlex.quote(str(cwd_file))})"; '
         f"else cd {shlex.quote(str(src))}; fi",
         f"__ncf_save() {{ export -p > {shlex.quote(str(env_file))}; pwd > {shlex.quote(str(cwd_file))}; }}",

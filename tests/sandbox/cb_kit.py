@@ -1,0 +1,78 @@
+"""Helpers for the CodeBuild tests: create a project, run a build to the end, read its whole log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ncf_tui.sandbox.server import Sandbox
+
+
+class Builds:
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.cb = sb.client("codebuild")
+        self.logs = sb.client("logs")
+
+    def project(
+        self,
+        buildspec: str,
+        *,
+        variables: dict[str, str] | None = None,
+        privileged: bool = True,
+        source_type: str = "NO_SOURCE",
+    ) -> str:
+        env_vars = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in (variables or {}).items()]
+        self.cb.create_project(
+            name=self.sb.names.codebuild_project,
+            source={"type": source_type, "buildspec": buildspec, **({"location": "repo"} if source_type != "NO_SOURCE" else {})},
+            artifacts={"type": "NO_ARTIFACTS"},
+            serviceRole=self.sb.names.codebuild_role_arn,
+            environment={
+                "type": "LINUX_CONTAINER",
+                "image": "aws/codebuild/amazonlinux2-x86_64-standard:3.0",
+                "computeType": "BUILD_GENERAL1_SMALL",
+                "privilegedMode": privileged,
+                "environmentVariables": env_vars,
+            },
+        )
+        return self.sb.names.codebuild_project
+
+    def start(self, **kwargs: Any) -> str:
+        return str(self.cb.start_build(projectName=self.sb.names.codebuild_project, **kwargs)["build"]["id"])
+
+    def get(self, build_id: str) -> dict[str, Any]:
+        return dict(self.cb.batch_get_builds(ids=[build_id])["builds"][0])
+
+    def wait(self, build_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            build = self.get(build_id)
+            if build["buildComplete"]:
+                return build
+            time.sleep(0.1)
+        raise AssertionError(f"build {build_id} did not finish")
+
+    def run(self, **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
+        build = self.wait(self.start(**kwargs))
+        return build, self.log(build)
+
+    def log(self, build: dict[str, Any]) -> list[str]:
+        """Every line of the build's log stream, in order, without the trailing newlines."""
+        lines: list[str] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"startFromHead": True}
+            if token:
+                kwargs["nextToken"] = token
+            page = self.logs.get_log_events(
+                logGroupName=build["logs"]["groupName"], logStreamName=build["logs"]["streamName"], **kwargs
+            )
+            lines += [e["message"].rstrip("\n") for e in page["events"]]
+            if page["nextForwardToken"] == token:
+                return lines
+            token = page["nextForwardToken"]
+
+    @staticmethod
+    def phases(build: dict[str, Any]) -> list[tuple[str, str | None]]:
+        return [(p["phaseType"], p.get("phaseStatus")) for p in build["phases"]]
