@@ -179,7 +179,7 @@ def _build_stages(
                 progress.done()
                 context_loaded = True
             progress.open(titles[(index, i)])
-            _apply_step(builder, state, instruction, progress, dockerfile_name)
+            _apply_step(builder, state, instruction, progress, dockerfile_name, title=titles[(index, i)])
             progress.done()
         built[index] = state
     return built[target], builder.unused_build_args()
@@ -237,22 +237,26 @@ def _apply_step(
     dockerfile_name: str,
     *,
     quiet_ok: bool = False,
+    title: str = "",
 ) -> None:
     """Apply one instruction; a failure prints BuildKit's footer (opening a vertex for quiet steps)."""
     try:
         builder.apply(state, instruction)
     except (BuildError, DockerfileError) as error:
         if quiet_ok:
-            progress.open(f"[{state.stage.label}] {instruction.text}")
+            title = f"[{state.stage.label}] {instruction.text}"
+            progress.open(title)
         progress.error(str(error))
-        _explain(progress, instruction, dockerfile_name, str(error))
+        _explain(progress, instruction, title or instruction.text, dockerfile_name, str(error))
         raise _StepFailed from None
 
 
-def _explain(progress: Progress, instruction: Instruction, dockerfile_name: str, message: str) -> None:
+def _explain(
+    progress: Progress, instruction: Instruction, title: str, dockerfile_name: str, message: str
+) -> None:
     """BuildKit's failure footer: the step, the Dockerfile line, then `ERROR: failed to solve: ...`."""
     progress.line("------")
-    progress.line(f" > {instruction.text}:")
+    progress.line(f" > {title}:")
     progress.line("------")
     progress.line(f"{dockerfile_name}:{instruction.line}")
     progress.line("--------------------")

@@ -351,7 +351,9 @@ def _ago(stamp: str) -> str:
             return f"{seconds // size} {unit} ago"
     if seconds >= 60:
         return "About a minute ago"
-    return "Less than a second ago" if seconds < 1 else f"{seconds} seconds ago"
+    if seconds < 1:
+        return "Less than a second ago"
+    return "1 second ago" if seconds == 1 else f"{seconds} seconds ago"
 
 
 def _size(size: int) -> str:

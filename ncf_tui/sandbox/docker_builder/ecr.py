@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import os
 import re
 from dataclasses import dataclass
@@ -41,10 +42,17 @@ def _client(region: str) -> Any:
 def _aws_error(error: Exception) -> tuple[str, str]:
     """(code, message) of a botocore error, or ("", text) for anything else."""
     response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        info = response.get("Error", {})
-        return str(info.get("Code", "")), str(info.get("Message", "")) or str(error)
-    return "", str(error)
+    if not isinstance(response, dict):
+        return "", str(error)
+    info = response.get("Error", {})
+    code, message = str(info.get("Code", "")), str(info.get("Message", "")) or str(error)
+    # moto answers an IAM denial on a JSON API with a query-protocol XML body that botocore
+    # passes through as the message; read the code and message out of it.
+    xml_code = re.search(r"<Code>([^<]*)</Code>", message)
+    xml_message = re.search(r"<Message>([^<]*)</Message>", message)
+    if xml_message:
+        return (xml_code.group(1) if xml_code else code), html.unescape(xml_message.group(1))
+    return code, message
 
 
 def verify_login(registry: str, username: str, password: str) -> None:

@@ -368,7 +368,7 @@ class StageBuilder:
             )
             return []
         state = self.built[stage.index]
-        src = posixpath.normpath("/" + source)
+        src = posixpath.normpath("/" + source.lstrip("/"))  # normpath keeps a leading "//"
         out: list[tuple[str, str, FsEntry]] = []
         if has_glob(src):
             regex_paths = [p for p in state.fs if _glob_match(src, p)]
