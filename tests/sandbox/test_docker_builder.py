@@ -229,9 +229,7 @@ def test_unknown_subcommand_and_flag_exit_125(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------------- login
 
 
-def test_login_with_the_roles_ecr_token_succeeds(
-    sandbox: Sandbox, build_role: dict[str, str], tmp_path: Path
-) -> None:
+def test_login_with_the_roles_ecr_token_succeeds(sandbox: Sandbox, build_role: dict[str, str], tmp_path: Path) -> None:
     state = tmp_path / "state"
     password = login_password(sandbox, build_role)
     result = docker(
@@ -245,9 +243,7 @@ def test_login_with_the_roles_ecr_token_succeeds(
     assert password not in (state / "logins.json").read_text()  # never the token itself
 
 
-def test_login_with_a_wrong_token_is_denied(
-    sandbox: Sandbox, build_role: dict[str, str], tmp_path: Path
-) -> None:
+def test_login_with_a_wrong_token_is_denied(sandbox: Sandbox, build_role: dict[str, str], tmp_path: Path) -> None:
     result = docker(
         "login", "--username", "AWS", "--password-stdin", registry(sandbox),
         env=base_env(tmp_path / "state", build_role), stdin="not-the-token\n",
@@ -281,9 +277,7 @@ def test_build_checks_smoke_tests_and_records_the_image(built: dict[str, Any]) -
     assert "Successfully tagged ncf-recommender:latest" in result.stdout
 
     env = base_env(state, {})
-    inspect = docker(
-        "image", "inspect", "--format", "{{json .Config.Labels}}|{{.Id}}", "ncf-recommender", env=env
-    )
+    inspect = docker("image", "inspect", "--format", "{{json .Config.Labels}}|{{.Id}}", "ncf-recommender", env=env)
     assert inspect.returncode == 0, inspect.stderr
     labels_json, full_id = inspect.stdout.strip().split("|")
     assert json.loads(labels_json) == {
@@ -294,9 +288,9 @@ def test_build_checks_smoke_tests_and_records_the_image(built: dict[str, Any]) -
     }
     assert full_id.removeprefix("sha256:").startswith(image_id)
     config = json.loads((state / "blobs" / "sha256" / full_id.removeprefix("sha256:")).read_bytes())
-    assert hashlib.sha256(
-        (state / "blobs" / "sha256" / full_id.removeprefix("sha256:")).read_bytes()
-    ).hexdigest() == (full_id.removeprefix("sha256:"))
+    assert hashlib.sha256((state / "blobs" / "sha256" / full_id.removeprefix("sha256:")).read_bytes()).hexdigest() == (
+        full_id.removeprefix("sha256:")
+    )
     assert config["config"]["Entrypoint"] == ["python", "/opt/program/serve.py"]
     assert "PROGRAM=/opt/program" in config["config"]["Env"]
     assert config["config"]["WorkingDir"] == "/opt/program"
@@ -310,9 +304,7 @@ def test_build_checks_smoke_tests_and_records_the_image(built: dict[str, Any]) -
     assert model_files["opt/ml/model/model.pth"] == (context / "model" / "model.pth").read_bytes()
     assert "opt/ml/model/NOTES.local" not in model_files
 
-    before_push = docker(
-        "image", "inspect", "--format", "{{index .RepoDigests 0}}", "ncf-recommender:latest", env=env
-    )
+    before_push = docker("image", "inspect", "--format", "{{index .RepoDigests 0}}", "ncf-recommender:latest", env=env)
     assert before_push.returncode == 1
     assert "error calling index: index out of range: 0" in before_push.stderr
 
@@ -335,9 +327,7 @@ def test_build_is_reproducible(built: dict[str, Any], tmp_path: Path) -> None:
         ("COPY model/NOTES.local /opt/ml/model/", "model/NOTES.local"),  # excluded by .dockerignore
     ],
 )
-def test_missing_copy_source_fails_like_docker(
-    tmp_path: Path, model_dir: Path, copy_line: str, stat_path: str
-) -> None:
+def test_missing_copy_source_fails_like_docker(tmp_path: Path, model_dir: Path, copy_line: str, stat_path: str) -> None:
     dockerfile = f"FROM python:3.11-slim\nCOPY container/ /opt/program/\n{copy_line}\n"
     context = make_context(tmp_path, model_dir, dockerfile)
     env = base_env(tmp_path / "state", {})
@@ -400,9 +390,7 @@ def test_push_registers_the_image_in_ecr(
     ecr = sandbox.client("ecr")
     details = ecr.describe_images(repositoryName=sandbox.names.ecr_repo)["imageDetails"]
     assert [(d["imageTags"], d["imageDigest"]) for d in details] == [(["latest"], digest)]
-    image = ecr.batch_get_image(repositoryName=sandbox.names.ecr_repo, imageIds=[{"imageTag": "latest"}])[
-        "images"
-    ][0]
+    image = ecr.batch_get_image(repositoryName=sandbox.names.ecr_repo, imageIds=[{"imageTag": "latest"}])["images"][0]
     manifest_text = image["imageManifest"]
     assert int(size) == len(manifest_text.encode())
     assert "sha256:" + hashlib.sha256(manifest_text.encode()).hexdigest() == digest
@@ -435,9 +423,7 @@ def test_push_registers_the_image_in_ecr(
     assert again.stdout.splitlines()[-1] == lines[-1]
 
 
-def test_push_without_login_has_no_credentials(
-    sandbox: Sandbox, build_role: dict[str, str], state_copy: Path
-) -> None:
+def test_push_without_login_has_no_credentials(sandbox: Sandbox, build_role: dict[str, str], state_copy: Path) -> None:
     env = base_env(state_copy, build_role)
     target = f"{registry(sandbox)}/{sandbox.names.ecr_repo}:latest"
     assert docker("tag", "ncf-recommender:latest", target, env=env).returncode == 0

@@ -99,9 +99,7 @@ def run_build(options: BuildOptions, store: State, out: TextIO, err: TextIO) -> 
         err.write(f'ERROR: unable to prepare context: path "{options.context}" not found\n')
         return 1
     dockerfile_path = Path(options.dockerfile) if options.dockerfile else context_dir / "Dockerfile"
-    progress.line(
-        "#0 building with the ncf-tui sandbox builder (no Docker engine: nothing runs in a container)"
-    )
+    progress.line("#0 building with the ncf-tui sandbox builder (no Docker engine: nothing runs in a container)")
     progress.line("")
     progress.open(f"[internal] load build definition from {dockerfile_path.name}")
     try:
@@ -151,8 +149,7 @@ def _build_stages(
     progress.open("[internal] load .dockerignore")
     ignore_file = context_dir / ".dockerignore"
     progress.note(
-        f"transferring context: {_human_bytes(ignore_file.stat().st_size if ignore_file.is_file() else 2)}"
-        " done"
+        f"transferring context: {_human_bytes(ignore_file.stat().st_size if ignore_file.is_file() else 2)} done"
     )
     progress.done()
 
@@ -169,11 +166,7 @@ def _build_stages(
             if instruction.keyword not in STEP_KEYWORDS:
                 _apply_step(builder, state, instruction, progress, dockerfile_name, quiet_ok=True)
                 continue
-            if (
-                instruction.keyword in ("COPY", "ADD")
-                and not context_loaded
-                and "--from=" not in instruction.rest
-            ):
+            if instruction.keyword in ("COPY", "ADD") and not context_loaded and "--from=" not in instruction.rest:
                 progress.open("[internal] load build context")
                 progress.note(f"transferring context: {_human_bytes(context.size())} done")
                 progress.done()
@@ -251,9 +244,7 @@ def _apply_step(
         raise _StepFailed from None
 
 
-def _explain(
-    progress: Progress, instruction: Instruction, title: str, dockerfile_name: str, message: str
-) -> None:
+def _explain(progress: Progress, instruction: Instruction, title: str, dockerfile_name: str, message: str) -> None:
     """BuildKit's failure footer: the step, the Dockerfile line, then `ERROR: failed to solve: ...`."""
     progress.line("------")
     progress.line(f" > {title}:")

@@ -24,9 +24,7 @@ BANNER = (
     "checks the Dockerfile and build context, smoke-tests the image's server natively and registers the "
     "image in ECR with put_image."
 )
-NO_DAEMON = (
-    "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
-)
+NO_DAEMON = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
 PRIVILEGED_ENV = "NCF_SANDBOX_PRIVILEGED"
 
 
@@ -178,9 +176,7 @@ def _reference(text: str, flag: str | None = None) -> Reference:
     except BadReference as error:
         if flag:
             raise UsageError(f'invalid argument "{text}" for "{flag}" flag: {error}', 125) from None
-        raise UsageError(
-            f'Error parsing reference: "{text}" is not a valid repository/tag: {error}', 1
-        ) from None
+        raise UsageError(f'Error parsing reference: "{text}" is not a valid repository/tag: {error}', 1) from None
 
 
 def _key_values(values: list[str], flag: str, from_env: bool) -> dict[str, str]:
@@ -225,9 +221,7 @@ def cmd_login(flags: dict[str, list[str]], args: list[str], store: State, out: T
         err.write(f"{error}\n")
         return 1
     store.record_login(registry, username, password)
-    err.write(
-        f"sandbox: token checked with ECR GetAuthorizationToken; only its sha256 is kept in {store.root}\n"
-    )
+    err.write(f"sandbox: token checked with ECR GetAuthorizationToken; only its sha256 is kept in {store.root}\n")
     out.write("Login Succeeded\n")
     return 0
 
@@ -236,9 +230,7 @@ def cmd_build(flags: dict[str, list[str]], args: list[str], store: State, out: T
     from .build import BuildOptions, run_build  # noqa: PLC0415 - lazy
 
     if flags.get("target"):
-        err.write(
-            "ERROR: the ncf-tui sandbox builder builds the last stage only (--target is not supported)\n"
-        )
+        err.write("ERROR: the ncf-tui sandbox builder builds the last stage only (--target is not supported)\n")
         return 1
     tags = [_reference(t, "-t, --tag") for t in flags.get("tag", [])]
     options = BuildOptions(
@@ -376,9 +368,7 @@ def cmd_images(flags: dict[str, list[str]], args: list[str], store: State, out: 
         if args and args[0] not in (name, ref):
             continue
         size = sum(int(layer["size"]) for layer in image["Layers"])
-        rows.append(
-            (name, tag, image_id.removeprefix("sha256:")[:12], _ago(image.get("BuiltAt", "")), _size(size))
-        )
+        rows.append((name, tag, image_id.removeprefix("sha256:")[:12], _ago(image.get("BuiltAt", "")), _size(size)))
     if flags.get("quiet"):
         for row in rows:
             out.write(row[2] + "\n")

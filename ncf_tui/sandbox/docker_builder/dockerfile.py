@@ -159,11 +159,7 @@ def parse(text: str, build_args: Mapping[str, str] | None = None) -> Dockerfile:
         keyword_upper = keyword.upper()
         if keyword_upper not in KNOWN:
             raise DockerfileError(f"dockerfile parse error on line {number}: unknown instruction: {keyword}")
-        if (
-            "<<" in rest
-            and keyword_upper in ("RUN", "COPY", "ADD")
-            and re.search(r"<<-?[\"']?[A-Za-z]", rest)
-        ):
+        if "<<" in rest and keyword_upper in ("RUN", "COPY", "ADD") and re.search(r"<<-?[\"']?[A-Za-z]", rest):
             raise DockerfileError(
                 f"dockerfile parse error on line {number}: heredocs are not supported by the sandbox builder"
             )
@@ -177,9 +173,7 @@ def parse(text: str, build_args: Mapping[str, str] | None = None) -> Dockerfile:
         else:
             stages[-1].instructions.append(instruction)
     if not stages:
-        raise DockerfileError(
-            "the Dockerfile (Dockerfile) cannot be empty" if not logical else "no build stage"
-        )
+        raise DockerfileError("the Dockerfile (Dockerfile) cannot be empty" if not logical else "no build stage")
     return Dockerfile(global_args, stages, escape)
 
 
@@ -208,14 +202,10 @@ def parse_arg(instruction: Instruction, scope: Mapping[str, str]) -> list[tuple[
     for word in split_words(instruction.rest, scope, instruction.escape):
         name, eq, value = word.partition("=")
         if not _NAME.fullmatch(name):
-            raise DockerfileError(
-                f"dockerfile parse error on line {instruction.line}: invalid ARG name {name!r}"
-            )
+            raise DockerfileError(f"dockerfile parse error on line {instruction.line}: invalid ARG name {name!r}")
         out.append((name, value if eq else None))
     if not out:
-        raise DockerfileError(
-            f"dockerfile parse error on line {instruction.line}: ARG requires exactly one argument"
-        )
+        raise DockerfileError(f"dockerfile parse error on line {instruction.line}: ARG requires exactly one argument")
     return out
 
 
@@ -224,8 +214,7 @@ def parse_key_values(instruction: Instruction, scope: Mapping[str, str]) -> list
     words = split_words(instruction.rest, scope, instruction.escape)
     if not words:
         raise DockerfileError(
-            f"dockerfile parse error on line {instruction.line}: "
-            f"{instruction.keyword} requires at least one argument"
+            f"dockerfile parse error on line {instruction.line}: {instruction.keyword} requires at least one argument"
         )
     if "=" not in words[0]:
         # Legacy form: the first word is the key, the rest of the line (expanded, unsplit) the value.
@@ -238,9 +227,7 @@ def parse_key_values(instruction: Instruction, scope: Mapping[str, str]) -> list
         if not key:
             raise DockerfileError(f"{where}: {instruction.keyword} names can not be blank")
         if not eq:
-            raise DockerfileError(
-                f"{where}: Syntax error - can't find = in {word!r}. Must be of the form: name=value"
-            )
+            raise DockerfileError(f"{where}: Syntax error - can't find = in {word!r}. Must be of the form: name=value")
         pairs.append((key, value))
     return pairs
 
@@ -262,9 +249,7 @@ def expand(text: str, scope: Mapping[str, str], escape: str = "\\") -> str:
     return words[0] if words else ""
 
 
-def split_words(
-    text: str, scope: Mapping[str, str], escape: str = "\\", *, expand_vars: bool = True
-) -> list[str]:
+def split_words(text: str, scope: Mapping[str, str], escape: str = "\\", *, expand_vars: bool = True) -> list[str]:
     """Docker's ProcessWords: split on unquoted whitespace, quotes removed, variables expanded once.
 
     An expanded value is never re-split, exactly as in Docker: `COPY $SRC /dst` copies one path even if
@@ -273,9 +258,7 @@ def split_words(
     return _process(text, scope, escape, split=True, expand_vars=expand_vars)
 
 
-def _process(
-    text: str, scope: Mapping[str, str], escape: str, *, split: bool, expand_vars: bool
-) -> list[str]:
+def _process(text: str, scope: Mapping[str, str], escape: str, *, split: bool, expand_vars: bool) -> list[str]:
     words: list[str] = []
     current: list[str] = []
     in_word = False
@@ -300,9 +283,7 @@ def _process(
             i += 1
             while True:
                 if i >= n:
-                    raise DockerfileError(
-                        "unexpected end of statement while looking for matching double-quote"
-                    )
+                    raise DockerfileError("unexpected end of statement while looking for matching double-quote")
                 inner = text[i]
                 if inner == '"':
                     i += 1
@@ -361,9 +342,7 @@ def _expand_var(text: str, i: int, scope: Mapping[str, str], escape: str) -> tup
             return expand(word, scope, escape) if is_set else "", j
         if op == "?":
             if not is_set:
-                raise DockerfileError(
-                    f"{name}: {expand(word, scope, escape) or 'is not allowed to be unset'}"
-                )
+                raise DockerfileError(f"{name}: {expand(word, scope, escape) or 'is not allowed to be unset'}")
             return value or "", j
         raise DockerfileError(f"unsupported modifier ({modifier[:2]}) in substitution: {text[i:j]!r}")
     match = _NAME.match(text, i + 1)

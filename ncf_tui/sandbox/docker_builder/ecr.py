@@ -69,9 +69,7 @@ def verify_login(registry: str, username: str, password: str) -> None:
     if not password:
         raise RegistryError("Error: Cannot perform an interactive login from a non TTY device")
     if username != "AWS":
-        raise RegistryError(
-            f"Error response from daemon: {where}: denied: Your authorization token is invalid."
-        )
+        raise RegistryError(f"Error response from daemon: {where}: denied: Your authorization token is invalid.")
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy
 
     try:
@@ -144,8 +142,7 @@ def push(reference: Reference, image: dict[str, Any], store: State, out: TextIO)
             return RegistryError(_denied(message, region, account, repo))
         if code == "RepositoryNotFoundException":
             return RegistryError(
-                f"name unknown: The repository with name '{repo}' does not exist "
-                f"in the registry with id '{account}'"
+                f"name unknown: The repository with name '{repo}' does not exist in the registry with id '{account}'"
             )
         return RegistryError(f"unknown: {message or code}")
 
@@ -153,9 +150,7 @@ def push(reference: Reference, image: dict[str, Any], store: State, out: TextIO)
         digests = [d.digest for d in [*layers, config]]
         answer = client.batch_check_layer_availability(repositoryName=repo, layerDigests=digests)
         available = {
-            item["layerDigest"]
-            for item in answer.get("layers", [])
-            if item.get("layerAvailability") == "AVAILABLE"
+            item["layerDigest"] for item in answer.get("layers", []) if item.get("layerAvailability") == "AVAILABLE"
         }
         statuses: dict[str, str] = {}
         for blob in [*layers, config]:

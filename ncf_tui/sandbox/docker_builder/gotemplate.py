@@ -98,9 +98,7 @@ def _evaluate(expression: str, data: dict[str, Any], where: str) -> Any:
             elif isinstance(value, dict):
                 value = value.get(key)
             else:
-                raise TemplateError(
-                    f"{where}: error calling index: can't index item of type {type(value).__name__}"
-                )
+                raise TemplateError(f"{where}: error calling index: can't index item of type {type(value).__name__}")
         return value
     if head == "json":
         if len(args) != 1:

@@ -135,9 +135,7 @@ class BuildContext:
             dir_rel = "" if dir_rel == "." else dir_rel
             if not self.ignore.has_exceptions:
                 # Nothing can be re-included below an excluded directory: do not descend into it.
-                dirnames[:] = [
-                    d for d in dirnames if not self.ignore.excluded(f"{dir_rel}/{d}" if dir_rel else d)
-                ]
+                dirnames[:] = [d for d in dirnames if not self.ignore.excluded(f"{dir_rel}/{d}" if dir_rel else d)]
             dirnames.sort()
             for name in sorted([*dirnames, *filenames]):
                 child = f"{dir_rel}/{name}" if dir_rel else name

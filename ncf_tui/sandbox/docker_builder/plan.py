@@ -233,9 +233,7 @@ class StageBuilder:
 
     def _do_run(self, state: StageState, instruction: Instruction) -> None:
         state.has_run = True
-        self.note(
-            "sandbox: RUN is not executed here (no container runtime); the smoke test checks the server"
-        )
+        self.note("sandbox: RUN is not executed here (no container runtime); the smoke test checks the server")
 
     # --- COPY and ADD --------------------------------------------------------------------------------
 
@@ -363,9 +361,7 @@ class StageBuilder:
     def _from_stage(self, ref: str, source: str) -> list[tuple[str, str, FsEntry]]:
         stage = self.dockerfile.stage_by_ref(ref)
         if stage is None or stage.index not in self.built:
-            self.note(
-                f"sandbox: COPY --from={ref} names an image the sandbox cannot pull; the layer leaves it out"
-            )
+            self.note(f"sandbox: COPY --from={ref} names an image the sandbox cannot pull; the layer leaves it out")
             return []
         state = self.built[stage.index]
         src = posixpath.normpath("/" + source.lstrip("/"))  # normpath keeps a leading "//"
@@ -386,9 +382,7 @@ class StageBuilder:
                     "does not execute; the layer leaves it out"
                 )
                 return []
-            raise BuildError(
-                f'failed to compute cache key: failed to calculate checksum of ref: "{src}": not found'
-            )
+            raise BuildError(f'failed to compute cache key: failed to calculate checksum of ref: "{src}": not found')
         return self._stage_item(state, src)
 
     def _stage_item(self, state: StageState, path: str) -> list[tuple[str, str, FsEntry]]:
@@ -435,10 +429,7 @@ def _parse_chown(value: str, note: Callable[[str], None]) -> tuple[int, int]:
         uid = int(user)
         gid = int(group) if group else uid
     except ValueError:
-        note(
-            f"sandbox: --chown={value} names users the sandbox cannot look up in the base image; "
-            "recorded as 0:0"
-        )
+        note(f"sandbox: --chown={value} names users the sandbox cannot look up in the base image; recorded as 0:0")
         return 0, 0
     return uid, gid
 

@@ -61,9 +61,7 @@ def parse_reference(text: str) -> Reference:
     for part in parts:
         if not re.fullmatch(_COMPONENT, part):
             if part.lower() != part and re.fullmatch(_COMPONENT, part.lower()):
-                raise BadReference(
-                    f"invalid reference format: repository name ({'/'.join(parts)}) must be lowercase"
-                )
+                raise BadReference(f"invalid reference format: repository name ({'/'.join(parts)}) must be lowercase")
             raise BadReference("invalid reference format")
     return Reference(registry, "/".join(parts), tag)
 

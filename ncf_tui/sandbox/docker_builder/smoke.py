@@ -34,9 +34,7 @@ PROBE = {"user_id": 0, "item_id": 0}
 
 def find_server(final: StageState) -> str | None:
     """The image path of the server script, preferring the one ENTRYPOINT/CMD runs."""
-    candidates = sorted(
-        p for p, e in final.fs.items() if e.kind == "file" and posixpath.basename(p) == SERVER_NAME
-    )
+    candidates = sorted(p for p, e in final.fs.items() if e.kind == "file" and posixpath.basename(p) == SERVER_NAME)
     if not candidates:
         return None
     command = [*(final.entrypoint or []), *(final.cmd or [])]
@@ -82,9 +80,7 @@ def _image_env(final: StageState, root: Path) -> dict[str, str]:
         if key == "PATH":
             continue
         parts = [
-            str(root / part.lstrip("/"))
-            if part.startswith("/") and (root / part.lstrip("/")).exists()
-            else part
+            str(root / part.lstrip("/")) if part.startswith("/") and (root / part.lstrip("/")).exists() else part
             for part in value.split(":")
         ]
         out[key] = ":".join(parts)
@@ -133,10 +129,7 @@ def run_smoke_test(final: StageState, work: Path, note: Callable[[str], None]) -
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     workdir = root / final.workdir.lstrip("/")
-    note(
-        f"sandbox: smoke test: python {server} serve --model-dir {MODEL_DIR} --port {port} "
-        f"(image files under {root})"
-    )
+    note(f"sandbox: smoke test: python {server} serve --model-dir {MODEL_DIR} --port {port} (image files under {root})")
     log = work / "server.log"
     started = time.monotonic()
     with log.open("wb") as log_handle:

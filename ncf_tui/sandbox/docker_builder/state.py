@@ -129,9 +129,7 @@ class State:
             return self.load_image(tags[normalized])
         candidate = name.removeprefix("sha256:")
         if len(candidate) >= 4 and all(c in "0123456789abcdef" for c in candidate):
-            matches = [
-                r for r in self.all_images() if str(r["Id"]).removeprefix("sha256:").startswith(candidate)
-            ]
+            matches = [r for r in self.all_images() if str(r["Id"]).removeprefix("sha256:").startswith(candidate)]
             if len(matches) == 1:
                 return matches[0]
         return None
