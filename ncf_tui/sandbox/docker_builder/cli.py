@@ -197,7 +197,7 @@ def _key_values(values: list[str], flag: str, from_env: bool) -> dict[str, str]:
 
 
 def cmd_login(flags: dict[str, list[str]], args: list[str], store: State, out: TextIO, err: TextIO) -> int:
-    from .ecr import RegistryError, verify_login  # noqa: PLC0415 - lazy
+    from .ecr import RegistryError, verify_login
 
     registry = args[0] if args else "https://index.docker.io/v1/"
     registry = registry.removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -227,7 +227,7 @@ def cmd_login(flags: dict[str, list[str]], args: list[str], store: State, out: T
 
 
 def cmd_build(flags: dict[str, list[str]], args: list[str], store: State, out: TextIO, err: TextIO) -> int:
-    from .build import BuildOptions, run_build  # noqa: PLC0415 - lazy
+    from .build import BuildOptions, run_build
 
     if flags.get("target"):
         err.write("ERROR: the ncf-tui sandbox builder builds the last stage only (--target is not supported)\n")
@@ -269,7 +269,7 @@ def cmd_tag(flags: dict[str, list[str]], args: list[str], store: State, out: Tex
 
 
 def cmd_push(flags: dict[str, list[str]], args: list[str], store: State, out: TextIO, err: TextIO) -> int:
-    from .ecr import RegistryError, push  # noqa: PLC0415 - lazy
+    from .ecr import RegistryError, push
 
     reference = _reference(args[0])
     image = store.find_image(args[0], str(reference))
@@ -308,7 +308,7 @@ def _inspect_object(store: State, image: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_inspect(flags: dict[str, list[str]], args: list[str], store: State, out: TextIO, err: TextIO) -> int:
-    from .gotemplate import TemplateError, render  # noqa: PLC0415 - lazy
+    from .gotemplate import TemplateError, render
 
     template = (flags.get("format") or [""])[-1]
     found: list[dict[str, Any]] = []

@@ -27,8 +27,8 @@ class RegistryError(Exception):
 
 
 def _client(region: str) -> Any:
-    import boto3  # noqa: PLC0415 - lazy
-    from botocore.config import Config  # noqa: PLC0415 - lazy
+    import boto3
+    from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_ECR") or os.environ.get("AWS_ENDPOINT_URL") or None
     return boto3.client(
@@ -70,7 +70,7 @@ def verify_login(registry: str, username: str, password: str) -> None:
         raise RegistryError("Error: Cannot perform an interactive login from a non TTY device")
     if username != "AWS":
         raise RegistryError(f"Error response from daemon: {where}: denied: Your authorization token is invalid.")
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         answer = _client(region).get_authorization_token(registryIds=[account])
@@ -131,7 +131,7 @@ def push(reference: Reference, image: dict[str, Any], store: State, out: TextIO)
     if reference.registry not in store.logins():
         raise RegistryError("no basic auth credentials")
 
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy
+    from botocore.exceptions import BotoCoreError, ClientError
 
     client = _client(region)
     repo = reference.repository
