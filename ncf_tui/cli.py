@@ -14,7 +14,14 @@ from pathlib import Path
 STEP_NAMES = ("checkpoint", "variants", "compile", "settings", "permissions", "build", "verify")
 BUILT_STEPS = ("checkpoint", "variants")
 """Steps this release runs; later ones answer with a clear 'not yet' (see the README's status)."""
-SCENARIOS = ("healthy", "missing-permissions", "wrong-model-uri", "no-privileged-mode", "throttling", "flaky-logs")
+SCENARIOS = (
+    "healthy",
+    "missing-permissions",
+    "wrong-model-uri",
+    "no-privileged-mode",
+    "throttling",
+    "flaky-logs",
+)
 
 EPILOG = """\
 modes:
@@ -42,17 +49,36 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--checklist", action="store_true", help="run the troubleshooting checklist")
     mode.add_argument("--sandbox", action="store_true", help="use the embedded local AWS (no account needed)")
     mode.add_argument(
-        "--sandbox-scenario", metavar="NAME", choices=SCENARIOS, default=None,
+        "--sandbox-scenario",
+        metavar="NAME",
+        choices=SCENARIOS,
+        default=None,
         help=f"sandbox fault scenario: {', '.join(SCENARIOS)} (default healthy)",
     )
     run = p.add_argument_group("run")
-    run.add_argument("--checkpoint", type=Path, metavar="PATH", help="checkpoint file or folder (default: bundled sample)")
-    run.add_argument("--output-dir", type=Path, metavar="DIR", default=None,
-                     help="where variant archives go (default: output/models/pruned)")
-    run.add_argument("--until", choices=STEP_NAMES, metavar="STEP", default=None,
-                     help=f"stop after this step: {', '.join(STEP_NAMES)}")
-    run.add_argument("--tvm-release", metavar="vX.Y.Z", default=None,
-                     help="TVM release whose operator table the Neo preflight emulates (default v0.12.0)")
+    run.add_argument(
+        "--checkpoint", type=Path, metavar="PATH", help="checkpoint file or folder (default: bundled sample)"
+    )
+    run.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="where variant archives go (default: output/models/pruned)",
+    )
+    run.add_argument(
+        "--until",
+        choices=STEP_NAMES,
+        metavar="STEP",
+        default=None,
+        help=f"stop after this step: {', '.join(STEP_NAMES)}",
+    )
+    run.add_argument(
+        "--tvm-release",
+        metavar="vX.Y.Z",
+        default=None,
+        help="TVM release whose operator table the Neo preflight emulates (default v0.12.0)",
+    )
     run.add_argument("--config", type=Path, metavar="FILE", help="TOML file of answers")
     run.add_argument("--state", type=Path, metavar="FILE", help="run state file (for --resume)")
     run.add_argument("--resume", action="store_true", help="continue the unfinished run in the state file")
@@ -89,12 +115,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.checklist:
             _error("the troubleshooting checklist is not built yet in this release")
             return int(ExitCode.BAD_INPUT)
-        if not args.headless:
-            if os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty():
-                print(
-                    "ncf-tui: the interactive wizard is not built yet in this release; running the headless steps.",
-                    file=sys.stderr,
-                )
+        if not args.headless and os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty():
+            print(
+                "ncf-tui: the interactive wizard is not built yet in this release; running the headless steps.",
+                file=sys.stderr,
+            )
         from .headless import run_headless
 
         return run_headless(args)

@@ -99,7 +99,7 @@ def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from . import cli
-    from .engine.pipeline import DEFAULT_OUTPUT_DIR, checkpoint_step, check_output_dir, variants_step
+    from .engine.pipeline import DEFAULT_OUTPUT_DIR, check_output_dir, checkpoint_step, variants_step
     from .engine.preflight import DEFAULT_TVM_RELEASE, operator_table
     from .engine.sample import sample_checkpoint_path
 

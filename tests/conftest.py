@@ -38,3 +38,7 @@ def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
 
 
 # ---- end of sandbox fixtures ----------------------------------------------------------------------
+
+
+# ---- engine fixtures --------------------------------------------------------------------------------
+from tests.engine.fixtures import measured_variants, sample_ckpt, sample_path, small_state_dict  # noqa: E402, F401

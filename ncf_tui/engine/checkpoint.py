@@ -181,11 +181,61 @@ def _split(path: Path, obj: object) -> tuple[dict[str, torch.Tensor], dict[str, 
     return tensors, meta
 
 
+_DANGEROUS_MODULES = {
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "builtins",
+    "sys",
+    "shutil",
+    "runpy",
+    "importlib",
+    "socket",
+}
+
+
+def pickle_globals(path: Path) -> list[str]:
+    """The ``module.name`` globals a checkpoint's pickle would import, read without unpickling anything.
+
+    Walks the opcodes with ``pickletools`` (which executes nothing) in the archive's ``data.pkl``, or in the
+    file itself for a legacy plain pickle.
+    """
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                if name is None:
+                    return []
+                data = z.read(name)
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile):
+        return []
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(str(arg))
+            elif op.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: S110 - a malformed pickle just ends the scan
+        pass
+    return found
+
+
 def _unpickling_error(path: Path, exc: Exception) -> CheckpointError:
     text = str(exc)
     m = _GLOBAL_RE.search(text)
-    what = m.group(1) if m else "an object outside the allowed types"
-    if m and what.split(".")[0] in {"os", "posix", "subprocess", "builtins", "sys", "shutil", "nt", "eval"}:
+    dangerous = [g for g in pickle_globals(path) if g.split(".")[0] in _DANGEROUS_MODULES]
+    what = dangerous[0] if dangerous else (m.group(1) if m else "an object outside the allowed types")
+    if what.split(".")[0] in _DANGEROUS_MODULES:
         return CheckpointError(
             f"{path}: refused: its pickle would call {what}; ncf-tui loads weights only and never runs code from a file"
         )

@@ -12,6 +12,7 @@ names the expected and found keys and shapes.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,7 +99,9 @@ def infer_architecture(state: Mapping[str, Any]) -> Architecture:
     for key, want in arch.expected_shapes.items():
         got = _shape(state[key]) if key in state else None
         if got != want:
-            raise CheckpointError(f"not a NeuMF state_dict: {key} has shape {got}, expected {want} for {arch.describe()}")
+            raise CheckpointError(
+                f"not a NeuMF state_dict: {key} has shape {got}, expected {want} for {arch.describe()}"
+            )
     extra = sorted(set(state) - set(arch.expected_shapes))
     if extra:
         raise CheckpointError(f"not a NeuMF state_dict: unexpected keys {', '.join(extra[:5])}")
@@ -109,7 +112,7 @@ def build_neumf(arch: Architecture) -> torch.nn.Module:
     """An untrained NeuMF module of the given shape (keys match ``Architecture.expected_shapes``)."""
     import torch
     from torch import nn
-    from torch.nn import functional as F  # noqa: N812
+    from torch.nn import functional as F
 
     class NeuMF(nn.Module):
         """NeuMF taking (user ids, item ids) as int64 tensors, returning scores of shape [B]."""
@@ -121,7 +124,7 @@ def build_neumf(arch: Architecture) -> torch.nn.Module:
             self.mlp_user_embedding = nn.Embedding(arch.num_users, arch.mlp_dim)
             self.mlp_item_embedding = nn.Embedding(arch.num_items, arch.mlp_dim)
             widths = (2 * arch.mlp_dim, *arch.tower)
-            self.mlp_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+            self.mlp_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
             self.output = nn.Linear(arch.gmf_dim + widths[-1], 1)
 
         def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

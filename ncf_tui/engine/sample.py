@@ -93,7 +93,7 @@ def train(spec: dict[str, Any] = SAMPLE_SPEC, log: Any = print) -> tuple[dict[st
     pos_i = np.array(train_i)
 
     arch = Architecture(n_u, n_i, spec["gmf_dim"], spec["mlp_dim"], tuple(spec["tower"]))
-    model = build_neumf(arch)
+    model: Any = build_neumf(arch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = torch.nn.BCELoss()
 
@@ -148,7 +148,7 @@ def train(spec: dict[str, Any] = SAMPLE_SPEC, log: Any = print) -> tuple[dict[st
     mask = torch.ones_like(w)
     for a, b in ((0, arch.gmf_dim), (arch.gmf_dim, w.shape[1])):
         seg = w[:, a:b].abs().flatten()
-        k = int(round(spec["prune_amount"] * seg.numel()))
+        k = round(spec["prune_amount"] * seg.numel())
         if k:
             cut = seg.kthvalue(k).values
             mask[:, a:b] = (w[:, a:b].abs() > cut).float()
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, args.out / SAMPLE_NAME)
     np.savez_compressed(args.out / HELDOUT_NAME, **heldout)
-    print(f"wrote {args.out / SAMPLE_NAME} and {args.out / HELDOUT_NAME}")  # noqa: T201
+    print(f"wrote {args.out / SAMPLE_NAME} and {args.out / HELDOUT_NAME}")
     return 0
 
 

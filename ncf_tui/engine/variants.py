@@ -97,7 +97,7 @@ def build_module(name: str, ckpt: Checkpoint) -> torch.nn.Module:
     """The variant ``name`` as an eager module taking ``input0`` (float32 [B, 2]) and returning scores [B]."""
     import torch
     from torch import nn
-    from torch.nn import functional as F  # noqa: N812
+    from torch.nn import functional as F
 
     if name not in VARIANT_NAMES:
         raise BadInputError(f"unknown variant {name!r}; choose from {', '.join(VARIANT_NAMES)}")
@@ -106,9 +106,12 @@ def build_module(name: str, ckpt: Checkpoint) -> torch.nn.Module:
     tower_out = arch.tower[-1]
 
     def emb(key: str) -> nn.Embedding:
-        return nn.Embedding.from_pretrained(sd[key].clone(), freeze=True)
+        e: nn.Embedding = nn.Embedding.from_pretrained(sd[key].clone(), freeze=True)
+        return e
 
     class NeoVariant(nn.Module):
+        eps: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.use_gmf = name != "mlp"
@@ -165,7 +168,7 @@ def trace(module: torch.nn.Module, arch: Architecture) -> torch.jit.ScriptModule
 
     example = torch.tensor([[0.0, 0.0], [arch.num_users - 1.0, arch.num_items - 1.0]], dtype=torch.float32)
     with torch.no_grad():
-        traced = torch.jit.trace(module, example, check_trace=True)
+        traced: torch.jit.ScriptModule = torch.jit.trace(module, example, check_trace=True)
     return traced
 
 
@@ -394,10 +397,13 @@ def package(v: Variant, arch: Architecture, out_dir: Path) -> Path:
     target = out_dir / "model.tar.gz"
     tmp = out_dir / f".model.tar.gz.{time.monotonic_ns()}.tmp"
     try:
-        with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                _tar_add(tar, MODEL_FILE, model_bytes)
-                _tar_add(tar, SIDECAR_NAME, json.dumps(v.sidecar, indent=2, sort_keys=True).encode())
+        with (
+            tmp.open("wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            _tar_add(tar, MODEL_FILE, model_bytes)
+            _tar_add(tar, SIDECAR_NAME, json.dumps(v.sidecar, indent=2, sort_keys=True).encode())
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
