@@ -92,6 +92,7 @@ class FaultInjector:
                 throttle = self._rng.random() < scenario.throttle_share
                 self.throttled += throttle
             if throttle:
+                _drain(environ)  # an unread body would corrupt the next request on a kept-alive connection
                 status, headers, body = throttling_response(service_of(environ))
                 start_response(status, [*headers, ("Content-Length", str(len(body)))])
                 return [body]
@@ -140,6 +141,12 @@ class FaultInjector:
                 if before < after <= before + served:
                     self._drops_left[key] = self.scenario.flaky_logs_drops
         return [body]
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
 
 
 def _drop_connection(environ: dict[str, Any]) -> None:
