@@ -486,6 +486,9 @@ def test_parse_stages_and_errors() -> None:
         (["model"], "model/model.pth", True),  # a directory excludes what is below it
         (["model", "!model/model.pth"], "model/model.pth", False),  # the last match wins
         (["/model/*.pth"], "model/model.pth", True),  # leading slash ignored
+        (["*", "!model/"], "model/stray.txt", False),  # an allow-listed directory brings its contents
+        (["*", "!model/"], "notes.txt", True),
+        (["*", "!model/", "**/*.pyc"], "model/x.pyc", True),
     ],
 )
 def test_dockerignore_rules(patterns: list[str], path: str, excluded: bool) -> None:
@@ -498,3 +501,50 @@ def test_go_template_subset() -> None:
     assert render('{{index .Config.Labels "a"}} {{json .Config.Labels}}', data) == 'b {"a":"b"}'
     with pytest.raises(TemplateError, match=r"^template: :1:2: executing \"\" at <index \.RepoDigests 1>"):
         render("{{index .RepoDigests 1}}", data)
+
+
+# ------------------------------------------------------------------- the repository's own Dockerfile
+
+
+@pytest.mark.skipif(not (SERVER_DIR / "Dockerfile").is_file(), reason="container/Dockerfile is not in the tree")
+def test_repository_dockerfile_builds_and_pushes_as_buildspec_runs_it(
+    sandbox: Sandbox, build_role: dict[str, str], tmp_path: Path, model_dir: Path
+) -> None:
+    """The commands of buildspec.yml, in its build context (container/. plus model/), end to end."""
+    work = tmp_path / "src"
+    context = work / "build" / "image"
+    shutil.copytree(SERVER_DIR, context, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(model_dir, context / "model")
+    (context / "model" / "stray.pyc").write_bytes(b"excluded by **/*.pyc")
+    (context / "notes.txt").write_text("not in the allow-list\n")
+    env = base_env(tmp_path / "state", build_role)
+    _login(sandbox, env, build_role)
+    target = f"{registry(sandbox)}/{sandbox.names.ecr_repo}:latest"
+    build = docker(
+        "build", "--build-arg", "MODEL_VARIANT=full_manual_norm", "--build-arg", "MODEL_SHA256=feed",
+        "-t", "ncf-recommender:latest", "-f", "build/image/Dockerfile", "build/image", env=env, cwd=work,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    assert "/opt/venv in stage deps would come from a RUN step" in build.stderr  # said, not faked
+    assert "GET /ping -> 200" in build.stderr
+    assert docker("tag", "ncf-recommender:latest", target, env=env).returncode == 0
+    push = docker("push", target, env=env, cwd=work)
+    assert push.returncode == 0, push.stderr
+    digest = push.stdout.splitlines()[-1].split("digest: ")[1].split()[0]
+    fmt = '{{index .RepoDigests 0}} {{index .Config.Labels "com.ncf-tui.model.variant"}} {{json .Config.Env}}'
+    inspect = docker("image", "inspect", "--format", fmt, target, env=env)
+    repo_digest, variant, env_json = inspect.stdout.strip().split(" ", 2)
+    assert repo_digest == f"{registry(sandbox)}/{sandbox.names.ecr_repo}@{digest}"
+    assert variant == "full_manual_norm"
+    assert "PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in json.loads(env_json)
+    manifest = json.loads(
+        sandbox.client("ecr").batch_get_image(
+            repositoryName=sandbox.names.ecr_repo, imageIds=[{"imageDigest": digest}]
+        )["images"][0]["imageManifest"]
+    )
+    files: dict[str, bytes] = {}
+    for layer in manifest["layers"]:
+        files.update(blob_files(tmp_path / "state", layer["digest"]))
+    assert files["opt/ml/model/model.pth"] == (model_dir / "model.pth").read_bytes()
+    assert files["opt/program/serve.py"] == (SERVER_DIR / "serve.py").read_bytes()
+    assert "opt/ml/model/stray.pyc" not in files  # .dockerignore honoured

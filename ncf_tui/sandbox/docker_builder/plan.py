@@ -29,6 +29,9 @@ from .ignore import BuildContext, glob_to_regex, has_glob
 
 # Instructions BuildKit turns into a step of its own (the others only change the image config).
 STEP_KEYWORDS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
+# The base image is never pulled, so its ENV is unknown; every Linux base image sets this PATH (it is
+# also Docker's default), and Dockerfiles extend it with `ENV PATH=/x:$PATH`.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -166,6 +169,8 @@ class StageBuilder:
         else:
             external = None if stage.base == "scratch" else stage.base
             state = StageState(stage, external)
+            if external is not None:
+                state.env["PATH"] = DEFAULT_PATH
         state.history.append({"created_by": f"FROM {stage.base}", "empty_layer": True})
         return state
 
