@@ -548,3 +548,47 @@ def test_repository_dockerfile_builds_and_pushes_as_buildspec_runs_it(
     assert files["opt/ml/model/model.pth"] == (model_dir / "model.pth").read_bytes()
     assert files["opt/program/serve.py"] == (SERVER_DIR / "serve.py").read_bytes()
     assert "opt/ml/model/stray.pyc" not in files  # .dockerignore honoured
+
+
+# ------------------------------------------------------------------- COPY/ADD semantics (no server)
+
+
+def test_copy_and_add_semantics_without_a_server(tmp_path: Path) -> None:
+    """Globs, ADD of a local archive, COPY --from a stage, --chmod; the smoke test says it has nothing to run."""
+    context = tmp_path / "ctx"
+    (context / "conf").mkdir(parents=True)
+    (context / "conf" / "a.json").write_text("{}")
+    (context / "conf" / "b.json").write_text("[]")
+    (context / "conf" / "c.txt").write_text("text")
+    (context / "tool.sh").write_text("#!/bin/sh\n")
+    with tarfile.open(context / "assets.tar.gz", "w:gz") as tar:
+        payload = b"unpacked by ADD"
+        info = tarfile.TarInfo("assets/readme.txt")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    (context / "Dockerfile").write_text(
+        "FROM scratch AS files\nCOPY tool.sh /stage/tool.sh\n"
+        "FROM busybox\nCOPY conf/*.json /etc/app/\nADD assets.tar.gz /srv/\n"
+        "COPY --from=files --chmod=755 /stage/tool.sh /usr/local/bin/tool\n"
+    )
+    state = tmp_path / "state"
+    env = base_env(state, {})
+    result = docker("build", "-t", "files:1", str(context), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "no serve.py in the image: smoke test skipped" in result.stderr
+    inspect = docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", "files:1", env=env)
+    layers = json.loads(inspect.stdout)
+    assert len(layers) == 3
+    globbed, added, copied = (blob_files(state, d) for d in layers)
+    assert globbed == {"etc/app/a.json": b"{}", "etc/app/b.json": b"[]"}
+    assert added == {"srv/assets/readme.txt": b"unpacked by ADD"}
+    assert copied == {"usr/local/bin/tool": b"#!/bin/sh\n"}
+    blob = (state / "blobs" / "sha256" / layers[2].removeprefix("sha256:")).read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        member = tar.getmember("usr/local/bin/tool")
+        assert (member.mode, member.mtime, member.uid) == (0o755, 0, 0)
+
+    (context / "Dockerfile").write_text("FROM scratch AS files\nFROM busybox\nCOPY --from=files /nope /x\n")
+    missing = docker("build", "-t", "files:2", str(context), env=env)
+    assert missing.returncode == 1
+    assert 'failed to calculate checksum of ref: "/nope": not found' in missing.stderr
