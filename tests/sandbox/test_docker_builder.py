@@ -592,3 +592,19 @@ def test_copy_and_add_semantics_without_a_server(tmp_path: Path) -> None:
     missing = docker("build", "-t", "files:2", str(context), env=env)
     assert missing.returncode == 1
     assert 'failed to calculate checksum of ref: "/nope": not found' in missing.stderr
+
+
+def test_quiet_build_prints_only_the_id_and_parse_errors_read_like_docker(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "app.txt").write_text("app")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY app.txt /app.txt\n")
+    env = base_env(tmp_path / "state", {})
+    quiet = docker("build", "-q", "-t", "app:1", str(context), env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", quiet.stdout)
+    assert "#1 " not in quiet.stderr
+    (context / "Dockerfile").write_text("FROM scratch\nCOPPY app.txt /app.txt\n")
+    bad = docker("build", "-q", "-t", "app:2", str(context), env=env)
+    assert bad.returncode == 1
+    assert "ERROR: failed to solve: dockerfile parse error on line 2: unknown instruction: COPPY" in bad.stderr

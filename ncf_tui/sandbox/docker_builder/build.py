@@ -6,6 +6,7 @@ Progress goes to stderr as BuildKit's does (`#N title` ... `#N DONE 0.1s`); the 
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -92,7 +93,19 @@ def _step_titles(dockerfile: Dockerfile, order: list[int]) -> dict[tuple[int, in
 
 
 def run_build(options: BuildOptions, store: State, out: TextIO, err: TextIO) -> int:
-    """Build, smoke-test and record an image; return Docker's exit code."""
+    """Build, smoke-test and record an image; return Docker's exit code.
+
+    With `--quiet`, as with Docker, the progress is kept back (and shown only if the build fails) and
+    stdout carries just the image id.
+    """
+    buffer = io.StringIO()
+    code = _run_build(options, store, out, buffer if options.quiet else err)
+    if options.quiet and code != 0:
+        err.write(buffer.getvalue())
+    return code
+
+
+def _run_build(options: BuildOptions, store: State, out: TextIO, err: TextIO) -> int:
     progress = Progress(err)
     context_dir = Path(options.context)
     if not context_dir.is_dir():
@@ -125,6 +138,9 @@ def run_build(options: BuildOptions, store: State, out: TextIO, err: TextIO) -> 
     image_id = _export(final, options, store, progress)
     if unused:
         err.write(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+    if options.quiet:
+        out.write(f"{image_id}\n")
+        return 0
     out.write(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
     for tag in options.tags:
         out.write(f"Successfully tagged {tag}\n")
