@@ -11,6 +11,7 @@ record (phases, currentPhase, buildStatus) is kept here and stays stable across 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shlex
@@ -147,9 +148,7 @@ class BuildRunner:
             "encryptionKey": f"arn:aws:kms:{region}:{account_id}:alias/aws/s3",
         }
         build = _Build(record, project, params, account_id, region)
-        build.thread = threading.Thread(
-            target=self._run, args=(build,), name=f"build-{build_uuid}", daemon=True
-        )
+        build.thread = threading.Thread(target=self._run, args=(build,), name=f"build-{build_uuid}", daemon=True)
         with self._lock:
             self._builds[build_id] = build
             snapshot = copy.deepcopy(record)
@@ -183,9 +182,7 @@ class BuildRunner:
 
     def list_ids(self, project: str | None) -> list[str]:
         with self._lock:
-            ids = [
-                b.record["id"] for b in self._builds.values() if project in (None, b.record["projectName"])
-            ]
+            ids = [b.record["id"] for b in self._builds.values() if project in (None, b.record["projectName"])]
         return list(reversed(ids))
 
     def shutdown(self) -> None:
@@ -206,10 +203,8 @@ class BuildRunner:
     def _kill(build: _Build) -> None:
         proc = build.proc
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def _enter(self, build: _Build, phase: str) -> None:
         now = _now()
@@ -301,18 +296,18 @@ class BuildRunner:
             sink.line(f"[Container] {_stamp()} Entering phase {phase_type}")
             body = (spec.get("phases") or {}).get(key) or {}
             env["NCF_SANDBOX_SUCCEEDING"] = env["CODEBUILD_BUILD_SUCCEEDING"] = "1" if succeeding else "0"
-            failure = self._run_phase(build, body, env, state, src, sink)
+            outcome = self._run_phase(build, body, env, state, src, sink)
             if build.stop.is_set():
                 self._finish_phase(build, "STOPPED", "BUILD_STOPPED", "Build was stopped")
                 sink.line(f"[Container] {_stamp()} Phase complete: {phase_type} State: STOPPED")
                 return "STOPPED"
-            if failure is None:
+            if outcome is None:
                 self._log_phase_end(sink, phase_type, "SUCCEEDED")
                 self._finish_phase(build, "SUCCEEDED")
                 continue
-            self._log_phase_end(sink, phase_type, "FAILED", failure)
-            self._finish_phase(build, "FAILED", failure.status_code, failure.message)
-            if str(body.get("on-failure", "ABORT")).upper() != "CONTINUE":
+            self._log_phase_end(sink, phase_type, "FAILED", outcome)
+            self._finish_phase(build, "FAILED", outcome.status_code, outcome.message)
+            if str(body.get("on-outcome", "ABORT")).upper() != "CONTINUE":
                 succeeding = False
             if phase_type in ("INSTALL", "PRE_BUILD") and not succeeding:
                 return "FAILED"
@@ -462,9 +457,7 @@ class BuildRunner:
         failed = commands[current] if current >= 0 else commands[0]
         reason = f"exit status {code}" if code > 0 else f"signal: {signal.Signals(-code).name}"
         sink.line(f"[Container] {_stamp()} Command did not exit successfully {failed} {reason}")
-        return BuildFailure(
-            "COMMAND_EXECUTION_ERROR", f"Error while executing command: {failed}. Reason: {reason}"
-        )
+        return BuildFailure("COMMAND_EXECUTION_ERROR", f"Error while executing command: {failed}. Reason: {reason}")
 
 
 def _phase_script(commands: list[str], state: Path, src: Path) -> str:

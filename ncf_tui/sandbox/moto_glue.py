@@ -70,7 +70,15 @@ class SandboxHooks(Protocol):
     def list_builds(self, project: str | None) -> list[str]: ...
 
 
-_hooks: SandboxHooks | None = None
+class _GlueState:
+    """The glue's process-wide state (moto's own state is process-wide too)."""
+
+    hooks: SandboxHooks | None = None
+    patched = False
+    error_class: type[Exception] | None = None
+
+
+_state = _GlueState()
 _install_lock = threading.Lock()
 
 
@@ -394,26 +402,22 @@ def update_codebuild_project(account_id: str, region: str, params: dict[str, Any
 # ------------------------------------------------------------------------------------------ the hooks
 
 
-_error_class: type[Exception] | None = None
-
-
 def _to_moto_error(exc: SandboxApiError) -> Exception:
     """moto's serialisable error; defined here so moto looks the code up in the request's own service."""
-    global _error_class
-    if _error_class is None:
+    if _state.error_class is None:
         from moto.core.exceptions import ServiceException
 
         class SandboxServiceError(ServiceException):
             pass
 
-        _error_class = SandboxServiceError
-    return _error_class(exc.code, exc.message)
+        _state.error_class = SandboxServiceError
+    return _state.error_class(exc.code, exc.message)
 
 
 def _hook() -> SandboxHooks:
-    if _hooks is None:
-        raise RuntimeError("no sandbox hooks installed")
-    return _hooks
+    if _state.hooks is None:
+        raise SandboxApiError("ServiceUnavailable", "the sandbox is shutting down")
+    return _state.hooks
 
 
 def _guarded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -463,18 +467,14 @@ def assume_role_credentials(account_id: str, region: str, role_arn: str, session
 
 def install_hooks(hooks: SandboxHooks | None) -> None:
     """Route the APIs moto lacks or fakes to `hooks` (None detaches, restoring moto's errors)."""
-    global _hooks
     with _install_lock:
-        _hooks = hooks
+        _state.hooks = hooks
         _patch_response_classes()
 
 
-_patched = False
-
-
-def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists every patched action
-    global _patched
-    if _patched:
+def _patch_response_classes() -> None:
+    """Every moto response class the sandbox changes, in one place."""
+    if _state.patched:
         return
     from moto.codebuild.responses import CodeBuildResponse
     from moto.core.responses import ActionResult, EmptyResult
@@ -512,9 +512,6 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
             )
         )
 
-    IamResponse.simulate_principal_policy = _guarded(simulate_principal_policy)  # type: ignore[attr-defined]
-    IamResponse.simulate_custom_policy = _guarded(simulate_custom_policy)  # type: ignore[attr-defined]
-
     # --- exact resource ARNs for IAM checks (moto checks "*" for these services otherwise)
     from moto.ecr.responses import ECRResponse
     from moto.logs.responses import LogsResponse
@@ -530,9 +527,6 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
             return "*"
         arn = f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{group}"
         return f"{arn}:log-stream:{stream}" if stream else arn
-
-    ECRResponse._determine_resource = ecr_resource  # type: ignore[attr-defined]
-    LogsResponse._determine_resource = logs_resource  # type: ignore[attr-defined]
 
     # --- SageMaker Neo
     original_create = SageMakerResponse.create_compilation_job
@@ -553,19 +547,12 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
         _hook().stop_compilation_job(self.current_account, self.region, self._get_param("CompilationJobName"))
         return EmptyResult()
 
-    SageMakerResponse.create_compilation_job = _guarded(create_compilation_job)  # type: ignore[method-assign]
-    SageMakerResponse.stop_compilation_job = _guarded(stop_compilation_job)  # type: ignore[attr-defined]
-
     # --- CodeBuild
     def update_project(self: Any) -> Any:
-        return ActionResult(
-            {"project": update_codebuild_project(self.current_account, self.region, _json_body(self))}
-        )
+        return ActionResult({"project": update_codebuild_project(self.current_account, self.region, _json_body(self))})
 
     def start_build(self: Any) -> Any:
-        return ActionResult(
-            {"build": _hook().start_build(self.current_account, self.region, _json_body(self))}
-        )
+        return ActionResult({"build": _hook().start_build(self.current_account, self.region, _json_body(self))})
 
     def batch_get_builds(self: Any) -> Any:
         builds, missing = _hook().batch_get_builds(list(self._get_param("ids") or []))
@@ -603,11 +590,21 @@ def _patch_response_classes() -> None:  # noqa: PLR0915 - one place that lists e
                 self.body = json.dumps({**body, "source": source})
         return original_create_project(self)
 
-    CodeBuildResponse.create_project = _guarded(create_project)  # type: ignore[method-assign]
-    CodeBuildResponse.update_project = _guarded(update_project)  # type: ignore[attr-defined]
-    CodeBuildResponse.start_build = _guarded(start_build)  # type: ignore[method-assign]
-    CodeBuildResponse.batch_get_builds = _guarded(batch_get_builds)  # type: ignore[method-assign]
-    CodeBuildResponse.stop_build = _guarded(stop_build)  # type: ignore[method-assign]
-    CodeBuildResponse.list_builds = _guarded(list_builds)  # type: ignore[method-assign]
-    CodeBuildResponse.list_builds_for_project = _guarded(list_builds_for_project)  # type: ignore[method-assign]
-    _patched = True
+    patches: list[tuple[type, str, Any]] = [
+        (IamResponse, "simulate_principal_policy", _guarded(simulate_principal_policy)),
+        (IamResponse, "simulate_custom_policy", _guarded(simulate_custom_policy)),
+        (ECRResponse, "_determine_resource", ecr_resource),
+        (LogsResponse, "_determine_resource", logs_resource),
+        (SageMakerResponse, "create_compilation_job", _guarded(create_compilation_job)),
+        (SageMakerResponse, "stop_compilation_job", _guarded(stop_compilation_job)),
+        (CodeBuildResponse, "create_project", _guarded(create_project)),
+        (CodeBuildResponse, "update_project", _guarded(update_project)),
+        (CodeBuildResponse, "start_build", _guarded(start_build)),
+        (CodeBuildResponse, "batch_get_builds", _guarded(batch_get_builds)),
+        (CodeBuildResponse, "stop_build", _guarded(stop_build)),
+        (CodeBuildResponse, "list_builds", _guarded(list_builds)),
+        (CodeBuildResponse, "list_builds_for_project", _guarded(list_builds_for_project)),
+    ]
+    for cls, name, method in patches:
+        setattr(cls, name, method)
+    _state.patched = True

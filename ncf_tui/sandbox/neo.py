@@ -59,8 +59,7 @@ def _parse_data_input_config(raw: str) -> list[int]:
         config = json.loads(raw)
     except ValueError:
         raise NeoFailure(
-            f"{_PREFIX}Unable to parse DataInputConfig {raw!r}: it must be a JSON object such as "
-            '{"input0": [1, 2]}.'
+            f'{_PREFIX}Unable to parse DataInputConfig {raw!r}: it must be a JSON object such as {{"input0": [1, 2]}}.'
         ) from None
     shapes = list(config.values()) if isinstance(config, dict) else config if isinstance(config, list) else []
     if len(shapes) != 1 or not isinstance(shapes[0], list) or not all(isinstance(d, int) for d in shapes[0]):
@@ -92,9 +91,7 @@ def _read_archive(data: bytes) -> tuple[bytes, dict[str, Any] | None]:
                     sidecar = None
             return model_bytes, sidecar
     except (tarfile.TarError, EOFError, OSError):
-        raise NeoFailure(
-            f"{_PREFIX}Unable to untar input model. Please confirm the model is a tar.gz file."
-        ) from None
+        raise NeoFailure(f"{_PREFIX}Unable to untar input model. Please confirm the model is a tar.gz file.") from None
 
 
 def compile_archive(data: bytes, data_input_config: str, framework: str) -> tuple[bytes, str]:
@@ -130,7 +127,7 @@ def _compile_torchscript(
         model_path = Path(tmp) / MODEL_FILE
         model_path.write_bytes(model_bytes)
         try:
-            module = torch.jit.load(str(model_path), map_location="cpu")
+            module = torch.jit.load(str(model_path), map_location="cpu")  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise NeoFailure(
                 f"{_PREFIX}Framework cannot load PyTorch model. Please make sure the model is a TorchScript "
@@ -156,9 +153,7 @@ def _compile_torchscript(
         buffer = io.BytesIO()
         torch.jit.save(optimized, buffer)
     compiled = buffer.getvalue()
-    compiler = (
-        f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops)"
-    )
+    compiler = f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops)"
     meta = dict(sidecar or {"format": "ncf-tui/1", "input_name": "input0", "framework": "PYTORCH"})
     meta.update(
         compiled=True,
@@ -303,9 +298,7 @@ class NeoWorker:
                         f"{_PREFIX}S3 object does not exist: {input_config.get('S3Uri')}. Please check the "
                         "S3Uri of the model artifacts."
                     ) from None
-                raise NeoFailure(
-                    f"{_PREFIX}Unable to download the model from S3: {_first_line(exc)}"
-                ) from None
+                raise NeoFailure(f"{_PREFIX}Unable to download the model from S3: {_first_line(exc)}") from None
             archive, _compiler = compile_archive(
                 data, str(input_config.get("DataInputConfig", "")), str(input_config.get("Framework", ""))
             )

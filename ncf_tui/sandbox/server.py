@@ -27,7 +27,7 @@ from .scenarios import DEFAULT_NEO_JOB_NAME, Scenario, get_scenario
 from .seed import seed_account
 
 _running_lock = threading.Lock()
-_running: Sandbox | None = None
+_running: list[Sandbox] = []  # at most one: moto's state is process-wide
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,15 +71,14 @@ class Sandbox:
     # ------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> Sandbox:
-        global _running
         moto_glue.check_moto_version()
         with _running_lock:
-            if _running is not None:
+            if _running:
                 raise RuntimeError(
                     "a sandbox is already running in this process (moto's state is process-wide); "
                     "reuse it or close it first"
                 )
-            _running = self
+            _running.append(self)
         try:
             moto_glue.enforce_iam()
             self._seed()
@@ -95,12 +94,11 @@ class Sandbox:
             self.endpoint_url = f"http://{host}:{port}"
         except BaseException:
             with _running_lock:
-                _running = None
+                _running.remove(self)
             raise
         return self
 
     def close(self) -> None:
-        global _running
         self.neo.shutdown()
         self.builds.shutdown()
         if self._server is not None:
@@ -108,8 +106,8 @@ class Sandbox:
             self._server = None
         moto_glue.install_hooks(None)
         with _running_lock:
-            if _running is self:
-                _running = None
+            if self in _running:
+                _running.remove(self)
 
     def __enter__(self) -> Sandbox:
         return self.start()

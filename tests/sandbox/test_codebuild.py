@@ -52,6 +52,11 @@ ALL_PHASES = [
 ]
 
 
+def _spec(phase: str, *commands: str) -> str:
+    """A one-phase buildspec."""
+    return f"version: 0.2\nphases:\n  {phase}:\n    commands:\n" + "".join(f"      - {c}\n" for c in commands)
+
+
 @pytest.fixture
 def builds(sandbox: Sandbox) -> Builds:
     return Builds(sandbox)
@@ -72,7 +77,7 @@ def test_an_inline_buildspec_runs_phase_by_phase_and_logs_every_line(builds: Bui
     assert any(line.startswith(f"arn:aws:sts::123456789012:assumed-role/{role}/") for line in log)
     assert log.index("line 1") < log.index("line 2") < log.index("line 3") < log.index("finally ran")
     assert "post succeeding=1" in log
-    assert any(line.endswith("Running command for i in 1 2 3; do echo \"line $i\"; done") for line in log)
+    assert any(line.endswith('Running command for i in 1 2 3; do echo "line $i"; done') for line in log)
     for phase in build["phases"][:-1]:
         assert phase["startTime"] <= phase["endTime"]
         assert phase["durationInSeconds"] >= 0
@@ -126,7 +131,7 @@ def test_a_missing_permission_really_fails_the_build(builds: Builds) -> None:
 def test_the_wrong_model_uri_fails_the_download(builds: Builds) -> None:
     builds.sb.reset("wrong-model-uri")
     settings = builds.sb.suggested_settings()
-    spec = "version: 0.2\nphases:\n  pre_build:\n    commands:\n      - aws s3 cp s3://${NEO_MODEL_S3_URI}/model.tar.gz model.tar.gz\n"
+    spec = _spec("pre_build", "aws s3 cp s3://${NEO_MODEL_S3_URI}/model.tar.gz model.tar.gz")
     builds.project(spec, variables=settings)
     build, log = builds.run()
     assert build["buildStatus"] == "FAILED"
@@ -137,7 +142,7 @@ def test_without_privileged_mode_docker_cannot_reach_a_daemon(builds: Builds) ->
     builds.sb.reset("no-privileged-mode")
     privileged = builds.sb.project_defaults()["privilegedMode"]
     assert privileged is False
-    spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo before\n      - docker build -t x .\n      - echo never\n"
+    spec = _spec("build", "echo before", "docker build -t x .", "echo never")
     builds.project(spec, privileged=privileged)
     build, log = builds.run()
     assert build["buildStatus"] == "FAILED"
@@ -162,7 +167,7 @@ def test_stop_build_kills_the_running_phase(builds: Builds) -> None:
 
 
 def test_update_project_and_start_overrides_reach_the_build(builds: Builds) -> None:
-    spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"tag=$IMAGE_TAG extra=$EXTRA priv=$NCF_SANDBOX_PRIVILEGED\"\n"
+    spec = _spec("build", 'echo "tag=$IMAGE_TAG extra=$EXTRA priv=$NCF_SANDBOX_PRIVILEGED"')
     builds.project(spec, variables={"IMAGE_TAG": "one"})
     project = builds.cb.batch_get_projects(names=[builds.sb.names.codebuild_project])["projects"][0]
     env = dict(project["environment"])
@@ -177,7 +182,9 @@ def test_update_project_and_start_overrides_reach_the_build(builds: Builds) -> N
 def test_the_repository_buildspec_is_used_when_the_project_names_a_file(builds: Builds, tmp_path: Path) -> None:
     (tmp_path / "container").mkdir()
     (tmp_path / "container" / "hello.txt").write_text("from the source\n")
-    (tmp_path / "buildspec.yml").write_text("version: 0.2\nphases:\n  build:\n    commands:\n      - cat container/hello.txt\n")
+    (tmp_path / "buildspec.yml").write_text(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat container/hello.txt\n"
+    )
     builds.sb.source_dir = tmp_path
     builds.project("buildspec.yml", source_type="GITHUB")
     build, log = builds.run()
