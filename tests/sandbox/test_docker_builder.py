@@ -433,6 +433,21 @@ def test_push_without_login_has_no_credentials(sandbox: Sandbox, build_role: dic
     assert sandbox.client("ecr").describe_images(repositoryName=sandbox.names.ecr_repo)["imageDetails"] == []
 
 
+def test_push_to_a_missing_repository_is_name_unknown(
+    sandbox: Sandbox, build_role: dict[str, str], state_copy: Path
+) -> None:
+    env = base_env(state_copy, build_role)
+    _login(sandbox, env, build_role)
+    target = f"{registry(sandbox)}/no-such-repo:latest"
+    assert docker("tag", "ncf-recommender:latest", target, env=env).returncode == 0
+    result = docker("push", target, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "name unknown: The repository with name 'no-such-repo' does not exist "
+        f"in the registry with id '{sandbox.names.account_id}'"
+    )
+
+
 def test_push_denied_when_the_role_lacks_put_image(sandbox: Sandbox, state_copy: Path) -> None:
     sandbox.reset("missing-permissions")
     aws = role_env(sandbox)

@@ -274,7 +274,10 @@ class StageBuilder:
         dest_abs = posixpath.normpath(posixpath.join(state.workdir, dest))
         dest_is_dir = dest.endswith("/") or dest in (".", "..") or len(sources) > 1
         uid, gid = _parse_chown(flags.get("chown", ""), self.note)
-        chmod = int(flags["chmod"], 8) if flags.get("chmod") else None
+        try:
+            chmod = int(flags["chmod"], 8) if flags.get("chmod") else None
+        except ValueError:
+            raise DockerfileError(f"invalid chmod parameter: {flags['chmod']}") from None
 
         added: list[FsEntry] = []
         copies_dir = False
@@ -288,7 +291,7 @@ class StageBuilder:
             else:
                 items = self._from_context(keyword, source)
             multiple = sum(1 for _, kind, _ in items if kind in ("file", "dir")) > 1
-            if has_glob(source) and len(items) > 1 and not dest_is_dir:
+            if has_glob(source) and multiple and not dest_is_dir:
                 raise BuildError(
                     f"{keyword} failed: When using {keyword} with more than one source file, "
                     "the destination must be a directory and end with a /"
