@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 
 STEP_NAMES = ("checkpoint", "variants", "compile", "settings", "permissions", "build", "verify")
-BUILT_STEPS = ("checkpoint", "variants")
-"""Steps this release runs; later ones answer with a clear 'not yet' (see the README's status)."""
 SCENARIOS = (
     "healthy",
     "missing-permissions",
@@ -83,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state", type=Path, metavar="FILE", help="run state file (for --resume)")
     run.add_argument("--resume", action="store_true", help="continue the unfinished run in the state file")
     run.add_argument("--yes", "-y", action="store_true", help="answer yes to every confirmation")
+    run.add_argument(
+        "--force",
+        action="append",
+        metavar="VARIANT",
+        help="submit this variant to Neo even if the offline preflight rejects it (repeatable)",
+    )
+    run.add_argument(
+        "--leave-running",
+        action="store_true",
+        help="on Ctrl-C, leave the Neo jobs and builds of this run running (default: stop them)",
+    )
     aws = p.add_argument_group("aws")
     aws.add_argument("--profile", metavar="NAME", help="AWS profile")
     aws.add_argument("--region", metavar="NAME", help="AWS region")

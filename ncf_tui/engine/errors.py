@@ -6,6 +6,7 @@ the fix. The CLI prints ``message`` (and ``hint``) and exits with ``exit_code``;
 
 from __future__ import annotations
 
+import threading
 from enum import IntEnum
 
 
@@ -42,3 +43,15 @@ class BadInputError(NcfError):
 
 class CheckpointError(BadInputError):
     """A checkpoint file is missing, unreadable, unsafe or not an NCF model."""
+
+
+class Cancelled(NcfError):
+    """The user asked to stop; the step stopped at a safe point."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise ``Cancelled`` at a safe point once the user has asked to stop."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")

@@ -1,0 +1,376 @@
+"""The SageMaker Neo compile stage: upload, one job per variant, one poller, the choice.
+
+Every variant that passed the offline preflight (or that the user forces) is uploaded to
+``s3://BUCKET/PREFIX/<run-id>/<variant>/model.tar.gz`` (skipped when the same sha256 is already there) and
+compiled by its own Neo job, all created concurrently. One poller watches them all: a single
+``ListCompilationJobs`` call per round (filtered to the run), a ``DescribeCompilationJob`` only for a job
+whose status changed, and an interval that starts short, grows while nothing changes and doubles on
+throttling. Job names are derived from the run id and the variant, so a resumed run finds its jobs by name
+and never launches one twice.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .aws import Aws, aws_errors, error_code, error_message
+from .errors import Cancelled, ExitCode, NcfError, check_cancel
+from .events import Emit, VariantEvent
+from .variants import VARIANT_NAMES, file_sha256
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+JOB_NAME_MAX = 63
+_JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+NEO_FRAMEWORK_VERSION = "2.0"
+"""The newest PyTorch version SageMaker Neo lists for inference images (sagemaker SDK, neo-pytorch.json)."""
+
+
+class NoVariantCompiled(NcfError):
+    exit_code = ExitCode.NO_VARIANT_COMPILED
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the compile stage needs to know of a variant (saved in the run state, so resume needs no torch)."""
+
+    name: str
+    archive: str
+    accepted: bool
+    preflight_message: str = ""
+    fidelity: dict[str, Any] | None = None
+    data_input_config: str = '{"input0": [1, 2]}'
+
+
+@dataclass
+class Job:
+    """One variant's Neo job, as the run state records it."""
+
+    variant: str
+    job_name: str
+    input_uri: str
+    output_uri: str
+    status: str = "PENDING"
+    failure_reason: str | None = None
+    artifact_uri: str | None = None
+    sha256: str = ""
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass
+class CompileConfig:
+    bucket: str
+    prefix: str
+    role_arn: str
+    target_device: str = "ml_c5"
+    framework_version: str = NEO_FRAMEWORK_VERSION
+    max_runtime_seconds: int = 900
+    force: frozenset[str] = frozenset()
+    poll_min: float = 0.5
+    poll_max: float = 15.0
+
+
+@dataclass
+class CompileResult:
+    jobs: dict[str, Job]
+    chosen: str
+    reason: str
+    neo_model_s3_uri: str
+    api_calls: int = 0
+    skipped_uploads: list[str] = field(default_factory=list)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "jobs": {k: asdict(v) for k, v in self.jobs.items()},
+            "chosen": self.chosen,
+            "reason": self.reason,
+            "neo_model_s3_uri": self.neo_model_s3_uri,
+        }
+
+
+def job_name(run_id: str, variant: str) -> str:
+    """``ncf-<run-id>-<variant>``: unique per run, traceable to it, within SageMaker's 63-character rule."""
+    name = f"ncf-{run_id}-{variant.replace('_', '-')}"
+    if len(name) > JOB_NAME_MAX or not _JOB_NAME_RE.match(name):
+        raise NcfError(f"job name {name!r} breaks SageMaker's naming rule (run id too long?)")
+    return name
+
+
+def strip_s3(uri: str) -> str:
+    return uri[5:] if uri.startswith("s3://") else uri
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = strip_s3(uri).partition("/")
+    return bucket, key
+
+
+def rank_key(c: Candidate) -> tuple[float, float, int]:
+    """Most faithful first (top-10 overlap, then max score difference); ties go to the simplest variant."""
+    f = c.fidelity or {}
+    order = VARIANT_NAMES.index(c.name) if c.name in VARIANT_NAMES else len(VARIANT_NAMES)
+    return (-round(float(f.get("top10_overlap", 0.0)), 4), float(f"{float(f.get('max_abs_diff', 1.0)):.2g}"), order)
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def add(self, k: int = 1) -> None:
+        with self.lock:
+            self.n += k
+
+
+def _upload(aws: Aws, c: Candidate, job: Job, calls: _Counter) -> bool:
+    """Upload the archive unless the same sha256 is already at the key; True when skipped."""
+    s3 = aws.client("s3")
+    bucket, key = _split(job.input_uri)
+    calls.add()
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        if head.get("Metadata", {}).get("sha256") == job.sha256:
+            return True
+    except Exception as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    calls.add()
+    s3.upload_file(c.archive, bucket, key, ExtraArgs={"Metadata": {"sha256": job.sha256}})
+    return False
+
+
+def _describe(aws: Aws, name: str, calls: _Counter) -> dict[str, Any] | None:
+    calls.add()
+    try:
+        r: dict[str, Any] = aws.client("sagemaker").describe_compilation_job(CompilationJobName=name)
+        return r
+    except Exception as exc:
+        if error_code(exc) in ("ResourceNotFound", "ValidationException") and "not" in error_message(exc).lower():
+            return None
+        raise
+
+
+def _create(aws: Aws, c: Candidate, job: Job, cfg: CompileConfig, calls: _Counter) -> None:
+    calls.add()
+    aws.client("sagemaker").create_compilation_job(
+        CompilationJobName=job.job_name,
+        RoleArn=cfg.role_arn,
+        InputConfig={
+            "S3Uri": job.input_uri,
+            "DataInputConfig": c.data_input_config,
+            "Framework": "PYTORCH",
+            "FrameworkVersion": cfg.framework_version,
+        },
+        OutputConfig={"S3OutputLocation": job.output_uri, "TargetDevice": cfg.target_device},
+        StoppingCondition={"MaxRuntimeInSeconds": cfg.max_runtime_seconds},
+        Tags=[{"Key": "ncf-tui:variant", "Value": c.name}],
+    )
+
+
+def compile_step(
+    aws: Aws,
+    candidates: Sequence[Candidate],
+    cfg: CompileConfig,
+    run_id: str,
+    emit: Emit,
+    *,
+    cancel: threading.Event | None = None,
+    known_jobs: dict[str, Job] | None = None,
+    on_jobs: Callable[[dict[str, Job]], None] | None = None,
+    stop_on_cancel: bool = True,
+) -> CompileResult:
+    """Compile every eligible variant with Neo and choose the most faithful one that compiled.
+
+    ``known_jobs`` (from a saved run) are re-attached by name instead of created again; ``on_jobs`` is
+    called whenever the job table changes so the caller can save it. On cancel the jobs still running are
+    stopped (unless ``stop_on_cancel`` is False) and ``Cancelled`` is raised.
+    """
+    calls = _Counter()
+    jobs: dict[str, Job] = dict(known_jobs or {})
+    lock = threading.Lock()
+    eligible = [c for c in candidates if c.accepted or c.name in cfg.force]
+    for c in candidates:
+        if c.name not in {e.name for e in eligible}:
+            emit(
+                VariantEvent(
+                    name=c.name,
+                    status="not-submitted",
+                    failure_reason=c.preflight_message,
+                    fidelity=c.fidelity,
+                    message="rejected by the offline Neo preflight; not submitted (force it to try anyway)",
+                )
+            )
+    if not eligible:
+        raise NoVariantCompiled("no variant passed the Neo preflight, so none was submitted")
+    skipped: list[str] = []
+
+    def changed() -> None:
+        if on_jobs is not None:
+            with lock:
+                snapshot = {k: Job(**asdict(v)) for k, v in jobs.items()}
+            on_jobs(snapshot)
+
+    def submit(c: Candidate) -> None:
+        if cancel is not None and cancel.is_set():
+            return
+        name = job_name(run_id, c.name)
+        job = jobs.get(c.name) or Job(
+            variant=c.name,
+            job_name=name,
+            input_uri=f"s3://{cfg.bucket}/{cfg.prefix}/{run_id}/{c.name}/model.tar.gz",
+            output_uri=f"s3://{cfg.bucket}/{cfg.prefix}/compilation-output/{name}/",
+        )
+        existing = _describe(aws, name, calls)
+        if existing is not None:
+            job.status = existing["CompilationJobStatus"]
+            job.failure_reason = existing.get("FailureReason") or None
+            job.artifact_uri = (existing.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+            with lock:
+                jobs[c.name] = job
+            emit(VariantEvent(name=c.name, status=job.status, job_name=name, message="re-attached to the running job"))
+            changed()
+            return
+        job.sha256 = file_sha256(Path(c.archive))
+        if _upload(aws, c, job, calls):
+            skipped.append(c.name)
+        forced = " (forced past the preflight)" if not c.accepted else ""
+        _create(aws, c, job, cfg, calls)
+        job.status = "STARTING"
+        job.started = time.time()
+        with lock:
+            jobs[c.name] = job
+        emit(VariantEvent(name=c.name, status="STARTING", job_name=name, message=f"Neo job created{forced}"))
+        changed()
+
+    try:
+        with aws_errors(aws.target), ThreadPoolExecutor(max_workers=min(8, len(eligible))) as pool:
+            todo = [c for c in eligible if c.name not in jobs or jobs[c.name].status not in TERMINAL]
+            for future in [pool.submit(submit, c) for c in todo]:
+                future.result()
+            _poll(aws, jobs, cfg, run_id, emit, calls, cancel, changed)
+    except (Cancelled, KeyboardInterrupt):
+        if stop_on_cancel:
+            _stop_all(aws, jobs, emit, calls)
+            changed()
+        raise Cancelled("cancelled while compiling") from None
+    by_name = {c.name: c for c in candidates}
+    compiled = sorted((by_name[n] for n, j in jobs.items() if j.status == "COMPLETED"), key=rank_key)
+    if not compiled:
+        reasons = "; ".join(f"{n}: {j.failure_reason or j.status}" for n, j in sorted(jobs.items()))
+        raise NoVariantCompiled(f"no variant compiled ({reasons})")
+    best = compiled[0]
+    f = best.fidelity or {}
+    reason = (
+        f"most faithful variant that compiled: top-10 overlap {float(f.get('top10_overlap', 0)):.0%}, "
+        f"max |Δscore| {float(f.get('max_abs_diff', 0)):.2g} against the original"
+    )
+    if len(compiled) > 1:
+        reason += f"; {len(compiled) - 1} other compiled variant(s) rank lower"
+    job = jobs[best.name]
+    uri = strip_s3(job.artifact_uri or job.output_uri.rstrip("/") + "/model.tar.gz")
+    emit(VariantEvent(name=best.name, status="chosen", job_name=job.job_name, fidelity=best.fidelity, message=reason))
+    return CompileResult(
+        jobs=jobs, chosen=best.name, reason=reason, neo_model_s3_uri=uri, api_calls=calls.n, skipped_uploads=skipped
+    )
+
+
+def _poll(
+    aws: Aws,
+    jobs: dict[str, Job],
+    cfg: CompileConfig,
+    run_id: str,
+    emit: Emit,
+    calls: _Counter,
+    cancel: threading.Event | None,
+    changed: Callable[[], None],
+) -> None:
+    sm = aws.client("sagemaker")
+    interval = cfg.poll_min
+    names = {j.job_name: j for j in jobs.values()}
+    while any(j.status not in TERMINAL for j in jobs.values()):
+        check_cancel(cancel)
+        try:
+            calls.add()
+            listed = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)
+            statuses = {s["CompilationJobName"]: s["CompilationJobStatus"] for s in listed["CompilationJobSummaries"]}
+        except Exception as exc:
+            if "Throttl" not in error_code(exc) and "Rate exceeded" not in error_message(exc):
+                raise
+            interval = min(cfg.poll_max, interval * 2)
+            _sleep(interval, cancel)
+            continue
+        moved = False
+        for name, job in names.items():
+            status = statuses.get(name)
+            if status is None or status == job.status or job.status in TERMINAL:
+                continue
+            moved = True
+            job.status = status
+            if status in TERMINAL:
+                job.ended = time.time()
+                info = _describe(aws, name, calls) or {}
+                job.failure_reason = info.get("FailureReason") or None
+                job.artifact_uri = (info.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+            emit(
+                VariantEvent(
+                    name=job.variant,
+                    status=status,
+                    job_name=name,
+                    failure_reason=job.failure_reason,
+                    message=f"{status.lower()} after {_elapsed(job):.0f} s" if status in TERMINAL else "",
+                )
+            )
+        if moved:
+            changed()
+            interval = cfg.poll_min
+        else:
+            interval = min(cfg.poll_max, interval * 1.5)
+        if any(j.status not in TERMINAL for j in jobs.values()):
+            _sleep(interval, cancel)
+
+
+def _elapsed(job: Job) -> float:
+    return (job.ended or time.time()) - (job.started or job.ended or time.time())
+
+
+def _sleep(seconds: float, cancel: threading.Event | None) -> None:
+    if cancel is None:
+        time.sleep(seconds)
+    else:
+        cancel.wait(seconds)
+
+
+def _stop_all(aws: Aws, jobs: dict[str, Job], emit: Emit, calls: _Counter) -> None:
+    sm = aws.client("sagemaker")
+    for job in jobs.values():
+        if job.status in TERMINAL:
+            continue
+        calls.add()
+        try:
+            sm.stop_compilation_job(CompilationJobName=job.job_name)
+        except Exception as exc:
+            emit(
+                VariantEvent(name=job.variant, status=job.status, job_name=job.job_name, message=f"stop failed: {exc}")
+            )
+            continue
+        job.status = "STOPPING"
+        emit(VariantEvent(name=job.variant, status="STOPPING", job_name=job.job_name, message="stop requested"))
+
+
+def neo_inference_image(region: str, target_device: str = "ml_c5", version: str = NEO_FRAMEWORK_VERSION) -> str | None:
+    """The Neo PyTorch inference image for a region and target, from the sagemaker SDK (imported only here)."""
+    try:
+        from sagemaker.core import image_uris
+    except ImportError:
+        return None
+    try:
+        return str(image_uris.retrieve("neo-pytorch", region=region, version=version, instance_type=target_device))
+    except (ValueError, KeyError):
+        return None
