@@ -1,0 +1,362 @@
+"""Does the CodeBuild service role have what the build needs? Asked of IAM itself, before the build runs.
+
+Why: a build that lacks ecr:PutImage fails after minutes of work, with an error deep in a log. The build's
+needs are a short, exact list of (action, resource ARN) pairs derived from the settings; IAM's policy
+simulator (iam:SimulatePrincipalPolicy on the role) answers each one with the role's real policies, including
+explicit Denies and wildcards. For every deny we write the least-privilege policy that would fix it (exact
+ARNs, ``*`` only for ecr:GetAuthorizationToken, which has no resource) and, when the user agrees, attach it as
+an inline role policy and ask IAM again. A caller who may not run the simulator gets told exactly which
+permission it lacks, and a "could not verify" result, never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ExitCode, NcfError
+from .events import Emit, PermissionEvent, discard
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .aws import Aws
+
+POLICY_NAME = "ncf-tui-build-permissions"
+MAX_RESOURCES_PER_CALL = 20
+PAGE_SIZE = 100
+ECR_PUSH_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
+ALLOWED = "allowed"
+UNVERIFIED = "unverified"
+
+
+class PermissionsError(NcfError):
+    """A permission the build needs is denied (or the role cannot be checked at all)."""
+
+    exit_code = ExitCode.PREFLIGHT_FAILED
+
+    def __init__(self, message: str, report: PermissionReport | None = None, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One thing the build does: ``action`` on ``resource``; ``sid`` names the statement that would grant it."""
+
+    action: str
+    resource: str
+    sid: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PermissionResult:
+    permission: Permission
+    decision: str  # allowed | implicitDeny | explicitDeny | unverified
+    matched: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == ALLOWED
+
+
+@dataclass
+class PermissionReport:
+    """What the check found, what it proposes, and whether the proposal was attached."""
+
+    role_arn: str
+    results: list[PermissionResult]
+    verified: bool = True
+    warning: str = ""
+    proposed_policy: dict[str, Any] | None = None
+    attached: bool = False
+    policy_name: str = POLICY_NAME
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def denied(self) -> list[PermissionResult]:
+        return [r for r in self.results if r.decision not in {ALLOWED, UNVERIFIED}]
+
+    @property
+    def explicit_denies(self) -> list[PermissionResult]:
+        return [r for r in self.results if r.decision == "explicitDeny"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role_arn": self.role_arn,
+            "verified": self.verified,
+            "warning": self.warning,
+            "results": [
+                {
+                    "action": r.permission.action,
+                    "resource": r.permission.resource,
+                    "decision": r.decision,
+                    "matched": list(r.matched),
+                    "why": r.permission.why,
+                }
+                for r in self.results
+            ],
+            "proposed_policy": self.proposed_policy,
+            "attached": self.attached,
+            "policy_name": self.policy_name,
+            "notes": list(self.notes),
+        }
+
+
+def model_object_arn(settings: Settings) -> str:
+    """The exact model object the build reads (validated ``model_key``, or the URI's archive), else ``path/*``."""
+    bucket = f"arn:{settings.partition}:s3:::{settings.model_bucket}"
+    key = settings.model_key or (settings.model_path if settings.model_path.endswith(".tar.gz") else "")
+    return f"{bucket}/{key}" if key else f"{bucket}/{settings.model_path}/*"
+
+
+def required_permissions(settings: Settings) -> list[Permission]:
+    """The (action, resource ARN) pairs the build needs, in the order the build uses them."""
+    repo = settings.repository_arn
+    group = settings.log_group_arn
+    streams = f"{group}:log-stream:*"
+    pairs = [
+        Permission(
+            "ecr:GetAuthorizationToken", "*", "EcrAuth", "docker login (this action has no resource: AWS wants *)"
+        ),
+        *(Permission(a, repo, "EcrPush", "docker push to the repository") for a in ECR_PUSH_ACTIONS),
+        Permission("s3:GetObject", model_object_arn(settings), "ModelRead", "download the Neo-compiled model"),
+        Permission(
+            "s3:ListBucket",
+            f"arn:{settings.partition}:s3:::{settings.model_bucket}",
+            "ModelList",
+            "find model.tar.gz under NEO_MODEL_S3_URI (aws s3 ls)",
+        ),
+        Permission("logs:CreateLogGroup", group, "BuildLogGroup", "CodeBuild creates the project's log group"),
+        Permission("logs:CreateLogStream", streams, "BuildLogStreams", "CodeBuild opens one stream per build"),
+        Permission("logs:PutLogEvents", streams, "BuildLogStreams", "CodeBuild writes the build log"),
+    ]
+    return pairs
+
+
+def role_name(role_arn: str) -> str:
+    return role_arn.rsplit("/", 1)[-1]
+
+
+def _matched(statements: Iterable[dict[str, Any]]) -> tuple[str, ...]:
+    out = []
+    for m in statements:
+        pos = m.get("StartPosition") or {}
+        where = f"@{pos.get('Line')}:{pos.get('Column')}" if pos else ""
+        out.append(f"{m.get('SourcePolicyId', '?')}{where}")
+    return tuple(out)
+
+
+def simulate(aws: Aws, role_arn: str, permissions: list[Permission]) -> list[PermissionResult]:
+    """Ask IAM's simulator about every pair: one call per group of actions sharing resources, at most 20
+    resources per call, every page followed by Marker. Throttling is retried by the client (standard mode)."""
+    from .aws import aws_errors
+
+    by_actions: dict[tuple[str, ...], list[str]] = {}
+    for resource in dict.fromkeys(p.resource for p in permissions):
+        actions = tuple(dict.fromkeys(p.action for p in permissions if p.resource == resource))
+        by_actions.setdefault(actions, []).append(resource)
+    iam = aws.client("iam")
+    decisions: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+    for actions, resources in by_actions.items():
+        for i in range(0, len(resources), MAX_RESOURCES_PER_CALL):
+            chunk = resources[i : i + MAX_RESOURCES_PER_CALL]
+            kwargs: dict[str, Any] = {
+                "PolicySourceArn": role_arn,
+                "ActionNames": list(actions),
+                "ResourceArns": chunk,
+                "MaxItems": PAGE_SIZE,
+            }
+            while True:
+                with aws_errors(aws.target):
+                    page = iam.simulate_principal_policy(**kwargs)
+                for r in page.get("EvaluationResults", []):
+                    action = r["EvalActionName"]
+                    specific = r.get("ResourceSpecificResults") or []
+                    if specific:
+                        for s in specific:
+                            key = (action.lower(), s["EvalResourceName"])
+                            decisions[key] = (s["EvalResourceDecision"], _matched(s.get("MatchedStatements", [])))
+                    else:
+                        key = (action.lower(), r.get("EvalResourceName", "*"))
+                        decisions[key] = (r["EvalDecision"], _matched(r.get("MatchedStatements", [])))
+                if not page.get("IsTruncated"):
+                    break
+                kwargs["Marker"] = page["Marker"]
+    results = []
+    for p in permissions:
+        decision, matched = decisions.get((p.action.lower(), p.resource), ("implicitDeny", ()))
+        results.append(PermissionResult(p, decision, matched))
+    return results
+
+
+def least_privilege_policy(results: Iterable[PermissionResult]) -> dict[str, Any] | None:
+    """The smallest policy that allows every implicitly denied pair, one statement per Sid; None if none.
+
+    Explicit denies are left out: no Allow overrides them, the Deny statement itself must go.
+    """
+    statements: dict[str, dict[str, Any]] = {}
+    for r in results:
+        if r.decision != "implicitDeny":
+            continue
+        st = statements.setdefault(
+            r.permission.sid, {"Sid": r.permission.sid, "Effect": "Allow", "Action": [], "Resource": []}
+        )
+        if r.permission.action not in st["Action"]:
+            st["Action"].append(r.permission.action)
+        if r.permission.resource not in st["Resource"]:
+            st["Resource"].append(r.permission.resource)
+    if not statements:
+        return None
+    return {"Version": "2012-10-17", "Statement": list(statements.values())}
+
+
+def _merge(existing: dict[str, Any] | None, proposed: dict[str, Any]) -> dict[str, Any]:
+    """The proposed statements added to what an earlier run attached under the same name (nothing is lost)."""
+    if not existing:
+        return proposed
+    old = existing.get("Statement", [])
+    old = [old] if isinstance(old, dict) else list(old)
+    sids = {s.get("Sid") for s in old}
+    merged = list(old)
+    for st in proposed["Statement"]:
+        if st in merged:
+            continue
+        new = dict(st)
+        n = 2
+        while new.get("Sid") in sids:
+            new["Sid"] = f"{st['Sid']}{n}"
+            n += 1
+        sids.add(new["Sid"])
+        merged.append(new)
+    return {"Version": "2012-10-17", "Statement": merged}
+
+
+def attach_fix(aws: Aws, role_arn: str, policy: dict[str, Any], *, policy_name: str = POLICY_NAME) -> dict[str, Any]:
+    """Put ``policy`` on the role as the inline policy ``policy_name`` (merged with an earlier one of that name).
+
+    Returns the document that was attached.
+    """
+    from botocore.exceptions import ClientError
+
+    from .aws import aws_errors, error_code
+
+    iam = aws.client("iam")
+    name = role_name(role_arn)
+    existing: dict[str, Any] | None = None
+    try:
+        with aws_errors(aws.target):
+            doc = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
+        existing = json.loads(doc) if isinstance(doc, str) else doc
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+    document = _merge(existing, policy)
+    with aws_errors(aws.target):
+        iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+    return document
+
+
+def _emit_all(emit: Emit, results: list[PermissionResult]) -> None:
+    for r in results:
+        emit(
+            PermissionEvent(
+                action=r.permission.action, resource=r.permission.resource, decision=r.decision, matched=list(r.matched)
+            )
+        )
+
+
+def check_permissions(aws: Aws, settings: Settings, emit: Emit = discard) -> PermissionReport:
+    """Simulate every required pair on the service role and emit one ``permission`` event per pair.
+
+    AccessDenied on the simulation itself gives an unverified report with a warning naming the missing
+    permission; a missing role raises PermissionsError.
+    """
+    from botocore.exceptions import ClientError
+
+    from .aws import aws_errors, error_code, error_message
+
+    role_arn = settings.service_role
+    permissions = required_permissions(settings)
+    try:
+        results = simulate(aws, role_arn, permissions)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in {"AccessDenied", "AccessDeniedException"}:
+            try:
+                with aws_errors(aws.target):
+                    caller = aws.whoami().arn
+            except NcfError:
+                caller = "the caller"
+            warning = (
+                f"could not verify the build's permissions: {caller} may not call iam:SimulatePrincipalPolicy on "
+                f"{role_arn}; grant it that action on that role ARN to check, or continue unverified"
+            )
+            results = [PermissionResult(p, UNVERIFIED) for p in permissions]
+            _emit_all(emit, results)
+            return PermissionReport(role_arn, results, verified=False, warning=warning)
+        if code == "NoSuchEntity":
+            raise PermissionsError(
+                f"the CodeBuild service role {role_arn} does not exist", hint="check service_role in the settings"
+            ) from None
+        raise PermissionsError(f"iam:SimulatePrincipalPolicy failed: {error_message(exc)}") from None
+    _emit_all(emit, results)
+    report = PermissionReport(role_arn, results)
+    report.proposed_policy = least_privilege_policy(results)
+    return report
+
+
+FixPolicy = bool | Callable[[dict[str, Any]], bool]
+
+
+def permissions_step(aws: Aws, settings: Settings, emit: Emit = discard, fix: FixPolicy = False) -> PermissionReport:
+    """Check the role; if some pairs are denied and ``fix`` agrees (True, or the callable given the proposed
+    policy document returns True), attach the proposed policy and check again.
+
+    Returns the report (unverified reports included, with their warning); raises PermissionsError (exit 3)
+    when a required permission stays denied, with the proposed policy in the message.
+    """
+    report = check_permissions(aws, settings, emit)
+    if not report.verified or not report.denied:
+        return report
+    proposed = report.proposed_policy
+    if proposed is not None and (fix(proposed) if callable(fix) else fix):
+        attach_fix(aws, report.role_arn, proposed)
+        report = check_permissions(aws, settings, emit)
+        report.attached = True
+        report.proposed_policy = proposed
+        report.notes.append(f"attached inline policy {POLICY_NAME} to {role_name(report.role_arn)} and checked again")
+    if report.denied:
+        raise PermissionsError(_denied_message(report), report, hint=_denied_hint(report))
+    return report
+
+
+def _denied_message(report: PermissionReport) -> str:
+    parts = []
+    for r in report.denied:
+        where = f" by {', '.join(r.matched)}" if r.decision == "explicitDeny" and r.matched else ""
+        parts.append(f"{r.permission.action} on {r.permission.resource} ({r.decision}{where})")
+    msg = f"the CodeBuild service role {role_name(report.role_arn)} lacks {len(parts)} permission(s): " + "; ".join(
+        parts
+    )
+    if report.proposed_policy is not None and not report.attached:
+        msg += "\nproposed least-privilege policy:\n" + json.dumps(report.proposed_policy, indent=2)
+    return msg
+
+
+def _denied_hint(report: PermissionReport) -> str:
+    if report.explicit_denies:
+        return "an explicit Deny cannot be overridden by an Allow: remove or narrow the Deny statement named above"
+    if report.attached:
+        return "the attached policy did not take effect: check permission boundaries or SCPs on the role"
+    return f"attach the proposed policy as inline policy {POLICY_NAME} (--yes does it), then run again"
