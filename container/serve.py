@@ -44,9 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, default=Path("/opt/ml/model"))
     parser.add_argument("--port", type=int, default=None, help="default $SAGEMAKER_BIND_TO_PORT or 8080")
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default all interfaces)")  # noqa: S104
-    parser.add_argument(
-        "--workers", type=int, default=None, help="default $SAGEMAKER_MODEL_SERVER_WORKERS or cores"
-    )
+    parser.add_argument("--workers", type=int, default=None, help="default $SAGEMAKER_MODEL_SERVER_WORKERS or cores")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default 4)")
     args = parser.parse_args(argv)
     if args.port is None:
@@ -69,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelDirError as exc:
         print(f"serve: cannot serve: {exc}", file=sys.stderr)
         return 2
-    from ncf_serve.server import ServeOptions, run  # noqa: PLC0415 - gunicorn only when serving
+    from ncf_serve.server import ServeOptions, run
 
     options = ServeOptions(
         model_dir=args.model_dir,

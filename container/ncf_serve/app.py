@@ -22,7 +22,7 @@ from typing import Any
 from .model import Scorer, Sidecar
 
 try:  # orjson is optional: faster encoding when the image has it, stdlib json otherwise.
-    import orjson  # type: ignore[import-not-found]
+    import orjson
 
     def _dumps(obj: Any) -> bytes:
         return bytes(orjson.dumps(obj))

@@ -59,9 +59,7 @@ def read_sidecar(model_dir: Path) -> Sidecar:
     """Parse and check the sidecar; every failure names the field so the build log is enough to fix it."""
     path = model_dir / SIDECAR_NAME
     if not path.is_file():
-        raise ModelDirError(
-            f"{path} is missing: the model archive must hold {SIDECAR_NAME} next to {MODEL_NAME}"
-        )
+        raise ModelDirError(f"{path} is missing: the model archive must hold {SIDECAR_NAME} next to {MODEL_NAME}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -130,9 +128,7 @@ def check_model_dir(model_dir: Path) -> tuple[Sidecar, str]:
     sidecar = read_sidecar(model_dir)
     runtime = choose_runtime(model_dir)
     if runtime != "dlr" and not (model_dir / MODEL_NAME).is_file():
-        raise ModelDirError(
-            f"{model_dir / MODEL_NAME} is missing: the model archive must hold it at its root"
-        )
+        raise ModelDirError(f"{model_dir / MODEL_NAME} is missing: the model archive must hold it at its root")
     return sidecar, runtime
 
 
@@ -140,15 +136,15 @@ Forward = Callable[[Any], Any]
 
 
 def _load_torchscript(model_dir: Path, runtime: str) -> Forward:
-    import torch  # noqa: PLC0415 - lazy: the master never imports torch
+    import torch
 
     if runtime == "neo-pytorch":
-        import neopytorch  # type: ignore[import-not-found]  # noqa: PLC0415
+        import neopytorch
 
         configure = getattr(neopytorch, "config", None)
         if callable(configure):
             configure(model_dir=str(model_dir), neo_runtime=True)
-    module = torch.jit.load(str(model_dir / MODEL_NAME), map_location="cpu").eval()
+    module = torch.jit.load(str(model_dir / MODEL_NAME), map_location="cpu").eval()  # type: ignore[no-untyped-call]
     if runtime == "torchscript":
         # Freezing inlines the weights and folds constants: about 1.5x faster at batch 1 on this model
         # family. A module that cannot be frozen (some compiled artifacts) is served as loaded.
@@ -165,8 +161,8 @@ def _load_torchscript(model_dir: Path, runtime: str) -> Forward:
 
 
 def _load_dlr(model_dir: Path, input_name: str) -> Forward:
-    import dlr  # type: ignore[import-not-found]  # noqa: PLC0415
-    import torch  # noqa: PLC0415 - lazy: the master never imports torch
+    import dlr
+    import torch
 
     model = dlr.DLRModel(str(model_dir), "cpu")
 
@@ -181,7 +177,7 @@ class Scorer:
     """A loaded model plus the helpers the endpoints need; safe to share between threads."""
 
     def __init__(self, model_dir: Path, sidecar: Sidecar, runtime: str, threads: int) -> None:
-        import torch  # noqa: PLC0415 - lazy: the master never imports torch
+        import torch
 
         torch.set_num_threads(max(1, threads))
         self.sidecar = sidecar

@@ -7,6 +7,7 @@ entry point SageMaker, `docker run IMAGE serve` and the tests all use.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             "proc_name": "ncf-serve",
             # No control socket: it would live in $HOME and collide between servers on one host.
             "control_socket_disable": True,
+            "worker_exit": _worker_exit,
         }
         shm = Path("/dev/shm")  # noqa: S108 - gunicorn's advice for containers, not a temp file of ours
         if shm.is_dir():
@@ -68,11 +70,24 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         o = self.options
         # torch's import holds the GIL and the import lock for a second or more; done here, before the
         # worker accepts connections, so /ping stays fast while the model itself loads in the background.
-        import torch  # noqa: F401, PLC0415
+        import torch  # noqa: F401
 
         holder = ModelHolder(o.model_dir, self.sidecar, self.runtime, o.torch_threads)
         holder.start()
         return InferenceApp(holder, max_body=o.max_body, max_pairs=o.max_pairs, access_log=o.access_log)
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """A worker stopped while its model still loads exits at once.
+
+    Letting the interpreter finalise under a thread that is inside torch aborts the process
+    (`terminate called without an active exception`), which reads like a crash in the log.
+    """
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, InferenceApp) and app.holder.scorer is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def run(options: ServeOptions, sidecar: Sidecar, runtime: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -11,9 +12,7 @@ import pytest
 
 KIT = Path(__file__).resolve().parent
 sys.path.insert(0, str(KIT))  # container_kit, the helpers the test modules import
-sys.path.insert(
-    0, str(KIT.parents[1] / "container")
-)  # the server's package, `ncf_serve`, as the image has it
+sys.path.insert(0, str(KIT.parents[1] / "container"))  # the server's package, `ncf_serve`, as the image has it
 
 from container_kit import SERVED_VARIANTS, Server, start_server, wait_healthy  # noqa: E402
 
@@ -40,9 +39,7 @@ def model_dirs(model_archives: dict[str, Path], tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def servers(
-    model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Server]]:
+def servers(model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     """One server per variant, started together so their start-ups overlap."""
     logs = tmp_path_factory.mktemp("server-logs")
     started = {name: start_server(d, logs / f"{name}.log", wait=False) for name, d in model_dirs.items()}
@@ -51,6 +48,8 @@ def servers(
             wait_healthy(server)
         yield started
     finally:
+        for server in started.values():
+            server.process.send_signal(signal.SIGTERM)  # all at once: their graceful exits overlap
         for server in started.values():
             server.stop()
 

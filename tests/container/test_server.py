@@ -73,9 +73,7 @@ def test_single_pair_and_batch_match_the_model(
 
 
 @pytest.mark.parametrize("variant", ["basic", "full_manual_norm"])
-def test_top_k_ranks_every_item(
-    variant: str, servers: dict[str, Server], model_dirs: dict[str, Path]
-) -> None:
+def test_top_k_ranks_every_item(variant: str, servers: dict[str, Server], model_dirs: dict[str, Path]) -> None:
     server, model_dir = servers[variant], model_dirs[variant]
     side = sidecar_of(model_dir)
     low, high = side["item_id_range"]
@@ -203,9 +201,7 @@ BAD_REQUESTS = [
     [r[1:] for r in BAD_REQUESTS],
     ids=[r[0] for r in BAD_REQUESTS],
 )
-def test_bad_requests_get_a_clear_4xx(
-    server: Server, content_type: str, body: bytes, status: int, words: str
-) -> None:
+def test_bad_requests_get_a_clear_4xx(server: Server, content_type: str, body: bytes, status: int, words: str) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     if not content_type:
         headers["Content-Type"] = ""
@@ -220,9 +216,7 @@ def test_bad_requests_get_a_clear_4xx(
 
 def test_chunked_body_over_the_limit_is_refused(server: Server) -> None:
     chunks = (b"1,2\n" * 4096 for _ in range(80))  # no Content-Length: requests sends it chunked
-    response = requests.post(
-        f"{server.url}/invocations", data=chunks, headers={"Content-Type": "text/csv"}, timeout=30
-    )
+    response = requests.post(f"{server.url}/invocations", data=chunks, headers={"Content-Type": "text/csv"}, timeout=30)
     assert response.status_code == 413
     assert "over the limit" in response.json()["error"]
 
@@ -292,13 +286,9 @@ def test_concurrent_clients_get_their_own_answers(server: Server, model_dirs: di
     assert all(results)
 
 
-def test_sigterm_finishes_the_request_in_flight_then_exits(
-    model_dirs: dict[str, Path], tmp_path: Path
-) -> None:
+def test_sigterm_finishes_the_request_in_flight_then_exits(model_dirs: dict[str, Path], tmp_path: Path) -> None:
     port = free_port()
-    server = start_server(
-        model_dirs["basic"], tmp_path / "log", env={"SAGEMAKER_BIND_TO_PORT": str(port)}, port=port
-    )
+    server = start_server(model_dirs["basic"], tmp_path / "log", env={"SAGEMAKER_BIND_TO_PORT": str(port)}, port=port)
     body = b'{"user_id": 1, "item_id": 2}'
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         head = (
@@ -322,9 +312,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SERVE), *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    return subprocess.run([sys.executable, str(SERVE), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
@@ -349,8 +337,7 @@ def test_missing_model_file_is_a_clear_error(model_dirs: dict[str, Path], tmp_pa
         ('{"format": "other/9"}', "format must be"),
         ('{"format": "ncf-tui/1", "num_users": 0, "num_items": 5}', "num_users must be a positive integer"),
         (
-            '{"format": "ncf-tui/1", "num_users": 5, "num_items": 5,'
-            ' "user_id_range": [0, 9], "item_id_range": [0, 4]}',
+            '{"format": "ncf-tui/1", "num_users": 5, "num_items": 5, "user_id_range": [0, 9], "item_id_range": [0, 4]}',
             "exceed",
         ),
     ],
@@ -367,9 +354,7 @@ def test_bad_sidecar_is_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
-def test_a_corrupt_model_stops_the_server_with_the_reason(
-    model_dirs: dict[str, Path], tmp_path: Path
-) -> None:
+def test_a_corrupt_model_stops_the_server_with_the_reason(model_dirs: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "ncf-model.json").write_text((model_dirs["basic"] / "ncf-model.json").read_text())
     (tmp_path / "model.pth").write_bytes(b"not a torchscript archive")
     server = start_server(tmp_path, tmp_path / "log", wait=False)
