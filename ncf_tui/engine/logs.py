@@ -1,0 +1,405 @@
+"""Follow one CloudWatch Logs stream: every line once, in order, fast while it flows, and stop when done.
+
+Why not `aws logs tail --follow`: it polls every 5 s with FilterLogEvents from the newest timestamp and
+drops repeats by event id at that timestamp, so lines show up seconds late. Here GetLogEvents'
+``nextForwardToken`` is the position: a page is only consumed after it arrived, so a dropped connection is
+retried from the same token (nothing lost, nothing twice). Should the service ever refuse a token, the
+follower re-reads from the last timestamp it emitted and skips, by position, the events it already emitted
+there, keyed by event id or (timestamp, ingestion time, message), never by timestamp alone (two identical
+lines in the same millisecond are two lines).
+
+The follower polls every ``fast`` seconds while lines arrive, stretches towards ``slow`` when the stream is
+quiet, backs off on throttling and ends by itself: once told the build is complete, it returns after
+``drain_reads`` empty reads that hand back the token they were given.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .aws import USER_AGENT, Aws, error_code, error_message
+from .errors import ExitCode, NcfError
+from .events import Emit, LogEvent
+
+NCF_PREFIX = "NCF-TUI:"
+THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
+)
+TAIL_KEYS = 10_000
+"""How many keys at the newest timestamp are kept for the token-refused fallback (a bound on memory)."""
+
+EventKey = tuple[int, int, str] | str
+
+
+class LogFollowError(NcfError):
+    """The log stream could not be read for long enough that following it is pointless."""
+
+    exit_code = ExitCode.BUILD_FAILED
+
+
+# ------------------------------------------------------------------------------------ NCF-TUI lines
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass
+class BuildValues:
+    """What the buildspec reported on ``NCF-TUI:`` lines (docs/CONTRACTS.md); None when not (yet) seen."""
+
+    model_sha256: str | None = None
+    image_uri: str | None = None
+    image_digest: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def update(self, line: str) -> bool:
+        """Take one log line; True if it was a well-formed ``NCF-TUI:`` line we know."""
+        parsed = parse_ncf_line(line)
+        if parsed is None:
+            return False
+        key, value = parsed
+        if key == "model-sha256":
+            self.model_sha256 = value
+        elif key == "image-uri":
+            self.image_uri = value
+        elif key == "image-digest":
+            self.image_digest = value
+        else:
+            self.errors.append(value)
+        return True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_sha256": self.model_sha256,
+            "image_uri": self.image_uri,
+            "image_digest": self.image_digest,
+            "errors": list(self.errors),
+        }
+
+
+def parse_ncf_line(line: str) -> tuple[str, str] | None:
+    """``("model-sha256", hex)``, ``("image-uri", uri)``, ``("image-digest", "sha256:…")``,
+    ``("error", "<code> <text>")``, or None for any other line (including malformed values)."""
+    text = line.strip()
+    if not text.startswith(NCF_PREFIX):
+        return None
+    parts = text[len(NCF_PREFIX) :].split(None, 1)
+    if len(parts) < 2:
+        return None
+    key, rest = parts[0], parts[1].strip()
+    if key == "model-sha256":
+        value = rest.split()[0].lower()
+        return (key, value) if _SHA256.match(value) else None
+    if key == "image-uri":
+        value = rest.split()[0]
+        return (key, value) if ".dkr.ecr." in value and ":" in value.rsplit("/", 1)[-1] else None
+    if key == "image-digest":
+        value = rest.split()[0].lower()
+        return (key, value) if _DIGEST.match(value) else None
+    if key == "error":
+        return ("error", rest)
+    return None
+
+
+# ---------------------------------------------------------------------------------------- position
+
+
+@dataclass
+class LogPosition:
+    """Where a follower stands in a stream; save ``to_dict()`` and pass it back to resume."""
+
+    token: str | None = None
+    timestamp: int | None = None
+    tail: list[EventKey] = field(default_factory=list)
+    """Keys of the events emitted at ``timestamp``, in order (for the token-refused fallback)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "timestamp": self.timestamp,
+            "tail": [k if isinstance(k, str) else list(k) for k in self.tail],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogPosition:
+        tail: list[EventKey] = []
+        for k in data.get("tail") or []:
+            tail.append(k if isinstance(k, str) else (int(k[0]), int(k[1]), str(k[2])))
+        ts = data.get("timestamp")
+        return cls(token=data.get("token") or None, timestamp=None if ts is None else int(ts), tail=tail)
+
+    def advance(self, key: EventKey, timestamp: int) -> None:
+        if timestamp != self.timestamp:
+            self.timestamp = timestamp
+            self.tail = []
+        if len(self.tail) < TAIL_KEYS:
+            self.tail.append(key)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line as read: the message without its trailing newline, and when it was read (``time.time()``)."""
+
+    message: str
+    timestamp: int
+    ingestion_time: int
+    read_at: float
+
+
+@dataclass
+class FollowStats:
+    reads: int = 0
+    empty_reads: int = 0
+    lines: int = 0
+    reconnects: int = 0
+    throttled: int = 0
+    replayed_skipped: int = 0
+    waits_for_stream: int = 0
+
+
+def event_key(event: Mapping[str, Any]) -> EventKey:
+    """The identity of a log event: its id when the API gives one, else (timestamp, ingestion, message)."""
+    if event.get("eventId"):
+        return str(event["eventId"])
+    return (int(event.get("timestamp", 0)), int(event.get("ingestionTime", 0)), str(event.get("message", "")))
+
+
+def reader_client(aws: Aws) -> Any:
+    """A Logs client without botocore's retries: the follower retries from its token itself, in ~0.1 s,
+    instead of waiting out a jittered backoff of up to 20 s after a dropped connection."""
+    from botocore.config import Config
+
+    cfg = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=30,
+        user_agent_extra=USER_AGENT,
+    )
+    return aws.session.client("logs", region_name=aws.region, endpoint_url=aws.target.endpoint_url, config=cfg)
+
+
+# ---------------------------------------------------------------------------------------- follower
+
+
+class LogFollower:
+    """Follows ``group``/``stream``; call ``run()`` (blocking) or ``start()``, then ``complete()`` when the
+    writer is done. ``on_line`` sees every line; ``emit`` gets one ``LogEvent`` per line."""
+
+    def __init__(
+        self,
+        client: Any,
+        group: str,
+        stream: str,
+        *,
+        emit: Emit | None = None,
+        on_line: Callable[[LogLine], None] | None = None,
+        position: LogPosition | None = None,
+        cancel: threading.Event | None = None,
+        fast: float = 0.2,
+        slow: float = 2.0,
+        max_backoff: float = 10.0,
+        drain_reads: int = 2,
+        give_up_after: float = 120.0,
+        limit: int | None = None,
+        tail_lines: int = 200,
+    ) -> None:
+        self.client = client
+        self.group = group
+        self.stream = stream
+        self.emit = emit
+        self.on_line = on_line
+        self.position = position if position is not None else LogPosition()
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.fast, self.slow, self.max_backoff = fast, slow, max_backoff
+        self.drain_reads = drain_reads
+        self.give_up_after = give_up_after
+        self.limit = limit
+        self.values = BuildValues()
+        self.stats = FollowStats()
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self.error: BaseException | None = None
+        self._complete = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Events the next page repeats, in order: armed only when reading by time (resume without a token,
+        # token refused), never after a token, whose pages do not overlap.
+        self._use_time = self.position.token is None and self.position.timestamp is not None
+        self._skip: deque[EventKey] = deque(self.position.tail) if self._use_time else deque()
+
+    # -- control
+
+    def complete(self) -> None:
+        """The writer is done: drain what is left, then stop."""
+        self._complete.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self._wake.set()
+
+    def start(self) -> LogFollower:
+        self._thread = threading.Thread(target=self._run_safely, name=f"logs-{self.stream}", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the follower; False if it is still running after ``timeout``."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run_safely(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # kept for the owner thread to re-raise
+            self.error = exc
+
+    # -- the loop
+
+    def run(self) -> LogPosition:
+        """Follow until complete and drained (or cancelled); returns the position to resume from."""
+        interval = self.fast
+        quiet = 0  # consecutive empty reads (stretches the interval)
+        drained = 0  # empty reads at the same token since completion
+        failing_since: float | None = None
+        failures = 0  # consecutive failed reads (connection or throttling): the backoff's exponent
+        while not self.cancel.is_set():
+            complete = self._complete.is_set()
+            sent = self.position.token
+            try:
+                page = self._read()
+            except Exception as exc:
+                code = error_code(exc)
+                failures += 1
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > self.give_up_after:
+                    raise LogFollowError(
+                        f"cannot read log stream {self.group}/{self.stream} for {self.give_up_after:.0f} s: "
+                        f"{error_message(exc)}"
+                    ) from None
+                if code == "ResourceNotFoundException":
+                    # The stream does not exist yet (or never will, if the build failed before logging).
+                    self.stats.waits_for_stream += 1
+                    if complete:
+                        drained += 1
+                        if drained >= self.drain_reads:
+                            return self.position
+                    interval = min(self.slow, max(interval, self.fast) * 1.25)
+                elif code in THROTTLE_CODES:
+                    self.stats.throttled += 1
+                    interval = min(self.max_backoff, max(interval, self.fast) * 2)
+                elif code == "InvalidParameterException" and sent is not None and not self._use_time:
+                    # The token was refused: re-read from the last timestamp, skipping what was emitted there.
+                    self._use_time = True
+                    self._skip = deque(self.position.tail)
+                    self.position.token = None
+                    continue
+                elif _is_connection_error(exc):
+                    # A new connection from the same token; quick at first, a second apart if it persists.
+                    self.stats.reconnects += 1
+                    self._sleep(min(1.0, 0.05 * 2 ** min(failures - 1, 5)))
+                    continue
+                else:
+                    raise
+                self._sleep(interval)
+                continue
+            failing_since, failures = None, 0
+            events = page.get("events") or []
+            new_token = page.get("nextForwardToken")
+            self.stats.reads += 1
+            emitted = self._take(events)
+            if new_token:
+                self.position.token = str(new_token)
+                self._use_time = False
+            if emitted or events:
+                quiet, drained = 0, 0
+                interval = self.fast
+                more = self.limit is not None and len(events) >= self.limit
+                if more or complete:
+                    continue  # the next page may already be waiting
+                self._sleep(interval)
+                continue
+            self.stats.empty_reads += 1
+            if complete:
+                if new_token == sent or sent is None:
+                    drained += 1
+                if drained >= self.drain_reads:
+                    return self.position
+                self._sleep(self.fast)
+                continue
+            quiet += 1
+            interval = min(self.slow, self.fast * 1.25**quiet)
+            self._sleep(interval)
+        return self.position
+
+    def _read(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamName": self.stream, "startFromHead": True}
+        if self.position.token:
+            kwargs["nextToken"] = self.position.token
+        elif self._use_time and self.position.timestamp is not None:
+            kwargs["startTime"] = self.position.timestamp
+        if self.limit:
+            kwargs["limit"] = self.limit
+        return dict(self.client.get_log_events(**kwargs))
+
+    def _take(self, events: Iterable[Mapping[str, Any]]) -> int:
+        emitted = 0
+        for event in events:
+            key = event_key(event)
+            if self._skip:
+                # A replay repeats what was emitted, in the same order, as its first events.
+                if self._skip[0] == key:
+                    self._skip.popleft()
+                    self.stats.replayed_skipped += 1
+                    continue
+                self._skip.clear()
+            ts = int(event.get("timestamp", 0))
+            self.position.advance(key, ts)
+            message = str(event.get("message", "")).rstrip("\n")
+            line = LogLine(message, ts, int(event.get("ingestionTime", 0)), time.time())
+            self.stats.lines += 1
+            emitted += 1
+            self.tail.append(message)
+            self.values.update(message)
+            if self.on_line is not None:
+                self.on_line(line)
+            if self.emit is not None:
+                self.emit(LogEvent(line=message, timestamp=ts))
+        return emitted
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, but wake at once on ``complete()``/``stop()`` and within 0.1 s of an outside cancel."""
+        deadline = time.monotonic() + seconds
+        while not self.cancel.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, 0.1)):
+                break
+        self._wake.clear()
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import botocore.exceptions as bx
+
+    return isinstance(exc, bx.ConnectionError | bx.HTTPClientError)
+
+
+def follow_stream(
+    aws: Aws,
+    group: str,
+    stream: str,
+    emit: Emit,
+    *,
+    cancel: threading.Event | None = None,
+    position: LogPosition | None = None,
+) -> LogFollower:
+    """Start a follower thread on ``group``/``stream`` (call ``complete()`` on it when the writer is done,
+    then ``join()``); it reads with its own retry-free client (see ``reader_client``)."""
+    return LogFollower(reader_client(aws), group, stream, emit=emit, cancel=cancel, position=position).start()
