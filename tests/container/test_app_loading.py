@@ -1,0 +1,46 @@
+"""The WSGI app before its model has loaded, called in-process: the window is too short to hit over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+from ncf_serve.app import InferenceApp, ModelHolder
+from ncf_serve.model import check_model_dir
+
+
+def call(app: InferenceApp, method: str, path: str, body: bytes = b"") -> tuple[str, dict[str, str], bytes]:
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        REQUEST_METHOD=method,
+        PATH_INFO=path,
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH=str(len(body)),
+    )
+    environ["wsgi.input"] = io.BytesIO(body)
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    out = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], out
+
+
+def test_ping_and_invocations_answer_503_while_the_model_loads(model_dirs: dict[str, Path]) -> None:
+    sidecar, runtime = check_model_dir(model_dirs["basic"])
+    holder = ModelHolder(model_dirs["basic"], sidecar, runtime, threads=1)  # not started: still "loading"
+    app = InferenceApp(holder, max_body=1024, max_pairs=10, access_log=False)
+
+    status, headers, body = call(app, "GET", "/ping")
+    assert status.startswith("503")
+    assert json.loads(body)["error"] == "model is loading"
+
+    status, headers, body = call(app, "POST", "/invocations", b'{"user_id": 1, "item_id": 2}')
+    assert status.startswith("503")
+    assert "retry" in json.loads(body)["error"]
+    assert headers["Content-Type"] == "application/json"
