@@ -194,7 +194,8 @@ class _Job:
 class NeoWorker:
     """Runs every compilation job of the sandbox in its own daemon thread."""
 
-    def __init__(self, s3_client: Callable[[], Any], seconds: float = DEFAULT_NEO_SECONDS) -> None:
+    def __init__(self, s3_client: Callable[[dict[str, str]], Any], seconds: float = DEFAULT_NEO_SECONDS) -> None:
+        # s3_client(credentials) -> an S3 client acting with those credentials (the job's role).
         self._s3 = s3_client
         self.seconds = seconds
         self._jobs: dict[tuple[str, str, str], _Job] = {}
@@ -286,13 +287,22 @@ class NeoWorker:
         desc = moto_glue.describe_compilation_job(job.account_id, job.region, job.name)
         input_config = desc.get("InputConfig") or {}
         output_config = desc.get("OutputConfig") or {}
-        s3 = self._s3()
+        # Neo reads and writes S3 as the job's execution role, so a role without the rights really fails.
+        role = moto_glue.assume_role_credentials(
+            job.account_id, job.region, str(desc.get("RoleArn", "")), f"SageMaker-{job.name}"[:64]
+        )
+        s3 = self._s3(role)
         try:
             bucket, key = split_s3_uri(str(input_config.get("S3Uri", "")))
             try:
                 data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             except Exception as exc:
                 code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                if code == "AccessDenied":
+                    raise NeoFailure(
+                        f"{_PREFIX}Unable to download the model from {input_config.get('S3Uri')}: Access Denied. "
+                        "Please make sure the role given to SageMaker can s3:GetObject it."
+                    ) from None
                 if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
                     raise NeoFailure(
                         f"{_PREFIX}S3 object does not exist: {input_config.get('S3Uri')}. Please check the "
@@ -304,7 +314,13 @@ class NeoWorker:
             )
             out_bucket, out_prefix = split_s3_uri(str(output_config.get("S3OutputLocation", "")))
             out_key = f"{out_prefix.rstrip('/')}/model.tar.gz".lstrip("/")
-            s3.put_object(Bucket=out_bucket, Key=out_key, Body=archive)
+            try:
+                s3.put_object(Bucket=out_bucket, Key=out_key, Body=archive)
+            except Exception as exc:
+                raise NeoFailure(
+                    f"ClientError: OutputConfiguration: Unable to upload the compiled model to "
+                    f"s3://{out_bucket}/{out_key}: {_first_line(exc)}"
+                ) from None
         except NeoFailure as failure:
             return failure
         return (

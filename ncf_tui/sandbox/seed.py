@@ -64,7 +64,7 @@ def codebuild_role_policy(names: SandboxNames, lacks: tuple[str, ...] = ()) -> d
 
 
 def sagemaker_role_policy(names: SandboxNames) -> dict[str, Any]:
-    """What Neo needs from its execution role: read the input model, write the compiled one."""
+    """What Neo needs from its execution role: read the input model, write the compiled one (whole bucket)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -72,7 +72,7 @@ def sagemaker_role_policy(names: SandboxNames) -> dict[str, Any]:
                 "Sid": "NeoModels",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": [f"{names.bucket_arn}/{names.prefix}/*"],
+                "Resource": [f"{names.bucket_arn}/*"],
             },
             {
                 "Sid": "NeoBucket",

@@ -63,7 +63,7 @@ class Sandbox:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self.endpoint_url = ""
-        self.neo = NeoWorker(lambda: self.internal_client("s3"), self.neo_seconds)
+        self.neo = NeoWorker(lambda creds: self.internal_client("s3", creds), self.neo_seconds)
         from .codebuild import BuildRunner
 
         self.builds = BuildRunner(self)

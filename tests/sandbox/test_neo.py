@@ -52,14 +52,20 @@ class Jobs:
         self.s3 = sb.client("s3")
         self.sm = sb.client("sagemaker")
 
-    def start(self, name: str, body: bytes | None, *, config: str = '{"input0": [1, 2]}', framework: str = "PYTORCH") -> str:
+    def start(
+        self, name: str, body: bytes | None, *, config: str = '{"input0": [1, 2]}', framework: str = "PYTORCH"
+    ) -> str:
         key = f"{self.sb.names.prefix}/models/{name}/model.tar.gz"
         if body is not None:
             self.s3.put_object(Bucket=self.sb.names.bucket, Key=key, Body=body)
         self.sm.create_compilation_job(
             CompilationJobName=name,
             RoleArn=self.sb.names.sagemaker_role_arn,
-            InputConfig={"S3Uri": f"s3://{self.sb.names.bucket}/{key}", "DataInputConfig": config, "Framework": framework},
+            InputConfig={
+                "S3Uri": f"s3://{self.sb.names.bucket}/{key}",
+                "DataInputConfig": config,
+                "Framework": framework,
+            },
             OutputConfig={
                 "S3OutputLocation": f"s3://{self.sb.names.compilation_output(name)}",
                 "TargetDevice": "ml_c5",
@@ -85,11 +91,15 @@ def jobs(sandbox: Sandbox) -> Jobs:
     return Jobs(sandbox)
 
 
-def test_a_compatible_variant_compiles_and_its_output_scores_like_the_input(jobs: Jobs, archives: dict[str, Path]) -> None:
+def test_a_compatible_variant_compiles_and_its_output_scores_like_the_input(
+    jobs: Jobs, archives: dict[str, Path]
+) -> None:
     data = archives["basic"].read_bytes()
     statuses: list[str] = []
     jobs.sb.neo.seconds = 1.0  # long enough to see INPROGRESS when polling every 50 ms
-    desc = jobs.wait(jobs.start("ncf-basic", data), lambda s: statuses.append(s) if not statuses or statuses[-1] != s else None)
+    desc = jobs.wait(
+        jobs.start("ncf-basic", data), lambda s: statuses.append(s) if not statuses or statuses[-1] != s else None
+    )
     assert desc["CompilationJobStatus"] == "COMPLETED", desc.get("FailureReason")
     assert statuses[0] == "STARTING" and "INPROGRESS" in statuses and statuses[-1] == "COMPLETED"
     assert desc["CompilationStartTime"] <= desc["CompilationEndTime"]
@@ -170,3 +180,23 @@ def test_unknown_jobs_and_roles_are_refused(jobs: Jobs) -> None:
         )
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "Could not assume role" in err.value.response["Error"]["Message"]
+
+
+def test_neo_reads_s3_as_the_job_s_role(jobs: Jobs, archives: dict[str, Path]) -> None:
+    """The execution role may read the models bucket only: an input elsewhere fails as access denied."""
+    jobs.s3.create_bucket(Bucket="someone-elses-bucket")
+    jobs.s3.put_object(Bucket="someone-elses-bucket", Key="model.tar.gz", Body=archives["basic"].read_bytes())
+    jobs.sm.create_compilation_job(
+        CompilationJobName="ncf-elsewhere",
+        RoleArn=jobs.sb.names.sagemaker_role_arn,
+        InputConfig={
+            "S3Uri": "s3://someone-elses-bucket/model.tar.gz",
+            "DataInputConfig": '{"input0": [1, 2]}',
+            "Framework": "PYTORCH",
+        },
+        OutputConfig={"S3OutputLocation": f"s3://{jobs.sb.names.compilation_output('x')}", "TargetDevice": "ml_c5"},
+        StoppingCondition={"MaxRuntimeInSeconds": 900},
+    )
+    desc = jobs.wait("ncf-elsewhere")
+    assert desc["CompilationJobStatus"] == "FAILED"
+    assert "Access Denied" in desc["FailureReason"]
