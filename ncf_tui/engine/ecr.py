@@ -1,0 +1,183 @@
+"""The image check after a build, and what to run next to serve the image from SageMaker.
+
+A green build is not proof: ``verify_image`` asks ECR for the tag (digest, size, push time), checks the
+digest is the one the build pushed and that the model the build packed (its recorded ``model.pth``
+sha256) is the model that was uploaded for compilation, then emits an ``image`` event. ``deploy_commands``
+fills in the aws CLI commands that put the image behind a SageMaker endpoint (the model is inside the
+image, so no ModelDataUrl is needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .aws import Aws, aws_errors, error_code, error_message
+from .errors import ExitCode, NcfError
+from .events import Emit, ImageEvent
+from .logs import BuildValues
+
+
+class ImageCheckError(NcfError):
+    """The image is missing, or not the one the build made, or holds another model."""
+
+    exit_code = ExitCode.BUILD_FAILED
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    uri: str
+    repository: str
+    tag: str
+    digest: str
+    size_bytes: int
+    pushed_at: datetime | None
+    registry_id: str
+    model_sha256: str | None = None
+    verified: tuple[str, ...] = field(default=())
+    """What was checked, one sentence each (for the summary and the ``done`` event)."""
+
+
+def verify_image(
+    aws: Aws,
+    repository: str,
+    tag: str,
+    emit: Emit,
+    *,
+    expected_digest: str | None = None,
+    expected_model_sha256: str | None = None,
+    build_values: BuildValues | None = None,
+) -> ImageInfo:
+    """Check ``repository:tag`` in ECR against what the build reported; raise ``ImageCheckError`` (exit 5)
+    naming the mismatch. ``expected_digest`` defaults to the build's ``image-digest`` line; the build's
+    ``model-sha256`` line is compared with ``expected_model_sha256`` (the uploaded artifact's)."""
+    values = build_values or BuildValues()
+    client = aws.client("ecr")
+    try:
+        with aws_errors(aws.target):
+            images = client.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])["imageDetails"]
+    except NcfError:
+        raise
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "ImageNotFoundException":
+            raise ImageCheckError(
+                f"the tag {tag!r} is not in ECR repository {repository}: the build did not push it",
+                hint="read the post_build phase of the build log (docker push)",
+            ) from None
+        if code == "RepositoryNotFoundException":
+            raise ImageCheckError(
+                f"ECR repository {repository} does not exist", hint="create it, or fix IMAGE_REPO_NAME"
+            ) from None
+        raise ImageCheckError(f"could not read {repository}:{tag} from ECR: {code}: {error_message(exc)}") from None
+    if not images:
+        raise ImageCheckError(f"the tag {tag!r} is not in ECR repository {repository}")
+    detail = images[0]
+    digest = str(detail["imageDigest"])
+    registry_id = str(detail.get("registryId", ""))
+    uri = f"{registry_id}.dkr.ecr.{aws.region}.amazonaws.com/{repository}:{tag}"
+    verified = [f"{repository}:{tag} is in ECR ({digest})"]
+
+    manifest_digest = _manifest_digest(client, repository, digest)
+    if manifest_digest is not None and manifest_digest != digest:
+        raise ImageCheckError(f"ECR's manifest for {repository}:{tag} hashes to {manifest_digest}, not {digest}")
+    if manifest_digest is not None:
+        verified.append("its manifest hashes to that digest")
+
+    want_digest = expected_digest or values.image_digest
+    if want_digest:
+        if want_digest != digest:
+            raise ImageCheckError(
+                f"{repository}:{tag} is {digest}, but the build pushed {want_digest}: the tag was moved since",
+                hint="rerun the build, or use an immutable tag",
+            )
+        verified.append("the digest is the one the build pushed")
+    if values.image_uri and values.image_uri != uri:
+        raise ImageCheckError(
+            f"the build pushed {values.image_uri}, not {uri}", hint="check IMAGE_REPO_NAME, IMAGE_TAG"
+        )
+
+    recorded = values.model_sha256
+    if expected_model_sha256:
+        if recorded is None:
+            raise ImageCheckError(
+                "the build log has no 'NCF-TUI: model-sha256' line, so the model inside the image is unknown",
+                hint="check the model-copy step in the build log (troubleshooting 3)",
+            )
+        if recorded != expected_model_sha256.lower():
+            raise ImageCheckError(
+                f"the image holds model.pth {recorded[:12]}…, not the chosen variant's {expected_model_sha256[:12]}…",
+                hint="NEO_MODEL_S3_URI points at another compile output; fix it and rebuild",
+            )
+        verified.append("the model inside is the chosen variant (model.pth sha256 matches)")
+
+    pushed = detail.get("imagePushedAt")
+    info = ImageInfo(
+        uri=uri,
+        repository=repository,
+        tag=tag,
+        digest=digest,
+        size_bytes=int(detail.get("imageSizeInBytes") or 0),
+        pushed_at=pushed if isinstance(pushed, datetime) else None,
+        registry_id=registry_id,
+        model_sha256=recorded,
+        verified=tuple(verified),
+    )
+    emit(ImageEvent(uri=uri, digest=digest, tag=tag))
+    return info
+
+
+def _manifest_digest(client: Any, repository: str, digest: str) -> str | None:
+    """sha256 of the manifest ECR serves for ``digest`` (None when it cannot be read: not a verdict)."""
+    try:
+        out = client.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}])
+    except Exception:
+        return None
+    images = out.get("images") or []
+    manifest = images[0].get("imageManifest") if images else None
+    if not isinstance(manifest, str):
+        return None
+    return "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+
+
+def deploy_commands(
+    image_uri: str,
+    region: str,
+    role_arn: str,
+    *,
+    name: str = "ncf-recommender",
+    instance_type: str = "ml.m5.large",
+    instance_count: int = 1,
+    request_file: str = "ncf-request.json",
+) -> list[str]:
+    """aws CLI commands that serve ``image_uri`` from a SageMaker real-time endpoint, then call it once.
+
+    The model is baked into the image at /opt/ml/model, so ``create-model`` names only the image; the role
+    is the SageMaker execution role (it must be allowed to pull from the repository). The request goes
+    through ``fileb://`` so the same line works with aws CLI v1 and v2 (v2 reads a raw ``--body`` as base64).
+    """
+    model, config, endpoint = name, f"{name}-config", f"{name}-endpoint"
+    variant = (
+        f"VariantName=AllTraffic,ModelName={model},InitialInstanceCount={instance_count},"
+        f"InstanceType={instance_type},InitialVariantWeight=1"
+    )
+    head = ["aws", "sagemaker"]
+    lines: list[list[str]] = [
+        [*head, "create-model", "--region", region, "--model-name", model, "--execution-role-arn", role_arn,
+         "--primary-container", f"Image={image_uri},Mode=SingleModel"],
+        [*head, "create-endpoint-config", "--region", region, "--endpoint-config-name", config,
+         "--production-variants", variant],
+        [*head, "create-endpoint", "--region", region, "--endpoint-name", endpoint, "--endpoint-config-name", config],
+        [*head, "wait", "endpoint-in-service", "--region", region, "--endpoint-name", endpoint],
+    ]  # fmt: skip
+    commands = [shlex.join(parts) for parts in lines]
+    body = json.dumps({"user_id": 42, "item_id": 56})
+    commands.append(f"printf '%s' {shlex.quote(body)} > {shlex.quote(request_file)}")
+    invoke = ["aws", "sagemaker-runtime", "invoke-endpoint", "--region", region, "--endpoint-name", endpoint]
+    invoke += ["--content-type", "application/json", "--body", f"fileb://{request_file}", "/dev/stdout"]
+    commands.append(shlex.join(invoke))
+    return commands

@@ -1,0 +1,231 @@
+"""The CodeBuild project and builds against the sandbox's CodeBuild, which really runs the buildspec."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ncf_tui.engine.aws import Aws, AwsTarget
+from ncf_tui.engine.codebuild import (
+    DEFAULT_IMAGE,
+    SEED_IMAGE,
+    BuildCancelled,
+    BuildFailed,
+    FieldChange,
+    ProjectRefused,
+    ProjectSpec,
+    SourceSpec,
+    ensure_project,
+    image_advice,
+    start_build,
+    upload_source,
+    watch_build,
+)
+from ncf_tui.engine.errors import BadInputError, ExitCode
+from ncf_tui.engine.events import BuildEvent, Event, LogEvent, SettingEvent
+from ncf_tui.sandbox.server import Sandbox
+
+SHA = "12" * 32
+OK_SPEC = f"""version: 0.2
+phases:
+  install:
+    commands:
+      - echo "installing for $IMAGE_REPO_NAME:$IMAGE_TAG"
+  build:
+    commands:
+      - for i in $(seq 1 30); do echo "step $i"; done
+      - 'echo "NCF-TUI: model-sha256 {SHA} model.pth"'
+  post_build:
+    commands:
+      - echo "privileged=$NCF_SANDBOX_PRIVILEGED"
+"""
+FAIL_SPEC = """version: 0.2
+phases:
+  build:
+    commands:
+      - echo "about to fail"
+      - 'echo "NCF-TUI: error model-not-found nothing under s3://bucket/prefix/"'
+      - sh -c 'echo "the cause is here"; exit 3'
+      - echo "never printed"
+  post_build:
+    commands:
+      - echo "post build ran"
+"""
+VARIABLES = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCOUNT_ID": "123456789012",
+    "IMAGE_REPO_NAME": "ncf-recommender",
+    "IMAGE_TAG": "v1",
+    "NEO_MODEL_S3_URI": "ncf-tui-sandbox-models/recommender-demo/compilation-output/ncf-full-manual-norm",
+}
+
+
+def make_aws(sb: Sandbox) -> Aws:
+    return Aws(AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials))
+
+
+def spec_for(sb: Sandbox, buildspec: str = OK_SPEC, **changes: object) -> ProjectSpec:
+    base = ProjectSpec(
+        name=sb.names.codebuild_project,
+        service_role_arn=sb.names.codebuild_role_arn,
+        source=SourceSpec("NO_SOURCE", buildspec=buildspec),
+        environment_variables=dict(VARIABLES),
+    )
+    return ProjectSpec(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+
+
+def yes(_changes: list[FieldChange]) -> bool:
+    return True
+
+
+def test_a_missing_project_is_created_with_what_the_build_needs(sandbox: Sandbox) -> None:
+    events: list[Event] = []
+    change = ensure_project(make_aws(sandbox), spec_for(sandbox), events.append, yes)
+    assert change.action == "created" and change.changes == ()
+    project = sandbox.client("codebuild").batch_get_projects(names=[change.name])["projects"][0]
+    env = project["environment"]
+    assert env["image"] == DEFAULT_IMAGE and env["privilegedMode"] is True
+    assert {v["name"]: (v["value"], v["type"]) for v in env["environmentVariables"]} == {
+        k: (v, "PLAINTEXT") for k, v in VARIABLES.items()
+    }
+    assert project["serviceRole"] == sandbox.names.codebuild_role_arn
+    assert project["artifacts"]["type"] == "NO_ARTIFACTS"
+    image_events = [e for e in events if isinstance(e, SettingEvent) and e.name == "codebuild.environment.image"]
+    assert image_events and image_events[0].ok
+    again = ensure_project(make_aws(sandbox), spec_for(sandbox), events.append, yes)
+    assert again.action == "unchanged"
+
+
+def test_a_differing_project_is_updated_after_showing_the_diff(sandbox: Sandbox) -> None:
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox, image=SEED_IMAGE, privileged_mode=False), lambda e: None, yes)
+    shown: list[list[FieldChange]] = []
+
+    def confirm(changes: list[FieldChange]) -> bool:
+        shown.append(changes)
+        return True
+
+    wanted = spec_for(sandbox, environment_variables={**VARIABLES, "IMAGE_TAG": "v2"})
+    change = ensure_project(aws, wanted, lambda e: None, confirm)
+    assert change.action == "updated"
+    diff = change.diff().splitlines()
+    assert diff == [str(c) for c in shown[0]]
+    assert f"environment.image: {SEED_IMAGE} -> {DEFAULT_IMAGE}" in diff
+    assert "environment.privilegedMode: false -> true" in diff
+    assert "environment.variables.IMAGE_TAG: v1 -> v2" in diff
+    assert len(diff) == 3
+    project = sandbox.client("codebuild").batch_get_projects(names=[change.name])["projects"][0]
+    assert project["environment"]["privilegedMode"] is True
+    assert project["environment"]["image"] == DEFAULT_IMAGE
+
+
+def test_a_refused_update_names_what_differs_and_leaves_the_project(sandbox: Sandbox) -> None:
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox, privileged_mode=False), lambda e: None, yes)
+    with pytest.raises(ProjectRefused) as err:
+        ensure_project(aws, spec_for(sandbox), lambda e: None, lambda changes: False)
+    assert err.value.exit_code == ExitCode.BUILD_FAILED
+    assert "environment.privilegedMode: false -> true" in err.value.message
+    project = sandbox.client("codebuild").batch_get_projects(names=[sandbox.names.codebuild_project])["projects"][0]
+    assert project["environment"]["privilegedMode"] is False
+
+
+def test_bad_project_input_is_a_clear_error(sandbox: Sandbox) -> None:
+    with pytest.raises(BadInputError, match="role ARN"):
+        ensure_project(make_aws(sandbox), spec_for(sandbox, service_role_arn="my-role"), lambda e: None, yes)
+    with pytest.raises(BadInputError, match="inline buildspec"):
+        ensure_project(make_aws(sandbox), spec_for(sandbox, buildspec="buildspec.yml"), lambda e: None, yes)
+
+
+def test_the_seed_image_is_replaced_with_a_reason() -> None:
+    reason = image_advice(SEED_IMAGE)
+    assert reason is not None and "deprecated" in reason and DEFAULT_IMAGE in reason
+    assert image_advice(DEFAULT_IMAGE) is None
+
+
+def test_a_build_that_succeeds_reports_phases_logs_and_values(sandbox: Sandbox) -> None:
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox), lambda e: None, yes)
+    events: list[Event] = []
+    started: list[str] = []
+    result = start_build(aws, sandbox.names.codebuild_project, events.append, on_started=started.append)
+    assert result.succeeded and result.build_id == started[0]
+    assert result.values.model_sha256 == SHA
+    lines = [e.line for e in events if isinstance(e, LogEvent)]
+    assert [line for line in lines if line.startswith("step ")] == [f"step {i}" for i in range(1, 31)]
+    assert "installing for ncf-recommender:v1" in lines and "privileged=1" in lines
+    assert result.log_lines == len(lines)
+    builds = [e for e in events if isinstance(e, BuildEvent)]
+    finals = [(e.phase, e.status) for e in builds if e.status != "IN_PROGRESS"]
+    assert ("BUILD", "SUCCEEDED") in finals and finals[-1] == ("COMPLETED", "SUCCEEDED")
+    assert all(e.duration is not None and e.duration >= 0 for e in builds if e.status == "SUCCEEDED")
+    # every phase reported once per status, in CodeBuild's order
+    assert len(finals) == len(set(finals))
+    assert [p.name for p in result.phases][-1] == "COMPLETED"
+
+
+def test_a_failing_build_names_the_phase_the_cause_and_the_last_lines(sandbox: Sandbox) -> None:
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox, FAIL_SPEC), lambda e: None, yes)
+    events: list[Event] = []
+    with pytest.raises(BuildFailed) as err:
+        start_build(aws, sandbox.names.codebuild_project, events.append)
+    failure = err.value
+    assert failure.exit_code == ExitCode.BUILD_FAILED
+    assert "FAILED in phase BUILD" in failure.message
+    assert "COMMAND_EXECUTION_ERROR" in failure.message and "exit status 3" in failure.message
+    assert "the cause is here" in failure.message and "never printed" not in failure.message
+    assert failure.hint is not None and "model-not-found" in failure.hint
+    assert failure.result.failed_phase == "BUILD"
+    assert ("BUILD", "FAILED") in [(e.phase, e.status) for e in events if isinstance(e, BuildEvent)]
+    assert "post build ran" in [e.line for e in events if isinstance(e, LogEvent)]
+
+
+def test_cancel_stops_the_build(sandbox: Sandbox) -> None:
+    spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo sleeping\n      - sleep 120\n"
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox, spec), lambda e: None, yes)
+    cancel = threading.Event()
+    events: list[Event] = []
+
+    def watch(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, LogEvent) and event.line == "sleeping":
+            cancel.set()
+
+    with pytest.raises(BuildCancelled) as err:
+        start_build(aws, sandbox.names.codebuild_project, watch, cancel)
+    assert err.value.exit_code == ExitCode.INTERRUPTED
+    assert err.value.result.status == "STOPPED"
+    assert ("BUILD", "STOPPED") in [(e.phase, e.status) for e in events if isinstance(e, BuildEvent)]
+
+
+def test_watch_attaches_to_a_build_already_running(sandbox: Sandbox) -> None:
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox), lambda e: None, yes)
+    build_id = sandbox.client("codebuild").start_build(projectName=sandbox.names.codebuild_project)["build"]["id"]
+    time.sleep(0.3)
+    events: list[Event] = []
+    result = watch_build(aws, build_id, events.append)
+    assert result.succeeded and result.values.model_sha256 == SHA
+    assert "step 30" in [e.line for e in events if isinstance(e, LogEvent)]
+
+
+def test_the_repository_buildspec_runs_from_an_s3_source(sandbox: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "container").mkdir()
+    (tmp_path / "container" / "hello.txt").write_text("from the repository\n")
+    (tmp_path / "buildspec.yml").write_text(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat container/hello.txt\n"
+    )
+    sandbox.source_dir = tmp_path
+    aws = make_aws(sandbox)
+    source = upload_source(aws, sandbox.names.bucket, "ncf-tui/source.zip", tmp_path)
+    assert source.type == "S3" and source.location == f"{sandbox.names.bucket}/ncf-tui/source.zip"
+    ensure_project(aws, spec_for(sandbox, source=source), lambda e: None, yes)
+    events: list[Event] = []
+    result = start_build(aws, sandbox.names.codebuild_project, events.append)
+    assert result.succeeded
+    assert "from the repository" in [e.line for e in events if isinstance(e, LogEvent)]
