@@ -115,3 +115,19 @@ def test_a_missing_copy_source_fails_docker_build(sandbox: Sandbox, basic_archiv
     assert any("serve.py" in line and ("not found" in line or "no such file" in line) for line in log), "\n".join(
         log[-30:]
     )
+
+
+def test_a_role_without_put_image_fails_the_push(sandbox: Sandbox, basic_archive: bytes) -> None:
+    """ECR checks the build role per repository ARN: with the archive named directly (no listing needed),
+    the build gets as far as `docker push` and is refused there."""
+    uri = _compile(sandbox, basic_archive)
+    sandbox.reset("missing-permissions")
+    key = f"{uri.split('/', 1)[1]}/model.tar.gz"
+    sandbox.client("s3").put_object(Bucket=sandbox.names.bucket, Key=key, Body=basic_archive)
+    build, log = _build(sandbox, f"{uri}/model.tar.gz")
+    assert build["buildStatus"] == "FAILED"
+    assert dict(Builds.phases(build))["BUILD"] == "SUCCEEDED"
+    post_build = next(p for p in build["phases"] if p["phaseType"] == "POST_BUILD")
+    assert post_build["phaseStatus"] == "FAILED"
+    assert "docker push" in post_build["contexts"][0]["message"]
+    assert any("ecr:PutImage" in line or "AccessDenied" in line for line in log), "\n".join(log[-30:])
