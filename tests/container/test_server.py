@@ -368,3 +368,29 @@ def test_unknown_command_is_refused() -> None:
     result = run_serve("train")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_serves_the_sandbox_neo_output(model_archives: dict[str, Path], tmp_path: Path) -> None:
+    """What the build really downloads: the Neo worker's archive (`"compiled": true`), not the engine's."""
+    import io
+    import tarfile
+
+    from ncf_tui.sandbox.neo import compile_archive
+
+    archive, _compiler = compile_archive(
+        model_archives["full_manual_norm"].read_bytes(), '{"input0": [1, 2]}', "PYTORCH"
+    )
+    model_dir = tmp_path / "model"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(model_dir, filter="data")
+    assert sidecar_of(model_dir)["compiled"] is True
+    server = start_server(model_dir, tmp_path / "log")
+    try:
+        first = json.loads(server.log().splitlines()[0])
+        assert first["compiled"] is True
+        assert first["runtime"] == "torchscript"
+        pairs = sample_pairs(sidecar_of(model_dir), 8)
+        got = server.post_json({"instances": [{"user_id": u, "item_id": i} for u, i in pairs]}).json()
+        assert got["scores"] == pytest.approx(reference_scores(model_dir, pairs), abs=1e-5)
+    finally:
+        assert server.stop() == 0
