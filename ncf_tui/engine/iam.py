@@ -157,7 +157,9 @@ def _matched(statements: Iterable[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def simulate(aws: Aws, role_arn: str, permissions: list[Permission]) -> list[PermissionResult]:
+def simulate(
+    aws: Aws, role_arn: str, permissions: list[Permission], *, page_size: int = PAGE_SIZE
+) -> list[PermissionResult]:
     """Ask IAM's simulator about every pair: one call per group of actions sharing resources, at most 20
     resources per call, every page followed by Marker. Throttling is retried by the client (standard mode)."""
     from .aws import aws_errors
@@ -175,7 +177,7 @@ def simulate(aws: Aws, role_arn: str, permissions: list[Permission]) -> list[Per
                 "PolicySourceArn": role_arn,
                 "ActionNames": list(actions),
                 "ResourceArns": chunk,
-                "MaxItems": PAGE_SIZE,
+                "MaxItems": page_size,
             }
             while True:
                 with aws_errors(aws.target):

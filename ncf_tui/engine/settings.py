@@ -760,15 +760,21 @@ def _check_account(settings: Settings, aws: Aws, verdicts: dict[str, _Verdict], 
     for role_name in ("service_role", "sagemaker_role"):
         if role_name in want and _usable(verdicts, role_name):
             _check_role(settings, aws, verdicts[role_name], role_name, me.account)
-    buckets: dict[str, str] = {}
+    buckets: dict[str, list[str]] = {}
     if "bucket" in want and _usable(verdicts, "bucket"):
-        buckets[settings.bucket] = "bucket"
+        buckets.setdefault(settings.bucket, []).append("bucket")
     if "NEO_MODEL_S3_URI" in want and _usable(verdicts, "NEO_MODEL_S3_URI"):
-        buckets.setdefault(settings.model_bucket, "NEO_MODEL_S3_URI")
+        buckets.setdefault(settings.model_bucket, []).append("NEO_MODEL_S3_URI")
     bucket_ok: dict[str, bool] = {}
     if region_ok:
-        for bucket, name in buckets.items():
-            bucket_ok[bucket] = _check_bucket(settings, regional, verdicts, name, bucket)
+        for bucket, users in buckets.items():  # one call per bucket, its verdict told to every value using it
+            ok, reason, severity = _check_bucket(settings, regional, bucket)
+            bucket_ok[bucket] = ok
+            for name in users:
+                if reason and severity:
+                    verdicts[name].issues.append(_issue(name, settings, reason, None, severity))
+                elif reason:
+                    verdicts[name].notes.append(reason)
     if "NEO_MODEL_S3_URI" in want and bucket_ok.get(settings.model_bucket):
         key = _check_model(settings, regional, verdicts["NEO_MODEL_S3_URI"])
         if key:
@@ -811,39 +817,29 @@ def _check_role(settings: Settings, aws: Aws, v: _Verdict, name: str, account: s
         v.notes.append("the role exists")
 
 
-def _check_bucket(settings: Settings, aws: Aws, verdicts: dict[str, _Verdict], name: str, bucket: str) -> bool:
-    """Bucket exists and is in the settings' region; True when its objects can be checked next."""
+def _check_bucket(settings: Settings, aws: Aws, bucket: str) -> tuple[bool, str, str]:
+    """(objects can be checked next, what to say, "error"/"warning"/"" for a note): exists, in the region."""
     from botocore.exceptions import ClientError
 
     from .aws import aws_errors, error_code
 
-    v = verdicts[name]
     try:
         with aws_errors(aws.target):
             loc = aws.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except ClientError as exc:
-        code = error_code(exc)
-        if code == "NoSuchBucket":
-            v.issues.append(_issue(name, settings, f"bucket {bucket!r} does not exist"))
-            return False
+        if error_code(exc) == "NoSuchBucket":
+            return False, f"bucket {bucket!r} does not exist", "error"
         if _denied(exc):
-            why = f"could not verify bucket {bucket!r}: the caller may not s3:GetBucketLocation on it"
-            v.issues.append(_issue(name, settings, why, None, "warning"))
-            return True
+            return True, f"could not verify bucket {bucket!r}: the caller may not s3:GetBucketLocation on it", "warning"
         raise
     region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(loc, str(loc))
     if region != settings.region:
-        v.issues.append(
-            _issue(
-                name,
-                settings,
-                f"bucket {bucket!r} is in {region}, not in {settings.region}: "
-                f"use a bucket in {settings.region} or set AWS_DEFAULT_REGION={region}",
-            )
+        why = (
+            f"bucket {bucket!r} is in {region}, not in {settings.region}: "
+            f"use a bucket in {settings.region} or set AWS_DEFAULT_REGION={region}"
         )
-        return False
-    v.notes.append(f"bucket {bucket} is in {region}")
-    return True
+        return False, why, "error"
+    return True, f"bucket {bucket} is in {region}", ""
 
 
 def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
