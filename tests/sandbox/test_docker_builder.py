@@ -591,6 +591,9 @@ def test_copy_and_add_semantics_without_a_server(tmp_path: Path) -> None:
     result = docker("build", "-t", "files:1", str(context), env=env)
     assert result.returncode == 0, result.stderr
     assert "no serve.py in the image: smoke test skipped" in result.stderr
+    listing = docker("images", env=env).stdout.splitlines()
+    assert listing[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert listing[1].split()[:2] == ["files", "1"]
     inspect = docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", "files:1", env=env)
     layers = json.loads(inspect.stdout)
     assert len(layers) == 3
