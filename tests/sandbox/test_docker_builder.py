@@ -521,6 +521,7 @@ def test_go_template_subset() -> None:
 # ------------------------------------------------------------------- the repository's own Dockerfile
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SERVER_DIR / "Dockerfile").is_file(), reason="container/Dockerfile is not in the tree")
 def test_repository_dockerfile_builds_and_pushes_as_buildspec_runs_it(
     sandbox: Sandbox, build_role: dict[str, str], tmp_path: Path, model_dir: Path
