@@ -125,10 +125,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             _error("the troubleshooting checklist is not built yet in this release")
             return int(ExitCode.BAD_INPUT)
         if not args.headless and os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty():
-            print(
-                "ncf-tui: the interactive wizard is not built yet in this release; running the headless steps.",
-                file=sys.stderr,
-            )
+            from .tui.app import run_tui  # Textual loads only here, so --help stays instant
+
+            return run_tui(args)
         from .headless import run_headless
 
         return run_headless(args)

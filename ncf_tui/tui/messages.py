@@ -1,0 +1,49 @@
+"""Messages the app's workers post; each is a small dataclass so handlers read like the engine's events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from ..engine.events import Event
+    from .session import Connection
+
+
+@dataclass
+class EngineEvent(Message):
+    """One engine event, posted from a worker thread (``post_message`` is thread-safe)."""
+
+    event: Event
+
+
+@dataclass
+class Connected(Message):
+    connection: Connection
+
+
+@dataclass
+class ConnectFailed(Message):
+    message: str
+    hint: str = ""
+
+
+@dataclass
+class CheckpointDescribed(Message):
+    path: str
+    summary: dict[str, Any] | None
+    error: str = ""
+    hint: str = ""
+
+
+@dataclass
+class RunFinished(Message):
+    """``Session.run(until)`` returned, failed or was cancelled."""
+
+    until: str
+    status: str  # ok | failed | cancelled | unavailable
+    message: str = ""
+    hint: str = ""
+    outcome: Any = None

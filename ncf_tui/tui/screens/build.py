@@ -1,0 +1,206 @@
+"""Step 6: the CodeBuild phases beside the streaming build log; at the end, the image and how to deploy it.
+
+The log is Textual's ``Log`` (one line list, virtual rendering), so 100k lines stay fast; follow mode and a
+search (``/``, then ``n`` for the next match) work on it while the build streams.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Log, Static
+
+from ...engine.events import BuildEvent, ImageEvent, LogEvent
+from ..messages import EngineEvent, RunFinished
+from .base import StepScreen
+
+PHASE_MARK = {
+    "SUCCEEDED": ("✔", "green"),
+    "FAILED": ("✘", "red"),
+    "FAULT": ("✘", "red"),
+    "TIMED_OUT": ("✘", "red"),
+    "STOPPED": ("■", "yellow"),
+    "IN_PROGRESS": ("…", "cyan"),
+}
+
+
+class BuildScreen(StepScreen):
+    STEP = "build"
+    HELP_TEXT = (
+        "The CodeBuild build: phases on the left, the log on the right as it streams. F toggles follow mode, "
+        "/ searches the log (n: next match), y copies the image URI when the build is done."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("F", "toggle_follow", "Follow"),
+        Binding("slash", "search", "Search"),
+        Binding("n", "next_match", "Next match", show=False),
+        Binding("y", "copy_uri", "Copy URI"),
+        Binding("r", "rebuild", "Build again", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phases: dict[str, BuildEvent] = {}
+        self.image: ImageEvent | None = None
+        self.state = "idle"  # idle | building | ok | failed | unavailable
+        self.message = ""
+        self.follow = True
+        self.query_text = ""
+        self.match_line = -1
+        self.pending: list[str] = []
+
+    def body(self) -> ComposeResult:
+        with Horizontal(classes="main split"):
+            with Vertical(id="phases-pane", classes="panel") as left:
+                left.border_title = "Phases"
+                table: DataTable[Any] = DataTable(id="phases", cursor_type="none", show_cursor=False)
+                table.add_columns("", "phase", "status", "time")
+                yield table
+                yield Static("", id="image", classes="result")
+            with Vertical(id="log-pane", classes="panel") as right:
+                right.border_title = "Build log"
+                yield Input(placeholder="search the log (enter: find, escape: close)", id="search")
+                yield Log(id="log", highlight=False, max_lines=None, auto_scroll=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).display = False
+        log = self.query_one("#log", Log)
+        if self.pending:
+            log.write_lines(self.pending)
+            self.pending.clear()
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        if self.state == "idle":
+            self.action_rebuild()
+        self.refresh_view()
+
+    def action_rebuild(self) -> None:
+        if self.state in ("building",):
+            return
+        if self.wizard.start_run("build"):
+            self.state = "building"
+            self.phases.clear()
+            self.image = None
+            self.refresh_view()
+
+    def wizard_message(self, message: Message) -> None:
+        if isinstance(message, EngineEvent):
+            ev = message.event
+            if isinstance(ev, LogEvent):
+                if self.is_mounted:
+                    self.query_one("#log", Log).write_line(ev.line)
+                else:
+                    self.pending.append(ev.line)
+                return
+            if isinstance(ev, BuildEvent):
+                self.phases[ev.phase] = ev
+            elif isinstance(ev, ImageEvent):
+                self.image = ev
+            else:
+                return
+        elif isinstance(message, RunFinished) and message.until == "build":
+            self.message = message.message + (f" (hint: {message.hint})" if message.hint else "")
+            self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "failed"}.get(message.status, "failed")
+        else:
+            return
+        if self.is_mounted:
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        table = self.query_one("#phases", DataTable)
+        table.clear()
+        for ev in self.phases.values():
+            mark, style = PHASE_MARK.get(ev.status, ("·", "dim"))
+            took = f"{ev.duration:.0f}s" if ev.duration is not None else ""
+            table.add_row(Text(mark, style=style), ev.phase, Text(ev.status, style=style), took)
+        out = self.query_one("#image", Static)
+        if self.image is not None:
+            uri = self.image.uri
+            text = Text()
+            text.append("Image  ", style="bold")
+            text.append(uri + "\n")
+            text.append("Digest ", style="bold")
+            text.append(self.image.digest + "\n\n")
+            text.append("Deploy (y copies the URI)\n", style="bold")
+            text.append(f"  docker pull {uri}\n  docker run -p 8080:8080 {uri} serve\n")
+            text.append("  SageMaker: create a model with this image, then an endpoint config and endpoint")
+            out.update(text)
+        out.display = self.image is not None
+        follow = "follow on" if self.follow else "follow off (F)"
+        if self.state == "building":
+            self.set_status(f"… building · {follow}", "busy")
+            self.set_primary("Building…", enabled=False)
+        elif self.state == "ok":
+            self.set_status("✔ the image is in ECR", "ok")
+            self.set_primary("Checklist ▸", enabled=True, focus=True)
+        elif self.state == "unavailable":
+            self.set_status(Text.assemble(("not available yet: ", "bold"), self.message), "warn")
+            self.set_primary("Checklist ▸", enabled=True)
+        elif self.state == "failed":
+            self.set_status(Text.assemble(("✘ build failed: ", "bold"), self.message, " (r builds again)"), "error")
+            self.set_primary("Checklist ▸", enabled=True)
+        else:
+            self.set_status("")
+            self.set_primary(enabled=False)
+
+    def primary(self) -> None:
+        self.wizard.action_checklist()
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        log = self.query_one("#log", Log)
+        log.auto_scroll = self.follow
+        if self.follow:
+            log.scroll_end(animate=False)
+        self.refresh_view()
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "search":
+            return
+        event.stop()
+        self.query_text = event.value
+        self.match_line = -1
+        self.action_next_match()
+        self.query_one("#log", Log).focus()
+
+    def on_key(self, event: Any) -> None:
+        box = self.query_one("#search", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.display = False
+            self.query_one("#log", Log).focus()
+
+    def action_next_match(self) -> None:
+        if not self.query_text:
+            return
+        log = self.query_one("#log", Log)
+        needle = self.query_text.lower()
+        lines = log.lines
+        for offset in range(1, len(lines) + 1):
+            i = (self.match_line + offset) % len(lines)
+            if needle in lines[i].lower():
+                self.match_line = i
+                self.follow = False
+                log.auto_scroll = False
+                log.scroll_to(y=max(0, i - 2), animate=False)
+                self.set_status(f"match at line {i + 1}: {lines[i][:80]}", "ok")
+                return
+        self.set_status(f"no line contains {self.query_text!r}", "warn")
+
+    def action_copy_uri(self) -> None:
+        if self.image is None:
+            self.notify("no image yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.image.uri)
+        self.notify(f"copied {self.image.uri}")

@@ -1,0 +1,165 @@
+"""Step 2: pick a checkpoint (a tree of ``.pt``/``.pth`` files) and read the engine's summary of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import DirectoryTree, Static
+
+from ..messages import CheckpointDescribed
+from ..widgets import bar
+from .base import StepScreen, kv_table
+
+SUFFIXES = (".pt", ".pth")
+
+
+class CheckpointTree(DirectoryTree):
+    """Folders and checkpoint files only; hidden entries and caches left out."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        for p in paths:
+            if p.name.startswith(".") or p.name in ("__pycache__", "node_modules"):
+                continue
+            try:
+                if p.is_dir() or p.suffix.lower() in SUFFIXES:
+                    yield p
+            except OSError:
+                continue
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def render_summary(s: dict[str, Any]) -> Text:
+    rows: list[tuple[str, object]] = [
+        ("File", Path(s["path"]).name),
+        ("Architecture", s["architecture"]),
+        ("Parameters", f"{s['params']:,}"),
+        ("Size", _human_size(int(s.get("file_size", 0)))),
+        ("Zero weights", f"{s['sparsity']:.1%} overall, {s['pruned_sparsity']:.1%} of the pruned layers"),
+    ]
+    text = kv_table(rows)
+    layers = s.get("layers") or []
+    if layers:
+        text.append("\n\nSparsity per layer (share of zero weights)\n", style="bold")
+        width = max(len(x["name"]) for x in layers)
+        for x in layers:
+            shape = "×".join(str(d) for d in x["shape"])
+            text.append(f"{x['name']:<{width}} {bar(float(x['sparsity']), 16)}  {shape}\n")
+    meta = s.get("metadata") or {}
+    if meta:
+        text.append("\nMetadata\n", style="bold")
+        for k, v in sorted(meta.items()):
+            value = v if isinstance(v, str) else repr(v)
+            text.append(f"{k:<{min(24, max(len(k) for k in meta))}} {value[:160]}\n")
+    return text
+
+
+class CheckpointScreen(StepScreen):
+    STEP = "checkpoint"
+    HELP_TEXT = (
+        "Choose the pruned NCF checkpoint (.pt or .pth). The summary on the right is the engine's: the "
+        "architecture it inferred, the parameters, how many weights are zero in each layer, and the metadata. "
+        "Files with code in their pickle are refused, not loaded."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: Path | None = None
+        self.summary: dict[str, Any] | None = None
+        self.error: tuple[str, str] | None = None
+
+    def body(self) -> ComposeResult:
+        root = self._root()
+        with Horizontal(classes="main split"):
+            tree = CheckpointTree(root, id="tree")
+            tree.border_title = "Checkpoints"
+            yield tree
+            with VerticalScroll(id="summary-pane", classes="panel") as pane:
+                pane.border_title = "Summary"
+                yield Static("", id="summary")
+
+    def _root(self) -> Path:
+        cfg = self.wizard.config
+        if cfg.start_dir is not None:
+            return Path(cfg.start_dir)
+        default = self.wizard.session.checkpoint or self.wizard.session.default_checkpoint()
+        if default is not None and Path(default).exists():
+            return Path(default).parent if Path(default).is_file() else Path(default)
+        return Path.cwd()
+
+    def on_mount(self) -> None:
+        default = self.wizard.session.checkpoint or self.wizard.session.default_checkpoint()
+        if default is not None and Path(default).is_file():
+            self.choose(Path(default))
+        else:
+            self.refresh_view()
+            self.query_one("#tree").focus()
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.choose(Path(event.path))
+
+    def choose(self, path: Path) -> None:
+        self.selected, self.summary, self.error = path, None, None
+        self.refresh_view()
+        self.wizard.describe_checkpoint(path)
+
+    def wizard_message(self, message: Message) -> None:
+        if not isinstance(message, CheckpointDescribed) or self.selected is None:
+            return
+        if message.path != str(self.selected):
+            return  # an answer for a file the user has since moved away from
+        self.summary = message.summary
+        self.error = None if message.summary is not None else (message.error, message.hint)
+        if self.is_mounted:
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        out = self.query_one("#summary", Static)
+        if self.selected is None:
+            out.update("Select a .pt or .pth file on the left (enter or click).")
+            self.set_status("no checkpoint chosen yet")
+            self.set_primary(enabled=False)
+        elif self.error is not None:
+            message, hint = self.error
+            text = Text.assemble(("✘ This file cannot be used\n\n", "bold"), message)
+            if hint:
+                text.append(f"\n\nhint: {hint}")
+            out.update(text)
+            self.set_status(Text.assemble(("✘ ", "bold"), self.selected.name, " cannot be used"), "error")
+            self.set_primary(enabled=False)
+        elif self.summary is None:
+            out.update(f"… reading {self.selected.name}")
+            self.set_status(f"… reading {self.selected}", "busy")
+            self.set_primary(enabled=False)
+        else:
+            out.update(render_summary(self.summary))
+            self.set_status(Text.assemble(("✔ ", "bold"), f"{self.selected.name} is an NCF checkpoint"), "ok")
+            self.set_primary(enabled=True, focus=True)
+
+    def primary(self) -> None:
+        session = self.wizard.session
+        if self.selected is None or self.summary is None:
+            return
+        if session.pipeline is not None and Path(session.pipeline.options.checkpoint) != self.selected:
+            if self.wizard.run_active:
+                self.notify("a run for the previous checkpoint is still going; cancel it first", severity="warning")
+                return
+            session.pipeline = None  # another checkpoint: a new run
+            session.resume_store = None
+            getattr(self.wizard.get_screen("variants"), "reset")()  # noqa: B009
+        session.checkpoint = self.selected
+        super().primary()

@@ -1,0 +1,142 @@
+"""Step 5: what the build role may do, from iam:SimulatePrincipalPolicy, with the fix for every deny."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from ...engine.events import PermissionEvent
+from ..messages import EngineEvent, RunFinished
+from .base import StepScreen
+
+
+def proposed_policy(denied: list[PermissionEvent]) -> dict[str, Any]:
+    """A least-privilege statement per resource for the denied pairs (what 'attach' would add)."""
+    by_resource: dict[str, list[str]] = {}
+    for p in denied:
+        by_resource.setdefault(p.resource, []).append(p.action)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": sorted(set(actions)), "Resource": resource}
+            for resource, actions in sorted(by_resource.items())
+        ],
+    }
+
+
+class PermissionsScreen(StepScreen):
+    STEP = "permissions"
+    HELP_TEXT = (
+        "Every (action, resource) the build needs, simulated against the CodeBuild service role with "
+        "iam:SimulatePrincipalPolicy. For a deny, the least-privilege policy that would fix it is shown; "
+        "a attaches it to the role (after you confirm) and checks again."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "attach", "Attach fix"), Binding("r", "recheck", "Re-check")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.perms: dict[tuple[str, str], PermissionEvent] = {}
+        self.state = "idle"  # idle | checking | ok | denied | failed | unavailable
+        self.message = ""
+
+    def body(self) -> ComposeResult:
+        with VerticalScroll(classes="main"):
+            yield Static("", id="intro", classes="intro")
+            table: DataTable[Any] = DataTable(id="perms", cursor_type="row", zebra_stripes=True)
+            table.add_columns("", "action", "resource", "decision", "matched statement")
+            yield table
+            yield Static("", id="policy", classes="panel")
+
+    def on_screen_resume(self) -> None:
+        if self.state == "idle":
+            self.action_recheck()
+        self.refresh_view()
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def action_recheck(self) -> None:
+        if self.wizard.start_run("permissions"):
+            self.perms.clear()
+            self.state = "checking"
+            self.refresh_view()
+
+    def action_attach(self) -> None:
+        from .modals import ConfirmModal
+
+        denied = [p for p in self.perms.values() if p.decision != "allowed"]
+        if not denied:
+            self.notify("nothing is denied", severity="information")
+            return
+        policy = json.dumps(proposed_policy(denied), indent=2)
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.notify(
+                    "attaching is not available yet in this release: add the policy above to the role by hand, "
+                    "then press r to re-check",
+                    severity="warning",
+                    timeout=10,
+                )
+
+        self.app.push_screen(ConfirmModal("Attach this policy to the build role and re-check?", policy), confirmed)
+
+    def wizard_message(self, message: Message) -> None:
+        if isinstance(message, EngineEvent) and isinstance(message.event, PermissionEvent):
+            p = message.event
+            self.perms[(p.action, p.resource)] = p
+        elif isinstance(message, RunFinished) and message.until == "permissions":
+            self.message = message.message + (f" (hint: {message.hint})" if message.hint else "")
+            if message.status == "ok":
+                self.state = "denied" if any(p.decision != "allowed" for p in self.perms.values()) else "ok"
+            else:
+                self.state = {"unavailable": "unavailable", "cancelled": "idle"}.get(message.status, "failed")
+        else:
+            return
+        if self.is_mounted:
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        table = self.query_one("#perms", DataTable)
+        table.clear()
+        for p in self.perms.values():
+            allowed = p.decision == "allowed"
+            mark = Text("✔ allow" if allowed else "✘ deny", style="green" if allowed else "bold red")
+            table.add_row(mark, p.action, p.resource, p.decision, ", ".join(p.matched) or "-")
+        denied = [p for p in self.perms.values() if p.decision != "allowed"]
+        policy = self.query_one("#policy", Static)
+        if denied:
+            policy.update(Syntax(json.dumps(proposed_policy(denied), indent=2), "json", background_color="default"))
+            policy.border_title = "Proposed policy (a: attach and re-check)"
+        policy.display = bool(denied)
+        intro = self.query_one("#intro", Static)
+        intro.update(
+            "The permissions the CodeBuild service role needs for this build, simulated with "
+            "iam:SimulatePrincipalPolicy."
+        )
+        if self.state == "checking":
+            self.set_status("… simulating the role's policies", "busy")
+            self.set_primary(enabled=False)
+        elif self.state == "ok":
+            self.set_status(f"✔ all {len(self.perms)} permissions allowed", "ok")
+            self.set_primary("Continue ▸", enabled=True, focus=True)
+        elif self.state == "denied":
+            self.set_status(f"✘ {len(denied)} of {len(self.perms)} denied: a attaches the fix", "error")
+            self.set_primary("Continue anyway ▸", enabled=True)
+        elif self.state == "unavailable":
+            self.set_status(Text.assemble(("not available yet: ", "bold"), self.message), "warn")
+            self.set_primary("Continue anyway ▸", enabled=True)
+        elif self.state == "failed":
+            self.set_status(Text.assemble(("✘ ", "bold"), self.message), "error")
+            self.set_primary("Continue anyway ▸", enabled=True)
+        else:
+            self.set_status("")
+            self.set_primary(enabled=False)

@@ -1,0 +1,209 @@
+"""Step 4: the five CodeBuild variables and the rest of the answers, validated as you type.
+
+Local checks come from the engine's ``settings.check_value`` (no AWS call per keystroke); a value with a safe
+repair offers it as one key (ctrl+f). Continue runs the engine's settings step, which checks the values
+against the account.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Static
+
+from ...engine.events import SettingEvent
+from ..messages import EngineEvent, RunFinished
+from .base import StepScreen
+
+FALLBACK_FIELDS: tuple[tuple[str, str], ...] = (
+    ("AWS_DEFAULT_REGION", "AWS region of the build"),
+    ("AWS_ACCOUNT_ID", "12-digit AWS account id"),
+    ("IMAGE_REPO_NAME", "ECR repository name"),
+    ("IMAGE_TAG", "image tag"),
+    ("NEO_MODEL_S3_URI", "S3 location of the Neo output, without s3://"),
+)
+
+
+def engine_fields() -> tuple[tuple[str, str, str], ...]:
+    """(name, help, default) of every setting; the five CodeBuild variables alone if the module is absent."""
+    try:
+        from ...engine.settings import FIELDS
+    except ImportError:
+        return tuple((n, h, "") for n, h in FALLBACK_FIELDS)
+    return tuple((f.name, f.help, f.default) for f in FIELDS)
+
+
+def check(name: str, value: str) -> Any:
+    try:
+        from ...engine.settings import check_value
+    except ImportError:
+        return None
+    try:
+        return check_value(name, value)
+    except Exception:
+        return None
+
+
+class SettingsScreen(StepScreen):
+    STEP = "settings"
+    HELP_TEXT = (
+        "The CodeBuild project's environment variables and the other answers. Each value is checked as you "
+        "type; a ✘ says why, and when a safe fix exists ctrl+f applies it. Continue checks them against the "
+        "account (region, account id, bucket, model object, repository)."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+f", "fix", "Apply fix")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields = engine_fields()
+        self.checks: dict[str, Any] = {}
+        self.remote: dict[str, SettingEvent] = {}
+        self.state = "editing"  # editing | checking | ok | failed | unavailable
+        self.message = ""
+
+    def body(self) -> ComposeResult:
+        values = self.wizard.session.suggested_settings()
+        with VerticalScroll(classes="main form"):
+            yield Static("", id="intro", classes="intro")
+            for name, help_text, default in self.fields:
+                with Horizontal(classes="field"):
+                    yield Label(name, classes="field-name")
+                    yield Input(values.get(name, default), id=f"in-{name}", placeholder=help_text)
+                    yield Static("", id=f"msg-{name}", classes="field-msg")
+
+    def on_mount(self) -> None:
+        for name, _h, _d in self.fields:
+            self._validate(name, self.query_one(f"#in-{name}", Input).value)
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        # the compile may have finished (or been overridden) since: take the chosen model's URI
+        uri = self.wizard.session.suggested_settings().get("NEO_MODEL_S3_URI")
+        box = self.query_one("#in-NEO_MODEL_S3_URI", Input)
+        if uri and box.value != uri and self.state == "editing":
+            box.value = uri
+        self.refresh_view()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        name = (event.input.id or "")[3:]
+        self.remote.pop(name, None)
+        self._validate(name, event.value)
+        if self.state != "checking":
+            self.state = "editing"
+        self.refresh_view()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.focus_next()
+
+    def _validate(self, name: str, value: str) -> None:
+        self.checks[name] = check(name, value)
+        msg = self.query_one(f"#msg-{name}", Static)
+        remote = self.remote.get(name)
+        vc = self.checks[name]
+        if remote is not None and not remote.ok:
+            msg.update(Text.assemble(("✘ ", "bold"), remote.message))
+            msg.set_classes("field-msg error")
+        elif vc is None:
+            msg.update(Text("· checked when you continue", style="dim"))
+            msg.set_classes("field-msg")
+        elif not vc.ok:
+            text = Text.assemble(("✘ ", "bold"), vc.reason)
+            if vc.fix is not None:
+                text.append(f"  [ctrl+f: {vc.fix.description}]")
+            elif vc.suggestion:
+                text.append(f"  ({vc.suggestion})")
+            msg.update(text)
+            msg.set_classes("field-msg error")
+        else:
+            note = "; ".join(vc.notes) or "ok"
+            text = Text.assemble(("✔ ", "bold"), note)
+            if vc.fix is not None:
+                text.append(f"  [ctrl+f: {vc.fix.description}]")
+            if vc.warning:
+                text.append(f"  ⚠ {vc.warning}")
+            msg.update(text)
+            msg.set_classes("field-msg ok")
+
+    def values(self) -> dict[str, str]:
+        out = {}
+        for name, _h, _d in self.fields:
+            vc = self.checks.get(name)
+            raw = self.query_one(f"#in-{name}", Input).value
+            out[name] = vc.value if vc is not None and vc.ok else raw.strip()
+        return out
+
+    def action_fix(self) -> None:
+        focused = self.focused
+        if not isinstance(focused, Input) or not (focused.id or "").startswith("in-"):
+            self.notify("focus a field that offers a fix", severity="warning")
+            return
+        name = str(focused.id)[3:]
+        vc = self.checks.get(name)
+        if vc is None or vc.fix is None:
+            self.notify(f"no fix to apply for {name}", severity="information")
+            return
+        self._apply_fix(name, vc.fix)
+
+    def _apply_fix(self, name: str, fix: Any) -> None:
+        try:
+            value = fix.apply()
+        except Exception as exc:
+            self.notify(f"the fix failed: {getattr(exc, 'message', exc)}", severity="error")
+            return
+        self.query_one(f"#in-{name}", Input).value = value
+        self.notify(f"{name}: {fix.description}")
+
+    def wizard_message(self, message: Message) -> None:
+        if isinstance(message, EngineEvent) and isinstance(message.event, SettingEvent):
+            self.remote[message.event.name] = message.event
+            if self.is_mounted and any(f[0] == message.event.name for f in self.fields):
+                self._validate(message.event.name, self.query_one(f"#in-{message.event.name}", Input).value)
+            return
+        if isinstance(message, RunFinished) and message.until == "settings":
+            self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "editing"}.get(
+                message.status, "failed"
+            )
+            self.message = message.message + (f" (hint: {message.hint})" if message.hint else "")
+            if self.is_mounted:
+                self.refresh_view()
+
+    def refresh_view(self) -> None:
+        bad = [n for n, vc in self.checks.items() if vc is not None and not vc.ok]
+        self.query_one("#intro", Static).update(
+            "The values the CodeBuild project will get. Fix any ✘ before you continue."
+            if bad
+            else "Every value passes the local checks. Continue checks them against the account."
+        )
+        if self.state == "checking":
+            self.set_status("… checking the settings against the account", "busy")
+            self.set_primary("Checking…", enabled=False)
+        elif self.state == "ok":
+            self.set_status("✔ the settings are valid in this account", "ok")
+            self.set_primary("Continue ▸", enabled=True, focus=True)
+        elif self.state == "unavailable":
+            self.set_status(Text.assemble(("not available yet: ", "bold"), self.message), "warn")
+            self.set_primary("Continue anyway ▸", enabled=True)
+        elif self.state == "failed":
+            self.set_status(Text.assemble(("✘ ", "bold"), self.message), "error")
+            self.set_primary("Check again ▸", enabled=True)
+        elif bad:
+            self.set_status(f"✘ {len(bad)} value(s) to fix: {', '.join(bad)}", "error")
+            self.set_primary("Check ▸", enabled=False)
+        else:
+            self.set_status("✔ local checks pass", "ok")
+            self.set_primary("Check ▸", enabled=True)
+
+    def primary(self) -> None:
+        if self.state in ("ok", "unavailable"):
+            super().primary()
+            return
+        self.wizard.session.settings = self.values()
+        if self.wizard.start_run("settings"):
+            self.state = "checking"
+            self.refresh_view()

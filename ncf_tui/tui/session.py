@@ -1,0 +1,269 @@
+"""The wizard's working state and the blocking calls its workers make; no Textual here.
+
+The app runs each method below in a thread worker and turns what comes back (and every engine event the
+``emit`` callback receives) into messages. Keeping this apart from the screens means the screens only
+render, and these calls can be read (and reasoned about) as plain Python.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import AppConfig
+
+if TYPE_CHECKING:
+    from ..engine.aws import Aws, AwsTarget
+    from ..engine.events import Emit
+    from ..engine.neo import CompileConfig
+    from ..engine.pipeline import Pipeline, RunOutcome
+    from ..engine.state import StateStore
+
+TERMINAL_JOB = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Who and where the wizard talks to, for the connection screen and the header."""
+
+    mode: str
+    region: str
+    account: str
+    arn: str
+    profile: str = ""
+    endpoint_url: str = ""
+    scenario: str = ""
+    saved_answers: str = ""
+
+
+class Session:
+    """One wizard session: the AWS target, the chosen checkpoint, the pipeline and its cancel flag."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.sandbox: Any = config.sandbox_instance
+        self._owns_sandbox = False
+        self.target: AwsTarget | None = None
+        self._aws: Aws | None = None
+        self.connection: Connection | None = None
+        self.checkpoint: Path | None = config.checkpoint
+        self.force: set[str] = set()
+        self.pipeline: Pipeline | None = None
+        self.cancel = threading.Event()
+        self.resume_store: StateStore | None = None
+        self.settings: dict[str, str] = {}
+
+    # ------------------------------------------------------------------------------------ connection
+
+    def connect(self) -> Connection:
+        """Start the sandbox if needed, then ask STS who we are (blocking: call from a worker)."""
+        from ..engine.aws import Aws, AwsError, AwsTarget
+
+        cfg = self.config
+        if cfg.sandbox:
+            if self.sandbox is None:
+                from ..sandbox.server import Sandbox
+
+                self.sandbox = Sandbox(cfg.scenario, region=cfg.region or "us-east-1").start()
+                self._owns_sandbox = True
+            sb = self.sandbox
+            self.target = AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
+        else:
+            import os
+
+            region = cfg.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+            if not region:
+                raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
+            self.target = AwsTarget(region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url)
+        self._aws = Aws(self.target)
+        who = self._aws.whoami()
+        self.connection = Connection(
+            mode=cfg.mode,
+            region=self.target.region,
+            account=who.account,
+            arn=who.arn,
+            profile=cfg.profile or "",
+            endpoint_url=self.target.endpoint_url or "",
+            scenario=self.sandbox.scenario.name if self.sandbox is not None else "",
+            saved_answers=_saved_answers(),
+        )
+        return self.connection
+
+    def aws(self) -> Aws:
+        if self._aws is None:
+            from ..engine.errors import BadInputError
+
+            raise BadInputError("not connected yet")
+        return self._aws
+
+    def close(self) -> None:
+        if self._owns_sandbox and self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+
+    # ------------------------------------------------------------------------------------ checkpoint
+
+    def default_checkpoint(self) -> Path | None:
+        if self.config.checkpoint is not None:
+            return Path(self.config.checkpoint)
+        if self.config.sandbox:
+            from ..engine.sample import sample_checkpoint_path
+
+            return sample_checkpoint_path()
+        return None
+
+    @staticmethod
+    def describe_checkpoint(path: Path) -> dict[str, Any]:
+        """The engine's summary of a checkpoint (imports torch: call from a worker)."""
+        from ..engine.checkpoint import load_checkpoint
+
+        return load_checkpoint(path).summary()
+
+    # -------------------------------------------------------------------------------------- pipeline
+
+    def find_resumable(self) -> StateStore | None:
+        from ..engine.state import latest_unfinished
+
+        try:
+            return latest_unfinished(self.config.mode, self.config.state_dir)
+        except OSError:
+            return None
+
+    def _compile_config(self, _aws: Aws) -> CompileConfig:
+        from ..engine.errors import BadInputError
+        from ..engine.neo import CompileConfig
+
+        if self.sandbox is not None:
+            d = self.sandbox.project_defaults()
+            return CompileConfig(bucket=d["bucket"], prefix=d["prefix"], role_arn=d["sagemakerRoleArn"])
+        bucket = self.settings.get("bucket", "")
+        role = self.settings.get("sagemaker_role", "")
+        if not bucket or not role:
+            import os
+
+            bucket = bucket or os.environ.get("NCF_TUI_BUCKET", "")
+            role = role or os.environ.get("NCF_TUI_SAGEMAKER_ROLE", "")
+        if not bucket or not role:
+            raise BadInputError(
+                "compiling on AWS needs a bucket and a SageMaker execution role",
+                hint="set NCF_TUI_BUCKET and NCF_TUI_SAGEMAKER_ROLE (an IAM role ARN SageMaker can assume)",
+            )
+        return CompileConfig(bucket=bucket, prefix=self.settings.get("prefix", "ncf-tui"), role_arn=role)
+
+    def start_pipeline(self, emit: Emit, resume: StateStore | None = None) -> Pipeline:
+        """A new (or resumed) pipeline for the chosen checkpoint; the TUI stops jobs itself on cancel."""
+        from ..engine.pipeline import Pipeline, RunOptions
+        from ..engine.preflight import DEFAULT_TVM_RELEASE
+        from ..engine.state import RunState, StateStore
+
+        checkpoint = self.checkpoint or self.default_checkpoint()
+        if checkpoint is None and resume is None:
+            from ..engine.errors import BadInputError
+
+            raise BadInputError("choose a checkpoint first")
+        options = RunOptions(
+            checkpoint=Path(checkpoint or "."),
+            output_dir=self.config.output_dir,
+            release=self.config.release or DEFAULT_TVM_RELEASE,
+            force=frozenset(self.force),
+            stop_on_cancel=False,  # the TUI asks: stop the jobs, or leave them running
+            mode=self.config.mode,
+        )
+        kw: dict[str, Any] = {"aws": self.aws, "compile_config": self._compile_config, "cancel": self.cancel}
+        if resume is not None:
+            self.pipeline = Pipeline.resume(resume, options, emit, **kw)
+            self.checkpoint = options.checkpoint
+        elif self.config.run_id is not None:
+            from ..engine.pipeline import _sha_or_empty
+
+            run_id = self.config.run_id
+            store = StateStore.for_run(run_id, self.config.state_dir)
+            state = RunState(
+                run_id=run_id,
+                mode=options.mode,
+                checkpoint=str(options.checkpoint),
+                checkpoint_sha256=_sha_or_empty(options.checkpoint),
+                output_dir=str(options.output_dir),
+            )
+            self.pipeline = Pipeline(options, emit, store, state, **kw)
+        else:
+            self.pipeline = Pipeline.new(options, emit, state_dir=self.config.state_dir, **kw)
+        return self.pipeline
+
+    def run(self, until: str) -> RunOutcome:
+        """Run the pipeline through ``until`` (blocking: call from a worker)."""
+        assert self.pipeline is not None
+        self.pipeline.options.force = frozenset(self.force)
+        if self.settings and any(f.name == "settings" for f in fields(self.pipeline.options)):
+            self.pipeline.options.settings = dict(self.settings)  # type: ignore[attr-defined]
+        self.cancel.clear()
+        return self.pipeline.run(until)
+
+    def running_jobs(self) -> dict[str, str]:
+        """variant -> job name of this run's Neo jobs that have not ended (from the saved run state)."""
+        if self.pipeline is None:
+            return {}
+        jobs = (self.pipeline.state.steps.get("compile") or {}).get("jobs") or {}
+        return {k: v["job_name"] for k, v in jobs.items() if v.get("status") not in TERMINAL_JOB}
+
+    def stop_job(self, job_name: str) -> None:
+        """Ask SageMaker to stop one compilation job (blocking)."""
+        from ..engine.aws import aws_errors
+
+        aws = self.aws()
+        with aws_errors(aws.target):
+            aws.client("sagemaker").stop_compilation_job(CompilationJobName=job_name)
+
+    def override_choice(self, variant: str) -> str:
+        """Make ``variant`` (a compiled one) the chosen model; returns its NEO_MODEL_S3_URI."""
+        from ..engine.errors import BadInputError
+        from ..engine.neo import strip_s3
+
+        assert self.pipeline is not None
+        entry = self.pipeline.state.steps.get("compile") or {}
+        job = (entry.get("jobs") or {}).get(variant)
+        if entry.get("status") != "done" or not job or job.get("status") != "COMPLETED":
+            raise BadInputError(f"{variant} did not compile, so it cannot be chosen")
+        uri = strip_s3(job.get("artifact_uri") or job["output_uri"].rstrip("/") + "/model.tar.gz")
+        entry.update(chosen=variant, neo_model_s3_uri=uri, reason="chosen by you in the wizard")
+        self.pipeline.save()
+        return uri
+
+    def suggested_settings(self) -> dict[str, str]:
+        """Starting values for the settings form: the sandbox's account, or what the run produced."""
+        values: dict[str, str] = {}
+        if self.sandbox is not None:
+            values.update(self.sandbox.suggested_settings())
+            d = self.sandbox.project_defaults()
+            values.update(
+                project_name=d["name"],
+                service_role=d["serviceRole"],
+                bucket=d["bucket"],
+                prefix=d["prefix"],
+                sagemaker_role=d["sagemakerRoleArn"],
+            )
+        elif self.connection is not None:
+            values.update(AWS_DEFAULT_REGION=self.connection.region, AWS_ACCOUNT_ID=self.connection.account)
+        if self.pipeline is not None:
+            compiled = self.pipeline.state.steps.get("compile") or {}
+            if compiled.get("neo_model_s3_uri"):
+                values["NEO_MODEL_S3_URI"] = str(compiled["neo_model_s3_uri"])
+        values.update(self.settings)
+        return values
+
+
+def _saved_answers() -> str:
+    """Where saved answers live and how many there are (empty when the settings module is absent)."""
+    try:
+        from ..engine import settings as engine_settings
+    except ImportError:
+        return ""
+    try:
+        path = engine_settings.saved_config_path()
+        if not path.is_file():
+            return f"none yet ({path})"
+        return f"{len(engine_settings.load(path))} answer(s) from {path}"
+    except Exception as exc:  # a broken config file is reported, not crashed on
+        return f"unreadable: {str(exc)[:100]}"

@@ -1,0 +1,65 @@
+"""Small widgets every screen shares: the header with the step trail and the account badge, and bars."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+STEP_TITLES: tuple[tuple[str, str], ...] = (
+    ("connection", "Connect"),
+    ("checkpoint", "Checkpoint"),
+    ("variants", "Compile"),
+    ("settings", "Settings"),
+    ("permissions", "Permissions"),
+    ("build", "Build"),
+)
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class WizardHeader(Widget):
+    """One line: the product, the step trail (current step marked ▸, not by colour alone), the badge.
+
+    The badge says SANDBOX on every screen in sandbox mode, and the account id and region against AWS,
+    so no one mistakes one for the other.
+    """
+
+    DEFAULT_CSS = """
+    WizardHeader { height: 1; dock: top; background: $panel; color: $text; }
+    """
+
+    def __init__(self, step: str, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.step = step
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "badge", self._badge_changed, init=False)
+
+    def _badge_changed(self, _value: str) -> None:
+        self.refresh()
+
+    def render(self) -> Text:
+        badge = str(getattr(self.app, "badge", ""))
+        sandbox = bool(getattr(self.app, "sandbox_mode", False))
+        width = self.size.width or 100
+        trail = Text()
+        compact = width < 100
+        for i, (name, title) in enumerate(STEP_TITLES, 1):
+            label = f"{i}" if compact and name != self.step else f"{i} {title}"
+            if name == self.step:
+                trail.append(f"▸{label}", style="bold reverse")
+            else:
+                trail.append(f" {label}", style="dim")
+            trail.append(" ")
+        if self.step == "checklist":
+            trail.append("▸Checklist", style="bold reverse")
+        left = Text(" ncf-tui ", style="bold")
+        right = Text(f" {badge} ", style="bold white on dark_magenta" if sandbox else "bold")
+        pad = max(1, width - left.cell_len - trail.cell_len - right.cell_len)
+        return Text.assemble(left, trail, " " * pad, right)
+
+
+def bar(fraction: float, width: int = 20) -> str:
+    """A text bar with its percentage (readable without colour)."""
+    fraction = min(1.0, max(0.0, fraction))
+    full = round(fraction * width)
+    return "█" * full + "░" * (width - full) + f" {fraction:>4.0%}"
