@@ -231,8 +231,12 @@ def _merge(existing: dict[str, Any] | None, proposed: dict[str, Any]) -> dict[st
     old = [old] if isinstance(old, dict) else list(old)
     sids = {s.get("Sid") for s in old}
     merged = list(old)
+
+    def body(st: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in st.items() if k != "Sid"}
+
     for st in proposed["Statement"]:
-        if st in merged:
+        if any(body(st) == body(m) for m in merged):
             continue
         new = dict(st)
         n = 2

@@ -26,14 +26,15 @@ from ncf_tui.engine.settings import (
 )
 from ncf_tui.sandbox.server import Sandbox
 
-
 _AWS: dict[str, Aws] = {}
 
 
 def sandbox_aws(sb: Sandbox) -> Aws:
     """One Aws per sandbox server: its credentials survive resets, and botocore's data loads once (~1 s)."""
     if sb.endpoint_url not in _AWS:
-        _AWS[sb.endpoint_url] = Aws(AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials))
+        _AWS[sb.endpoint_url] = Aws(
+            AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
+        )
     return _AWS[sb.endpoint_url]
 
 
@@ -67,7 +68,9 @@ class Recorder:
         return {e.name: e for e in self.events if isinstance(e, SettingEvent)}
 
 
-def run_step(sb: Sandbox, tmp_path: Path, rec: Recorder | None = None, aws: Aws | None = None, **kw: object) -> Settings:
+def run_step(
+    sb: Sandbox, tmp_path: Path, rec: Recorder | None = None, aws: Aws | None = None, **kw: object
+) -> Settings:
     flags = kw.pop("flags", None) or sandbox_flags(sb)
     return settings_step(
         aws or sandbox_aws(sb),
@@ -96,7 +99,9 @@ def test_healthy_account_validates_every_value_with_one_event_each(sandbox: Sand
     assert s.source("target_device") == "default" and s.target_device == "ml_c5"
     assert s.image_uri == sandbox.names.image_uri
     assert s.repository_arn == sandbox.names.ecr_repo_arn
-    assert s.log_group_arn == sandbox.names.codebuild_log_group.join(["arn:aws:logs:us-east-1:123456789012:log-group:", ""])
+    assert s.log_group_arn == sandbox.names.codebuild_log_group.join(
+        ["arn:aws:logs:us-east-1:123456789012:log-group:", ""]
+    )
     assert s.codebuild_environment() == sandbox.suggested_settings()
     by = rec.settings()
     assert "model archive found at" in by["NEO_MODEL_S3_URI"].message
