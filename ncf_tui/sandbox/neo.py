@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import moto_glue
+from .tvm_check import TvmFailure, compile_and_check, tvm_available
 
 DEFAULT_NEO_SECONDS = 1.5
 NEO_SECONDS_ENV = "NCF_SANDBOX_NEO_SECONDS"
@@ -150,10 +151,16 @@ def _compile_torchscript(
             check = optimized(torch.zeros(shape, dtype=torch.float32))
         if not torch.allclose(reference, check, atol=1e-5):
             raise NeoFailure(f"{_PREFIX}Compilation changed the model's output; refusing to write it.")
+        compiler = f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops"
+        if tvm_available():
+            try:
+                compiler += f"; compiled and checked with {compile_and_check(module, shape)}"
+            except TvmFailure as exc:
+                raise NeoFailure(f"{_PREFIX}TVM cannot compile the PyTorch model: {exc}") from None
+        compiler += ")"
         buffer = io.BytesIO()
         torch.jit.save(optimized, buffer)
     compiled = buffer.getvalue()
-    compiler = f"ncf-tui sandbox Neo (TorchScript freeze + optimize_for_inference; TVM {DEFAULT_TVM_RELEASE} ops)"
     meta = dict(sidecar or {"format": "ncf-tui/1", "input_name": "input0", "framework": "PYTORCH"})
     meta.update(
         compiled=True,

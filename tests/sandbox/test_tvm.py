@@ -1,0 +1,79 @@
+"""With the optional `tvm` extra installed, Neo jobs really compile with TVM (skipped otherwise)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ncf_tui.sandbox.server import Sandbox
+from ncf_tui.sandbox.tvm_check import TvmFailure, compile_and_check, tvm_available
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not tvm_available(), reason="apache-tvm (the `tvm` extra) is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.jit.ScriptModule]:
+    from ncf_tui.engine.variants import export_variants
+
+    out = export_variants(out_dir=tmp_path_factory.mktemp("tvm"), names=("basic", "full_manual_norm"))
+    modules = {}
+    for name, path in out.items():
+        with tarfile.open(path) as tar:
+            handle = tar.extractfile("model.pth")
+            assert handle is not None
+            modules[name] = torch.jit.load(io.BytesIO(handle.read()))
+    return modules
+
+
+@pytest.mark.parametrize("name", ["basic", "full_manual_norm"])
+def test_every_shipped_variant_compiles_with_tvm(traced: dict[str, torch.jit.ScriptModule], name: str) -> None:
+    assert compile_and_check(traced[name], [1, 2]).startswith("TVM ")
+
+
+def test_a_module_tvm_cannot_take_fails_with_tvm_s_message(tmp_path: Path) -> None:
+    class Weird(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.fft.fft(x).real.sum(-1)
+
+    module = torch.jit.trace(Weird(), torch.zeros(1, 2))
+    with pytest.raises(TvmFailure):
+        compile_and_check(module, [1, 2])
+
+
+def test_a_neo_job_reports_the_tvm_compile(sandbox: Sandbox, tmp_path: Path) -> None:
+    from ncf_tui.engine.variants import export_variants
+
+    archive = export_variants(out_dir=tmp_path, names=("basic",))["basic"]
+    s3, sm = sandbox.client("s3"), sandbox.client("sagemaker")
+    s3.put_object(Bucket=sandbox.names.bucket, Key="in/model.tar.gz", Body=archive.read_bytes())
+    sm.create_compilation_job(
+        CompilationJobName="tvm-job",
+        RoleArn=sandbox.names.sagemaker_role_arn,
+        InputConfig={
+            "S3Uri": f"s3://{sandbox.names.bucket}/in/model.tar.gz",
+            "DataInputConfig": '{"input0": [1, 2]}',
+            "Framework": "PYTORCH",
+        },
+        OutputConfig={"S3OutputLocation": f"s3://{sandbox.names.bucket}/out", "TargetDevice": "ml_c5"},
+        StoppingCondition={"MaxRuntimeInSeconds": 900},
+    )
+    for _ in range(600):
+        desc = sm.describe_compilation_job(CompilationJobName="tvm-job")
+        if desc["CompilationJobStatus"] in ("COMPLETED", "FAILED"):
+            break
+        time.sleep(0.1)
+    assert desc["CompilationJobStatus"] == "COMPLETED", desc.get("FailureReason")
+    body = s3.get_object(Bucket=sandbox.names.bucket, Key="out/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        handle = tar.extractfile("ncf-model.json")
+        assert handle is not None
+        assert "compiled and checked with TVM" in json.loads(handle.read())["compiler"]
