@@ -69,9 +69,7 @@ class LogSink:
                 done = self._closed and not self._pending
             if batch and self.error is None:
                 try:
-                    self._client.put_log_events(
-                        logGroupName=self.group, logStreamName=self.stream, logEvents=batch
-                    )
+                    self._client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=batch)
                     self.sent += len(batch)
                 except Exception as exc:
                     self.error = str(exc)

@@ -82,9 +82,9 @@ class FaultInjector:
             self.dropped = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if INTERNAL_USER_AGENT in environ.get("HTTP_USER_AGENT", "") or environ.get(
-            "PATH_INFO", ""
-        ).startswith("/moto-api"):
+        if INTERNAL_USER_AGENT in environ.get("HTTP_USER_AGENT", "") or environ.get("PATH_INFO", "").startswith(
+            "/moto-api"
+        ):
             return self._app(environ, start_response)
         scenario = self.scenario
         if scenario.throttle_share > 0:
@@ -101,9 +101,7 @@ class FaultInjector:
             return self._flaky_log_read(environ, start_response, scenario.flaky_logs_after_events)
         return self._app(environ, start_response)
 
-    def _flaky_log_read(
-        self, environ: dict[str, Any], start_response: StartResponse, after: int
-    ) -> Iterable[bytes]:
+    def _flaky_log_read(self, environ: dict[str, Any], start_response: StartResponse, after: int) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         try:

@@ -25,7 +25,11 @@ class Builds:
         env_vars = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in (variables or {}).items()]
         self.cb.create_project(
             name=self.sb.names.codebuild_project,
-            source={"type": source_type, "buildspec": buildspec, **({"location": "repo"} if source_type != "NO_SOURCE" else {})},
+            source={
+                "type": source_type,
+                "buildspec": buildspec,
+                **({"location": "repo"} if source_type != "NO_SOURCE" else {}),
+            },
             artifacts={"type": "NO_ARTIFACTS"},
             serviceRole=self.sb.names.codebuild_role_arn,
             environment={

@@ -70,7 +70,9 @@ def test_the_healthy_scenario_never_throttles(sandbox: Sandbox) -> None:
 def test_flaky_logs_drop_the_connection_and_a_follower_resumes_from_its_token(sandbox: Sandbox) -> None:
     sandbox.reset("flaky-logs")
     builds = Builds(sandbox)
-    builds.project("version: 0.2\nphases:\n  build:\n    commands:\n      - for i in $(seq 1 40); do echo \"n=$i\"; done\n")
+    builds.project(
+        'version: 0.2\nphases:\n  build:\n    commands:\n      - for i in $(seq 1 40); do echo "n=$i"; done\n'
+    )
     build = builds.wait(builds.start())
     logs = sandbox.client("logs", **NO_RETRY)
     group, stream = build["logs"]["groupName"], build["logs"]["streamName"]
