@@ -209,3 +209,18 @@ def test_unknown_projects_and_builds_are_aws_errors(builds: Builds) -> None:
     with pytest.raises(ClientError) as err:
         builds.cb.update_project(name="ghost")
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_role_that_cannot_write_logs_fails_in_provisioning(builds: Builds) -> None:
+    deny = '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "logs:*", "Resource": "*"}]}'
+    builds.sb.client("iam").put_role_policy(
+        RoleName=builds.sb.names.codebuild_role_name, PolicyName="no-logs", PolicyDocument=deny
+    )
+    builds.project(_spec("build", "echo never"))
+    build = builds.wait(builds.start())
+    assert build["buildStatus"] == "FAILED"
+    provisioning = next(p for p in build["phases"] if p["phaseType"] == "PROVISIONING")
+    assert provisioning["phaseStatus"] == "FAILED"
+    assert provisioning["contexts"][0]["statusCode"] == "ACCESS_DENIED"
+    assert "CloudWatch Logs" in provisioning["contexts"][0]["message"]
+    assert "BUILD" not in [t for t, _ in builds.phases(build)]
