@@ -293,6 +293,8 @@ def check_permissions(aws: Aws, settings: Settings, emit: Emit = discard) -> Per
     from .aws import aws_errors, error_code, error_message
 
     role_arn = settings.service_role
+    if not role_arn:
+        raise PermissionsError("no CodeBuild service role is set", hint="set service_role (NCF_TUI_SERVICE_ROLE)")
     permissions = required_permissions(settings)
     try:
         results = simulate(aws, role_arn, permissions)

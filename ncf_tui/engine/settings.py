@@ -262,6 +262,12 @@ _LOOKALIKES = {
 }  # fmt: skip
 
 
+def shown(raw: str, limit: int = 80) -> str:
+    """A refused value as it may be displayed: escaped (no control characters reach a terminal) and cut short."""
+    text = ascii(raw[:limit])[1:-1]
+    return text + ("..." if len(raw) > limit else "")
+
+
 def _char_name(ch: str) -> str:
     return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
 
@@ -1003,7 +1009,7 @@ def settings_step(
         emit(
             SettingEvent(
                 name=name,
-                value=settings.value(name),
+                value=shown(settings.value(name)) if v.check.unsafe else settings.value(name),
                 ok=not errs,
                 message="; ".join(parts) or "ok",
                 source=settings.source(name),

@@ -249,6 +249,8 @@ def test_a_missing_role_is_a_preflight_failure(sandbox: Sandbox, tmp_path: Path)
     with pytest.raises(PermissionsError, match="does not exist") as err:
         permissions_step(sandbox_aws(sandbox), gone)
     assert err.value.exit_code == 3
+    with pytest.raises(PermissionsError, match="no CodeBuild service role is set"):
+        permissions_step(sandbox_aws(sandbox), s.with_value("service_role", "", "flag"))
 
 
 def test_attaching_twice_keeps_what_the_first_fix_granted(sandbox: Sandbox, tmp_path: Path) -> None:

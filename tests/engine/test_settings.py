@@ -391,7 +391,12 @@ def test_injection_is_refused_before_any_aws_call(tmp_path: Path) -> None:
     aws = Aws(AwsTarget(region="us-east-1", endpoint_url="http://127.0.0.1:9", credentials={
         "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "x" * 40}))  # fmt: skip
     rec = Recorder()
-    flags = {"IMAGE_TAG": "latest; rm -rf /", "AWS_ACCOUNT_ID": "123456789012", "service_role": "nope"}
+    flags = {
+        "IMAGE_TAG": "latest; rm -rf /",
+        "AWS_ACCOUNT_ID": "123456789012",
+        "service_role": "nope",
+        "NEO_MODEL_S3_URI": "b/k\n\x1b[2Jrm -rf /" + "x" * 2000,
+    }
     with pytest.raises(SettingsError) as err:
         settings_step(aws, rec, flags=flags, env={}, saved_dir=tmp_path)
     assert err.value.exit_code == ExitCode.PREFLIGHT_FAILED
@@ -399,6 +404,8 @@ def test_injection_is_refused_before_any_aws_call(tmp_path: Path) -> None:
     assert {"IMAGE_TAG", "service_role", "NEO_MODEL_S3_URI"} <= failing
     assert "shell metacharacter" in err.value.message
     assert rec.settings()["IMAGE_TAG"].ok is False
+    shown = rec.settings()["NEO_MODEL_S3_URI"].value  # escaped and cut short, safe to print
+    assert shown.startswith("b/k\\n\\x1b[2Jrm -rf /") and shown.endswith("...") and len(shown) < 100
 
 
 # ------------------------------------------------------------------------------------------- account checks
