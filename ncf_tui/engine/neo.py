@@ -4,9 +4,9 @@ Every variant that passed the offline preflight (or that the user forces) is upl
 ``s3://BUCKET/PREFIX/<run-id>/<variant>/model.tar.gz`` (skipped when the same sha256 is already there) and
 compiled by its own Neo job, all created concurrently. One poller watches them all: a single
 ``ListCompilationJobs`` call per round (filtered to the run), a ``DescribeCompilationJob`` only for a job
-whose status changed, and an interval that starts short, grows while nothing changes and doubles on
-throttling. Job names are derived from the run id and the variant, so a resumed run finds its jobs by name
-and never launches one twice.
+whose status changed, and an interval of a tenth of the jobs' running time (so a finish is seen within ~10%
+of a job's length), doubled on throttling. Job names are derived from the run id and the variant, so a
+resumed run finds its jobs by name and never launches one twice.
 """
 
 from __future__ import annotations
@@ -329,9 +329,10 @@ def _poll(
             )
         if moved:
             changed()
-            interval = cfg.poll_min
-        else:
-            interval = min(cfg.poll_max, interval * 1.5)
+        # Poll at a tenth of the time the jobs have run so far: a job is seen done within ~10% of its length,
+        # and a long real Neo job costs a handful of calls a minute (one List call covers every job).
+        running = [time.time() - j.started for j in jobs.values() if j.started and j.status not in TERMINAL]
+        interval = min(cfg.poll_max, max(cfg.poll_min, 0.1 * max(running, default=0.0)))
         if any(j.status not in TERMINAL for j in jobs.values()):
             _sleep(interval, cancel)
 
