@@ -32,7 +32,15 @@ if TYPE_CHECKING:
     from .aws import Aws
 
 SEED_BUILD_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:3.0"
-"""The image the seed document names; AWS has deprecated it (its runtimes are end of life)."""
+"""The image the seed document names; CodeBuild deprecated it on 2023-05-09 (no longer cached or patched)."""
+DEPRECATED_BUILD_IMAGES = {
+    SEED_BUILD_IMAGE: "2023-05-09",
+    "aws/codebuild/standard:4.0": "2023-03-31",
+    "aws/codebuild/amazonlinux2-aarch64-standard:1.0": "2023-03-31",
+    "aws/codebuild/standard:3.0": "2022-06-30",
+    "aws/codebuild/amazonlinux2-x86_64-standard:2.0": "2022-06-30",
+}
+"""CodeBuild's list of deprecated images (user guide, "Deprecated CodeBuild images") with their dates."""
 DEFAULT_BUILD_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
 """CodeBuild's current Amazon Linux standard image (Docker available in privileged mode)."""
 DEFAULT_TARGET_DEVICE = "ml_c5"
@@ -488,12 +496,15 @@ def _rule_device(f: Field, v: str, notes: list[str]) -> ValueCheck:
 def _rule_image(f: Field, v: str, notes: list[str]) -> ValueCheck:
     if not _IMAGE_RE.fullmatch(v):
         return _bad(f, v, notes, "an image name uses letters, digits and . _ / : @ - (e.g. aws/codebuild/...:5.0)")
-    if v == SEED_BUILD_IMAGE:
+    if v in DEPRECATED_BUILD_IMAGES:
         return _ok(
             f,
             v,
             notes,
-            warning=f"{v} is deprecated by AWS (end-of-life runtimes); {DEFAULT_BUILD_IMAGE} is the current one",
+            warning=(
+                f"CodeBuild deprecated {v} on {DEPRECATED_BUILD_IMAGES[v]} (no longer cached or patched); "
+                f"{DEFAULT_BUILD_IMAGE} is the current Amazon Linux standard image"
+            ),
             fix=Fix(f"use {DEFAULT_BUILD_IMAGE}", lambda: DEFAULT_BUILD_IMAGE),
         )
     return _ok(f, v, notes)
@@ -720,7 +731,14 @@ def validate(
         if check.ok and check.value != settings.value(name):
             settings = settings.with_value(name, check.value, settings.source(name))
         verdicts[name] = v
-    if aws is None or any(verdicts[n].check.unsafe for n in names):
+    if aws is None:
+        return settings, {n: verdicts[n] for n in names}
+    refused = [n for n in names if verdicts[n].check.unsafe]
+    if refused:
+        for n in names:
+            if n not in refused and verdicts[n].check.ok:
+                verb = "was" if len(refused) == 1 else "were"
+                verdicts[n].notes.append(f"not checked against AWS: {', '.join(refused)} {verb} refused first")
         return settings, {n: verdicts[n] for n in names}
     settings = _check_account(settings, aws, verdicts, names)
     return settings, {n: verdicts[n] for n in names}

@@ -404,6 +404,8 @@ def test_injection_is_refused_before_any_aws_call(tmp_path: Path) -> None:
     assert {"IMAGE_TAG", "service_role", "NEO_MODEL_S3_URI"} <= failing
     assert "shell metacharacter" in err.value.message
     assert rec.settings()["IMAGE_TAG"].ok is False
+    region = rec.settings()["AWS_DEFAULT_REGION"]
+    assert region.ok and "not checked against AWS: IMAGE_TAG, NEO_MODEL_S3_URI were refused first" in region.message
     shown = rec.settings()["NEO_MODEL_S3_URI"].value  # escaped and cut short, safe to print
     assert shown.startswith("b/k\\n\\x1b[2Jrm -rf /") and shown.endswith("...") and len(shown) < 100
 
