@@ -550,3 +550,16 @@ def test_deprecated_seed_image_warns_and_the_fix_moves_to_the_current_one(sandbo
     assert s.build_image == SEED_BUILD_IMAGE and ev.ok and "deprecated" in ev.message
     s = run_step(sandbox, tmp_path, flags=sandbox_flags(sandbox, build_image=SEED_BUILD_IMAGE), fix=True)
     assert s.build_image == DEFAULT_BUILD_IMAGE
+
+
+def test_a_region_other_than_the_clients_is_checked_in_that_region(sandbox: Sandbox, tmp_path: Path) -> None:
+    put_model(sandbox)
+    flags = sandbox_flags(sandbox, AWS_DEFAULT_REGION="eu-west-1")
+    with pytest.raises(SettingsError) as err:
+        run_step(sandbox, tmp_path, flags=flags, fix=lambda issue: issue.name == "IMAGE_REPO_NAME")
+    reasons = {i.name: i.reason for i in err.value.issues}
+    assert set(reasons) == {"bucket", "NEO_MODEL_S3_URI"}
+    assert "is in us-east-1, not in eu-west-1" in reasons["bucket"]
+    # the repository fix ran against eu-west-1, where the build will push
+    eu = sandbox_aws(sandbox).session.client("ecr", region_name="eu-west-1", endpoint_url=sandbox.endpoint_url)
+    assert eu.describe_repositories(repositoryNames=[sandbox.names.ecr_repo])["repositories"]
