@@ -97,6 +97,20 @@ def _id_list(value: Any, field: str, bounds: tuple[int, int], limit: int) -> lis
     return [_int_field(v, f"{field}[{n}]", bounds, "items") for n, v in enumerate(value)]
 
 
+def _valid_pairs(instances: list[Any], sidecar: Sidecar) -> list[tuple[int, int]] | None:
+    """The pairs of a well-formed batch in one pass, or None; a third of a batch-64 request's time
+    went into per-field checks that only matter for producing an error message."""
+    try:
+        pairs = [(obj["user_id"], obj["item_id"]) for obj in instances]
+    except (TypeError, KeyError):
+        return None
+    (ulo, uhi), (ilo, ihi) = sidecar.user_id_range, sidecar.item_id_range
+    # `type(x) is int` also refuses bool, which JSON true/false decode to
+    if all(type(u) is int and type(i) is int and ulo <= u <= uhi and ilo <= i <= ihi for u, i in pairs):
+        return pairs
+    return None
+
+
 class InferenceApp:
     """The WSGI callable. Limits are per request: body bytes and pairs scored."""
 
@@ -229,7 +243,9 @@ class InferenceApp:
                 raise ClientError(400, f"{len(instances)} instances; at most {self.max_pairs} per request")
             if len(payload) > 1:
                 raise ClientError(400, "instances cannot be combined with other fields")
-            pairs = [self._pair(obj, f"instances[{n}]", sidecar) for n, obj in enumerate(instances)]
+            pairs = _valid_pairs(instances, sidecar)
+            if pairs is None:  # something is wrong: find the first bad instance and say what
+                pairs = [self._pair(obj, f"instances[{n}]", sidecar) for n, obj in enumerate(instances)]
             return {"scores": scorer.score_pairs(pairs)}
         if "top_k" in payload:
             return self._rank(payload, scorer)
