@@ -1014,6 +1014,8 @@ def settings_step(
                 changed = True
         if not changed:
             break
+    else:  # the last round still changed something: judge what the fixes left
+        settings, verdicts = validate(settings, aws, only=only)
     errors: list[SettingIssue] = []
     for name, v in verdicts.items():
         errs = [i for i in v.issues if i.severity == "error"]
