@@ -41,7 +41,7 @@ _JSON_KEYS = {"user_id", "item_id", "instances", "top_k", "exclude", "candidates
 
 
 class ClientError(Exception):
-    """A request the server will not serve; `status` is the 4xx to answer with."""
+    """A request the server will not serve; `status` is the 4xx (or 503 while loading) to answer with."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -82,7 +82,7 @@ def log_event(event: str, **fields: Any) -> None:
 
 def _int_field(value: Any, field: str, bounds: tuple[int, int], kind: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ClientError(400, f"{field} must be an integer, got {json.dumps(value)}")
+        raise ClientError(400, f"{field} must be an integer, got {json.dumps(value)[:80]}")
     low, high = bounds
     if not low <= value <= high:
         raise ClientError(400, f"{field} {value} is out of range: this model knows {kind} {low}..{high}")
@@ -264,7 +264,7 @@ class InferenceApp:
         limit = min(TOP_K_MAX, sidecar.num_items)
         k = payload["top_k"]
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= limit:
-            raise ClientError(400, f"top_k must be an integer from 1 to {limit}, got {json.dumps(k)}")
+            raise ClientError(400, f"top_k must be an integer from 1 to {limit}, got {json.dumps(k)[:80]}")
         candidates = None
         if "candidates" in payload:
             candidates = _id_list(payload["candidates"], "candidates", sidecar.item_id_range, self.max_pairs)
