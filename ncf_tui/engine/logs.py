@@ -8,9 +8,9 @@ follower re-reads from the last timestamp it emitted and skips, by position, the
 there, keyed by event id or (timestamp, ingestion time, message), never by timestamp alone (two identical
 lines in the same millisecond are two lines).
 
-The follower polls every ``fast`` seconds while lines arrive, stretches towards ``slow`` when the stream is
-quiet, backs off on throttling and ends by itself: once told the build is complete, it returns after
-``drain_reads`` empty reads that hand back the token they were given.
+The follower polls every ``fast`` seconds while lines arrive, stretches by ``stretch`` per empty read
+towards ``slow`` when the stream is quiet, backs off on throttling and ends by itself: once told the build
+is complete, it returns after ``drain_reads`` empty reads that hand back the token they were given.
 """
 
 from __future__ import annotations
@@ -203,6 +203,7 @@ class LogFollower:
         cancel: threading.Event | None = None,
         fast: float = 0.2,
         slow: float = 2.0,
+        stretch: float = 0.025,
         max_backoff: float = 10.0,
         drain_reads: int = 2,
         give_up_after: float = 120.0,
@@ -216,7 +217,7 @@ class LogFollower:
         self.on_line = on_line
         self.position = position if position is not None else LogPosition()
         self.cancel = cancel if cancel is not None else threading.Event()
-        self.fast, self.slow, self.max_backoff = fast, slow, max_backoff
+        self.fast, self.slow, self.stretch, self.max_backoff = fast, slow, stretch, max_backoff
         self.drain_reads = drain_reads
         self.give_up_after = give_up_after
         self.limit = limit
@@ -335,8 +336,10 @@ class LogFollower:
                     return self.position
                 self._sleep(self.fast)
                 continue
+            # Stretch slowly: after a pause of a few seconds (between bursts) reads are still < 0.5 s apart;
+            # ~10 s of quiet reaches 1 s, and only ~80 s (a long docker step) the ``slow`` interval.
             quiet += 1
-            interval = min(self.slow, self.fast * 1.25**quiet)
+            interval = min(self.slow, self.fast + self.stretch * quiet)
             self._sleep(interval)
         return self.position
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -64,7 +65,13 @@ VARIABLES = {
 
 
 def make_aws(sb: Sandbox) -> Aws:
-    return Aws(AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials))
+    return _aws(sb.region, sb.endpoint_url, tuple(sorted(sb.credentials.items())))
+
+
+@functools.cache
+def _aws(region: str, endpoint_url: str, credentials: tuple[tuple[str, str], ...]) -> Aws:
+    """One boto3 session per sandbox server (its credentials outlive resets): sessions are slow to make."""
+    return Aws(AwsTarget(region=region, endpoint_url=endpoint_url, credentials=dict(credentials)))
 
 
 def spec_for(sb: Sandbox, buildspec: str = OK_SPEC, **changes: object) -> ProjectSpec:
@@ -229,3 +236,45 @@ def test_the_repository_buildspec_runs_from_an_s3_source(sandbox: Sandbox, tmp_p
     result = start_build(aws, sandbox.names.codebuild_project, events.append)
     assert result.succeeded
     assert "from the repository" in [e.line for e in events if isinstance(e, LogEvent)]
+
+
+@pytest.mark.slow
+def test_the_repository_buildspec_builds_an_image_that_passes_the_image_check(sandbox: Sandbox, tmp_path: Path) -> None:
+    """End to end with the real buildspec.yml and the sandbox's docker builder: S3 model -> image in ECR."""
+    import hashlib
+    import tarfile
+
+    from ncf_tui.engine.ecr import verify_image
+    from ncf_tui.engine.variants import export_variants
+
+    archive = export_variants(None, out_dir=tmp_path, names=("mlp",))["mlp"]
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("model.pth")
+        assert member is not None
+        model_sha = hashlib.sha256(member.read()).hexdigest()
+    settings = sandbox.suggested_settings()
+    bucket, _, prefix = settings["NEO_MODEL_S3_URI"].partition("/")
+    sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=archive.read_bytes())
+    aws = make_aws(sandbox)
+    source = upload_source(aws, bucket, "ncf-tui/source.zip", sandbox.source_dir)
+    spec = ProjectSpec(
+        name=sandbox.names.codebuild_project,
+        service_role_arn=sandbox.names.codebuild_role_arn,
+        source=source,
+        environment_variables=settings,
+    )
+    ensure_project(aws, spec, lambda e: None, yes)
+    events: list[Event] = []
+    result = start_build(aws, spec.name, events.append)
+    assert result.values.model_sha256 == model_sha
+    assert result.values.image_uri == sandbox.names.image_uri
+    info = verify_image(
+        aws,
+        settings["IMAGE_REPO_NAME"],
+        settings["IMAGE_TAG"],
+        events.append,
+        expected_model_sha256=model_sha,
+        build_values=result.values,
+    )
+    assert info.digest == result.values.image_digest and info.uri == sandbox.names.image_uri
+    assert [e.kind for e in events].count("image") == 1

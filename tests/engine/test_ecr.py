@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,7 +22,13 @@ MODEL_SHA = "ab" * 32
 
 
 def make_aws(sb: Sandbox) -> Aws:
-    return Aws(AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials))
+    return _aws(sb.region, sb.endpoint_url, tuple(sorted(sb.credentials.items())))
+
+
+@functools.cache
+def _aws(region: str, endpoint_url: str, credentials: tuple[tuple[str, str], ...]) -> Aws:
+    """One boto3 session per sandbox server (its credentials outlive resets): sessions are slow to make."""
+    return Aws(AwsTarget(region=region, endpoint_url=endpoint_url, credentials=dict(credentials)))
 
 
 def push(sb: Sandbox, tag: str, layer: bytes = b"layer bytes") -> str:

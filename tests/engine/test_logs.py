@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
@@ -17,10 +18,17 @@ GROUP = "/aws/codebuild/ncf-follow-test"
 STREAM = "0b9f6c2e-test"
 SHA = "ab" * 32
 DIGEST = "sha256:" + "cd" * 32
+URI = "1.dkr.ecr.eu-west-1.amazonaws.com/r:t"
 
 
 def make_aws(sb: Sandbox) -> Aws:
-    return Aws(AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials))
+    return _aws(sb.region, sb.endpoint_url, tuple(sorted(sb.credentials.items())))
+
+
+@functools.cache
+def _aws(region: str, endpoint_url: str, credentials: tuple[tuple[str, str], ...]) -> Aws:
+    """One boto3 session per sandbox server (its credentials outlive resets): sessions are slow to make."""
+    return Aws(AwsTarget(region=region, endpoint_url=endpoint_url, credentials=dict(credentials)))
 
 
 class Writer:
@@ -196,7 +204,7 @@ def test_ncf_tui_lines_become_values(sandbox: Sandbox) -> None:
         ("NCF-TUI: model-sha256 1234 model.pth", None),
         (f"NCF-TUI: image-digest {DIGEST}", ("image-digest", DIGEST)),
         ("NCF-TUI: image-digest sha256:zz", None),
-        ("NCF-TUI: image-uri 1.dkr.ecr.eu-west-1.amazonaws.com/r:t", ("image-uri", "1.dkr.ecr.eu-west-1.amazonaws.com/r:t")),
+        (f"NCF-TUI: image-uri {URI}", ("image-uri", URI)),
         ("NCF-TUI: image-uri not-an-ecr-uri", None),
         ("NCF-TUI: error model-not-found nothing at s3://b/p/", ("error", "model-not-found nothing at s3://b/p/")),
         ("NCF-TUI: something-else value", None),
