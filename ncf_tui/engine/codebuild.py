@@ -372,10 +372,12 @@ def start_build(
     buildspec_override: str | None = None,
     environment_overrides: Mapping[str, str] | None = None,
     on_started: Callable[[str], None] | None = None,
+    on_log_position: Callable[[LogPosition], None] | None = None,
     polling: Polling | None = None,
 ) -> BuildResult:
     """Start a build of ``project`` and watch it to the end (see ``watch_build``). ``on_started`` gets the
-    build id as soon as it exists, for the pipeline's state file (``--resume``)."""
+    build id as soon as it exists and ``on_log_position`` the log position as lines arrive, for the
+    pipeline's state file: ``watch_build(build_id, log_position=...)`` resumes both."""
     kwargs: dict[str, Any] = {"projectName": project}
     if buildspec_override:
         kwargs["buildspecOverride"] = buildspec_override
@@ -393,7 +395,16 @@ def start_build(
     build_id = str(build["id"])
     if on_started is not None:
         on_started(build_id)
-    return watch_build(aws, build_id, emit, cancel, stop_on_cancel=stop_on_cancel, polling=polling, first=build)
+    return watch_build(
+        aws,
+        build_id,
+        emit,
+        cancel,
+        stop_on_cancel=stop_on_cancel,
+        on_log_position=on_log_position,
+        polling=polling,
+        first=build,
+    )
 
 
 def watch_build(
@@ -404,13 +415,16 @@ def watch_build(
     *,
     stop_on_cancel: bool = True,
     log_position: LogPosition | None = None,
+    on_log_position: Callable[[LogPosition], None] | None = None,
     polling: Polling | None = None,
     first: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     """Watch ``build_id`` (running or finished) to its end: ``build`` events per phase change, ``log`` events
     per line, the ``NCF-TUI:`` values. Returns on success; raises ``BuildFailed`` (exit 5) otherwise, or
     ``BuildCancelled`` (exit 130) when ``cancel`` is set (stopping the build first if ``stop_on_cancel``)."""
-    return _Watch(aws, build_id, emit, cancel or threading.Event(), stop_on_cancel, log_position, polling).run(first)
+    watch = _Watch(aws, build_id, emit, cancel or threading.Event(), stop_on_cancel, log_position, polling)
+    watch.on_log_position = on_log_position
+    return watch.run(first)
 
 
 class _Watch:
@@ -438,6 +452,7 @@ class _Watch:
         # The last lines of each buildspec phase, so a failure shows the output of the phase that failed.
         self.phase_lines: dict[str, deque[str]] = {}
         self.current_log_phase = "PROVISIONING"
+        self.on_log_position: Callable[[LogPosition], None] | None = None
 
     def run(self, first: Mapping[str, Any] | None) -> BuildResult:
         started = time.monotonic()
@@ -548,6 +563,7 @@ class _Watch:
             on_line=lambda line: self._note_line(line.message),
             position=self.log_position,
             cancel=self.log_stop,
+            on_position=self.on_log_position,
         )
         self.follower.start()
 

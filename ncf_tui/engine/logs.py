@@ -134,6 +134,9 @@ class LogPosition:
         ts = data.get("timestamp")
         return cls(token=data.get("token") or None, timestamp=None if ts is None else int(ts), tail=tail)
 
+    def copy(self) -> LogPosition:
+        return LogPosition(self.token, self.timestamp, list(self.tail))
+
     def advance(self, key: EventKey, timestamp: int) -> None:
         if timestamp != self.timestamp:
             self.timestamp = timestamp
@@ -189,7 +192,8 @@ def reader_client(aws: Aws) -> Any:
 
 class LogFollower:
     """Follows ``group``/``stream``; call ``run()`` (blocking) or ``start()``, then ``complete()`` when the
-    writer is done. ``on_line`` sees every line; ``emit`` gets one ``LogEvent`` per line."""
+    writer is done. ``on_line`` sees every line; ``emit`` gets one ``LogEvent`` per line; ``on_position``
+    gets a copy of the position after every page that had lines (save it to resume after a crash)."""
 
     def __init__(
         self,
@@ -199,6 +203,7 @@ class LogFollower:
         *,
         emit: Emit | None = None,
         on_line: Callable[[LogLine], None] | None = None,
+        on_position: Callable[[LogPosition], None] | None = None,
         position: LogPosition | None = None,
         cancel: threading.Event | None = None,
         fast: float = 0.2,
@@ -215,6 +220,7 @@ class LogFollower:
         self.stream = stream
         self.emit = emit
         self.on_line = on_line
+        self.on_position = on_position
         self.position = position if position is not None else LogPosition()
         self.cancel = cancel if cancel is not None else threading.Event()
         self.fast, self.slow, self.stretch, self.max_backoff = fast, slow, stretch, max_backoff
@@ -321,6 +327,8 @@ class LogFollower:
                 self.position.token = str(new_token)
                 self._use_time = False
             if emitted or events:
+                if self.on_position is not None:
+                    self.on_position(self.position.copy())
                 quiet, drained = 0, 0
                 interval = self.fast
                 more = self.limit is not None and len(events) >= self.limit

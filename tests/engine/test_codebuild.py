@@ -27,6 +27,7 @@ from ncf_tui.engine.codebuild import (
 )
 from ncf_tui.engine.errors import BadInputError, ExitCode
 from ncf_tui.engine.events import BuildEvent, Event, LogEvent, SettingEvent
+from ncf_tui.engine.logs import LogPosition
 from ncf_tui.sandbox.server import Sandbox
 
 SHA = "12" * 32
@@ -236,6 +237,58 @@ def test_the_repository_buildspec_runs_from_an_s3_source(sandbox: Sandbox, tmp_p
     result = start_build(aws, sandbox.names.codebuild_project, events.append)
     assert result.succeeded
     assert "from the repository" in [e.line for e in events if isinstance(e, LogEvent)]
+
+
+def test_a_build_under_throttling_still_reports_every_phase_and_line(sandbox: Sandbox) -> None:
+    sandbox.reset("throttling")
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox), lambda e: None, yes)
+    events: list[Event] = []
+    result = start_build(aws, sandbox.names.codebuild_project, events.append)
+    assert result.succeeded
+    lines = [e.line for e in events if isinstance(e, LogEvent)]
+    assert [line for line in lines if line.startswith("step ")] == [f"step {i}" for i in range(1, 31)]
+    assert sandbox.fault_counts["throttled"] > 0
+
+
+def test_a_build_left_running_is_resumed_with_its_log_position(sandbox: Sandbox) -> None:
+    spec = (
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo first\n      - sleep 1.5\n      - echo second\n"
+    )
+    aws = make_aws(sandbox)
+    ensure_project(aws, spec_for(sandbox, spec), lambda e: None, yes)
+    cancel = threading.Event()
+    started: list[str] = []
+    saved: list[dict[str, object]] = []
+    before: list[str] = []
+
+    def first_run(event: Event) -> None:
+        if isinstance(event, LogEvent):
+            before.append(event.line)
+            if event.line == "first":
+                cancel.set()
+
+    with pytest.raises(BuildCancelled, match="left running"):
+        start_build(
+            aws,
+            sandbox.names.codebuild_project,
+            first_run,
+            cancel,
+            stop_on_cancel=False,
+            on_started=started.append,
+            on_log_position=lambda position: saved.append(position.to_dict()),
+        )
+    assert "first" in before and "second" not in before
+    after: list[str] = []
+    result = watch_build(
+        aws,
+        started[0],
+        lambda e: after.append(e.line) if isinstance(e, LogEvent) else None,
+        log_position=LogPosition.from_dict(saved[-1]),
+    )
+    assert result.succeeded
+    assert "second" in after and "first" not in after
+    assert not set(before) & set(after) - {""}
 
 
 @pytest.mark.slow
