@@ -70,7 +70,9 @@ class SettingsScreen(StepScreen):
         values = self.wizard.session.suggested_settings()
         with VerticalScroll(classes="main form"):
             yield Static("", id="intro", classes="intro")
-            for name, help_text, default in self.fields:
+            for i, (name, help_text, default) in enumerate(self.fields):
+                if i in (0, 5):
+                    yield Static("CodeBuild environment variables" if i == 0 else "Other answers", classes="section")
                 with Horizontal(classes="field"):
                     yield Label(name, classes="field-name")
                     yield Input(values.get(name, default), id=f"in-{name}", placeholder=help_text)

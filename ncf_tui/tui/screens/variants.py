@@ -74,7 +74,7 @@ class VariantRow(Static, can_focus=True):
         if s.status in RUNNING:
             symbol = SPINNER[int(clock * 10) % len(SPINNER)] if animate else SPINNER[0]
         elapsed = ""
-        if s.started is not None and (s.status in RUNNING or s.status in ("COMPLETED", "FAILED", "STOPPED")):
+        if s.started is not None and (s.status in RUNNING or s.status in ("COMPLETED", "FAILED", "STOPPED", "chosen")):
             elapsed = f" {max(0.0, (s.ended if s.ended is not None else clock) - s.started):.0f}s"
         f = s.fidelity or {}
         overlap = f"{float(f['top10_overlap']):>4.0%}" if "top10_overlap" in f else "   -"
@@ -114,6 +114,7 @@ class VariantsScreen(StepScreen):
         Binding("s", "stop", "Stop job"),
         Binding("o", "override", "Choose this"),
         Binding("c", "cancel_run", "Cancel run"),
+        Binding("enter", "primary", "Compile / continue", show=False),
         Binding("up", "focus_row(-1)", "Up", show=False),
         Binding("down", "focus_row(1)", "Down", show=False),
     ]
@@ -130,6 +131,7 @@ class VariantsScreen(StepScreen):
     def reset(self) -> None:
         self.rows = {n: RowState(n) for n in VARIANT_NAMES}
         self.phase, self.message, self.hint, self.chosen_uri = "idle", "", "", ""
+        self.skipped: dict[str, str] = {}
         if self.is_mounted:
             self.refresh_view()
 
@@ -165,8 +167,8 @@ class VariantsScreen(StepScreen):
             ev = message.event
             if isinstance(ev, VariantEvent) and ev.name in self.rows:
                 self._apply(ev)
-            elif isinstance(ev, StepEvent) and ev.name in ("variants", "compile") and ev.status == "skipped":
-                self.message = f"{ev.name}: {ev.message}"
+            elif isinstance(ev, StepEvent) and ev.status == "skipped":
+                self.skipped[ev.name] = ev.message
             else:
                 return
         elif isinstance(message, RunFinished) and message.until in ("variants", "compile"):
@@ -283,6 +285,8 @@ class VariantsScreen(StepScreen):
         }
         intro.update(intros[self.phase])
         text = Text()
+        for step, note in self.skipped.items():
+            text.append(f"↷ {step}: {note}\n", style="dim")
         if self.chosen_uri:
             text.append("NEO_MODEL_S3_URI ", style="bold")
             text.append(self.chosen_uri)
@@ -335,6 +339,10 @@ class VariantsScreen(StepScreen):
         current = self.focused
         i = rows.index(current) if isinstance(current, VariantRow) else (-1 if step > 0 else len(rows))
         rows[max(0, min(len(rows) - 1, i + step))].focus()
+
+    def action_primary(self) -> None:
+        if not self.query_one("#primary").disabled:
+            self.primary()
 
     def primary(self) -> None:
         if self.phase == "compiled":

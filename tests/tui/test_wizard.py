@@ -1,0 +1,260 @@
+"""The wizard driven with Pilot against the sandbox, as a person would: every step, failures, cancel, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tui.conftest import RUN_ID, wait_for
+
+SIZE = (100, 30)
+
+
+def status_text(app: Any) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
+def row(app: Any, name: str) -> Any:
+    return app.get_screen("variants").rows[name]
+
+
+async def connect(pilot: Any) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.session.connection is not None, 30, "the sandbox connection")
+    await pilot.pause()
+
+
+async def to_compiled_variants(pilot: Any, force: tuple[str, ...] = ()) -> Any:
+    """From a resumed prepared run: force the given rows, compile, wait for the result."""
+    app = pilot.app
+    variants = app.get_screen("variants")
+    await wait_for(pilot, lambda: variants.phase == "ready", 30, "the variants to be ready")
+    for name in force:
+        app.screen.query_one(f"#row-{name}").focus()
+        await pilot.pause()
+        await pilot.press("f")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: variants.phase not in ("ready", "compiling"), 90, "the compile to end")
+    return variants
+
+
+async def test_first_walk_through_every_screen(make_app: Any, tmp_path: Path) -> None:
+    """Connect, the bundled checkpoint's summary, real variants, a forced variant failing in Neo, the choice."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await connect(pilot)
+        assert "SANDBOX" in app.screen.query_one("WizardHeader").render().plain
+        assert "123456789012" in str(app.screen.query_one("#details").render())
+        assert app.focused is app.screen.query_one("#primary")
+        await pilot.press("enter")
+
+        checkpoint = app.get_screen("checkpoint")
+        assert app.screen is checkpoint
+        await wait_for(pilot, lambda: checkpoint.summary is not None, 60, "the checkpoint summary")
+        summary = str(app.screen.query_one("#summary").render())
+        assert "NeuMF 943 users" in summary and "mlp_layers.0.weight" in summary and "50%" in summary
+        await pilot.press("enter")
+
+        variants = app.get_screen("variants")
+        assert app.screen is variants
+        await wait_for(pilot, lambda: variants.phase == "ready", 120, "tracing and measuring")
+        assert row(app, "original").status == "rejected"
+        assert "linalg_vector_norm" in row(app, "original").failure_reason
+        assert row(app, "full_manual_norm").status == "ready"
+        # force the rejected original past the preflight: Neo itself must then refuse it
+        app.screen.query_one("#row-original").focus()
+        await pilot.press("f")
+        assert app.session.force == {"original"}
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: variants.phase not in ("ready", "compiling"), 90, "the compile")
+        assert variants.phase == "compiled", variants.message
+        original = row(app, "original")
+        assert original.status == "FAILED" and original.forced
+        assert "linalg_vector_norm" in original.failure_reason  # Neo's FailureReason, under the row
+        assert "linalg_vector_norm" in str(app.screen.query_one("#row-original").render())
+        assert row(app, "full_manual_norm").status == "chosen"
+        assert "most faithful" in row(app, "full_manual_norm").chosen_reason
+        assert f"ncf-{RUN_ID}-full-manual-norm" in variants.chosen_uri
+
+        # override the ranking: choose mlp instead; the run state says so
+        app.screen.query_one("#row-mlp").focus()
+        await pilot.press("o")
+        assert row(app, "mlp").status == "chosen" and row(app, "full_manual_norm").status == "COMPLETED"
+        saved = json.loads(app.session.pipeline.store.path.read_text())
+        assert saved["steps"]["compile"]["chosen"] == "mlp"
+        assert saved["steps"]["compile"]["neo_model_s3_uri"].endswith(f"ncf-{RUN_ID}-mlp/model.tar.gz")
+
+        await pilot.press("enter")
+        settings = app.get_screen("settings")
+        assert app.screen is settings
+        uri = app.screen.query_one("#in-NEO_MODEL_S3_URI").value
+        assert uri.endswith(f"ncf-{RUN_ID}-mlp/model.tar.gz")
+        # escape goes back a step, and forward again
+        await pilot.press("escape")
+        assert app.screen is variants
+        await pilot.press("enter")
+        assert app.screen is settings
+
+
+async def test_settings_validate_live_and_offer_a_fix(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await connect(pilot)
+        app.push_screen("settings")
+        await pilot.pause()
+        screen = app.screen
+        repo = screen.query_one("#in-IMAGE_REPO_NAME")
+        repo.focus()
+        repo.value = "Bad_Repo"
+        await pilot.pause()
+        message = str(screen.query_one("#msg-IMAGE_REPO_NAME").render())
+        assert "✘" in message and "ctrl+f" in message
+        assert "IMAGE_REPO_NAME" in status_text(app)
+        assert screen.query_one("#primary").disabled
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert repo.value == "bad_repo"
+        assert "✔" in str(screen.query_one("#msg-IMAGE_REPO_NAME").render())
+
+        uri = screen.query_one("#in-NEO_MODEL_S3_URI")
+        uri.value = "s3://ncf-tui-sandbox-models/recommender-demo/compilation-output/job/model.tar.gz"
+        await pilot.pause()
+        assert "s3:// prefix was removed" in str(screen.query_one("#msg-NEO_MODEL_S3_URI").render())
+        assert screen.values()["NEO_MODEL_S3_URI"].startswith("ncf-tui-sandbox-models/")
+        assert not screen.query_one("#primary").disabled
+
+
+async def test_a_bad_checkpoint_is_explained_inline(make_app: Any, tmp_path: Path) -> None:
+    picks = tmp_path / "picks"
+    (picks / "nested").mkdir(parents=True)
+    (picks / "broken.pt").write_bytes(b"this is not a torch file")
+    (picks / "notes.txt").write_text("not a checkpoint")
+    app = make_app(start_dir=picks, checkpoint=picks / "broken.pt")
+    async with app.run_test(size=SIZE) as pilot:
+        await connect(pilot)
+        await pilot.press("enter")
+        screen = app.get_screen("checkpoint")
+        await wait_for(pilot, lambda: screen.error is not None, 60, "the checkpoint error")
+        shown = str(screen.query_one("#summary").render())
+        assert "cannot be used" in shown and screen.error[0] in shown
+        assert screen.query_one("#primary").disabled
+        tree = screen.query_one("#tree")
+        await wait_for(pilot, lambda: len(tree.root.children) >= 2, 10, "the file tree")
+        names = sorted(str(child.label) for child in tree.root.children)
+        assert "notes.txt" not in names and "broken.pt" in names
+
+
+async def test_cancel_stops_a_running_job(make_app: Any, resumable: Path, sandbox: Any) -> None:
+    sandbox.neo.seconds = 60  # long enough to catch the jobs running
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+        await pilot.press("r")
+        await connect(pilot)
+        variants = app.get_screen("variants")
+        await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: row(app, "full_manual_norm").status in ("STARTING", "INPROGRESS"), 30, "a job")
+        shown = str(app.screen.query_one("#row-full_manual_norm").render())
+        assert "starting" in shown or "compiling" in shown
+        await pilot.press("c")
+        await wait_for(pilot, lambda: variants.phase == "cancelled", 30, "the cancel")
+        assert row(app, "full_manual_norm").status in ("STOPPING", "STOPPED")
+        job = f"ncf-{RUN_ID}-full-manual-norm"
+        described = sandbox.client("sagemaker").describe_compilation_job(CompilationJobName=job)
+        assert described["CompilationJobStatus"] in ("STOPPING", "STOPPED")
+        assert not app.run_active
+
+
+async def test_quit_while_compiling_asks_and_can_leave_jobs_running(
+    make_app: Any, resumable: Path, sandbox: Any
+) -> None:
+    sandbox.neo.seconds = 60
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+        await pilot.press("r")
+        await connect(pilot)
+        variants = app.get_screen("variants")
+        await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: row(app, "mlp").status in ("STARTING", "INPROGRESS"), 30, "a job")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "QuitModal", 5, "the quit question")
+        assert "mlp" in str(app.screen.query("Static").first().render()) or app.screen.jobs
+        await pilot.press("l")
+        await wait_for(pilot, lambda: app.return_code is not None, 30, "the app to exit")
+    assert app.return_code == 130
+    job = f"ncf-{RUN_ID}-mlp"
+    described = sandbox.client("sagemaker").describe_compilation_job(CompilationJobName=job)
+    assert described["CompilationJobStatus"] in ("STARTING", "INPROGRESS")  # left running, as asked
+    saved = json.loads(resumable.read_text())
+    assert not saved["finished"] and "mlp" in saved["steps"]["compile"]["jobs"]
+
+
+async def test_resume_continues_where_the_run_stopped(make_app: Any, resumable: Path) -> None:
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+        assert RUN_ID in str(app.screen.query("Static")[1].render())
+        await pilot.press("r")
+        variants = await to_compiled_variants(pilot)
+        assert variants.phase == "compiled"
+        assert app.session.pipeline.run_id == RUN_ID
+        assert "done earlier" in variants.skipped["variants"]
+        assert row(app, "full_manual_norm").status == "chosen"
+
+
+async def test_later_steps_say_plainly_what_is_not_available(make_app: Any, resumable: Path) -> None:
+    """Settings, permissions and build each run their engine step; until it exists they say so and go on."""
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+        await pilot.press("r")
+        await to_compiled_variants(pilot)
+        await pilot.press("enter")
+        for name in ("settings", "permissions", "build"):
+            screen = app.get_screen(name)
+            assert app.screen is screen
+            if name == "settings":
+                await pilot.click("#primary")
+            await wait_for(pilot, lambda s=screen: s.state not in ("idle", "checking", "building"), 60, name)
+            assert screen.state in ("unavailable", "ok", "denied", "failed")
+            if screen.state == "unavailable":
+                assert "not available yet" in status_text(app)
+            if name != "build":
+                await pilot.click("#primary")
+                await pilot.pause()
+        await pilot.press("f3")
+        assert app.screen is app.get_screen("checklist")
+        assert "SANDBOX" in app.screen.query_one("WizardHeader").render().plain
+        await pilot.press("escape")
+        assert app.screen is app.get_screen("build")
+
+
+async def test_help_lists_the_keys_and_the_palette_has_every_action(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await connect(pilot)
+        await pilot.press("enter")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "HelpModal"
+        shown = str(app.screen.query("Static")[1].render())
+        assert "Back" in shown and "Checklist" in shown and "ctrl+p" in shown
+        await pilot.press("escape")
+        assert app.screen is app.get_screen("checkpoint")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert any(t.startswith("Back") for t in titles) and any(t.startswith("Checklist") for t in titles)
+
+
+@pytest.mark.parametrize("width", [80])
+async def test_small_terminal_keeps_the_badge_and_trail(make_app: Any, width: int) -> None:
+    app = make_app()
+    async with app.run_test(size=(width, 24)) as pilot:
+        await connect(pilot)
+        header = app.screen.query_one("WizardHeader").render().plain
+        assert "SANDBOX" in header and "▸1 Connect" in header
