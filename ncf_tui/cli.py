@@ -80,7 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="FILE", help="TOML file of answers")
     run.add_argument("--state", type=Path, metavar="FILE", help="run state file (for --resume)")
     run.add_argument("--resume", action="store_true", help="continue the unfinished run in the state file")
-    run.add_argument("--yes", "-y", action="store_true", help="answer yes to every confirmation")
+    run.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="answer yes to every confirmation (setting fixes, the IAM policy, the project update)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting, e.g. --set IMAGE_TAG=v2 --set bucket=my-models (repeatable)",
+    )
     run.add_argument(
         "--force",
         action="append",

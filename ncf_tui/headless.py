@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 from .engine.errors import BadInputError, Cancelled, ExitCode, NcfError
-from .engine.events import CheckpointEvent, DoneEvent, Event, StepEvent, VariantEvent
+from .engine.events import (
+    BuildEvent,
+    CheckpointEvent,
+    DoneEvent,
+    Event,
+    ImageEvent,
+    LogEvent,
+    PermissionEvent,
+    SettingEvent,
+    StepEvent,
+    VariantEvent,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,6 +86,8 @@ class HumanPrinter:
                 c.print(f"[green]✔ {event.name}[/] [dim]({event.elapsed:.1f} s)[/]")
             elif event.status == "skipped":
                 c.print(f"[dim]↷ {event.name}: {event.message}[/]", highlight=False)
+            elif event.status == "warning":
+                c.print(f"[yellow]! {event.name}: {event.message}[/]", highlight=False)
             else:
                 c.print(f"[red]✘ {event.name} {event.status}[/] {event.message}", highlight=False)
         elif isinstance(event, CheckpointEvent):
@@ -85,6 +98,25 @@ class HumanPrinter:
             )
         elif isinstance(event, VariantEvent):
             self._variant(event)
+        elif isinstance(event, SettingEvent):
+            mark = "[green]✔[/]" if event.ok else "[red]✘[/]"
+            line = f"  {mark} {event.name:<18} {event.value}"
+            if event.message:
+                line += f"  [dim]{event.message}[/]" if event.ok else f"\n      [red]└ {event.message}[/]"
+            c.print(line, highlight=False)
+        elif isinstance(event, PermissionEvent):
+            mark = "[green]✔ allowed[/]" if event.decision == "allowed" else f"[red]✘ {event.decision}[/]"
+            if event.decision == "unverified":
+                mark = "[yellow]? unverified[/]"
+            c.print(f"  {mark} {event.action:<32} {event.resource}", highlight=False)
+        elif isinstance(event, BuildEvent):
+            took = f" ({event.duration:.1f} s)" if event.duration is not None else ""
+            style = "red" if event.status in ("FAILED", "FAULT", "TIMED_OUT", "STOPPED") else "cyan"
+            c.print(f"  [{style}]{event.phase:<18} {event.status}{took}[/]", highlight=False)
+        elif isinstance(event, LogEvent):
+            c.print(f"  │ {event.line.rstrip()}", highlight=False, markup=False, soft_wrap=True)
+        elif isinstance(event, ImageEvent):
+            c.print(f"  [green]image[/] {event.uri}  {event.digest}", highlight=False)
         elif isinstance(event, DoneEvent):
             style = "green" if event.exit_code == 0 else "red"
             c.print(f"[{style}]{event.message}[/]", highlight=False)
@@ -135,30 +167,73 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _real_compile_config(aws: Aws) -> CompileConfig:
-    """Compile settings for a real account, from the environment (the settings step refines these)."""
-    from .engine.neo import CompileConfig
+def compile_config_from(
+    flags: dict[str, str | None], env: dict[str, str] | None, config: Path | None, saved_dir: Path | None
+) -> Callable[[Aws], CompileConfig]:
+    """The compile step's bucket, prefix, role and target, read from the settings' sources (validated later)."""
 
-    bucket = os.environ.get("NCF_TUI_BUCKET", "")
-    role = os.environ.get("NCF_TUI_SAGEMAKER_ROLE", "")
-    if not bucket or not role:
-        raise BadInputError(
-            "compiling on AWS needs a bucket and a SageMaker execution role",
-            hint="set NCF_TUI_BUCKET and NCF_TUI_SAGEMAKER_ROLE (an IAM role ARN SageMaker can assume)",
+    def make(_aws: Aws) -> CompileConfig:
+        from .engine.neo import CompileConfig
+        from .engine.settings import resolve_settings
+
+        s = resolve_settings(flags=flags, env=env, config=config, saved_dir=saved_dir, derived={})
+        if not s.bucket or not s.sagemaker_role:
+            raise BadInputError(
+                "compiling with Neo needs a bucket and a SageMaker execution role",
+                hint="--set bucket=NAME --set sagemaker_role=arn:aws:iam::ACCOUNT:role/NAME, or put them in --config",
+            )
+        return CompileConfig(
+            bucket=s.bucket,
+            prefix=s.prefix or "ncf-tui",
+            role_arn=s.sagemaker_role,
+            target_device=s.target_device or "ml_c5",
         )
-    return CompileConfig(
-        bucket=bucket,
-        prefix=os.environ.get("NCF_TUI_PREFIX", "ncf-tui"),
-        role_arn=role,
-        target_device=os.environ.get("NCF_TUI_TARGET_DEVICE", "ml_c5"),
-    )
+
+    return make
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str | None]:
+    """``--set NAME=VALUE`` pairs as settings flags (the settings module knows the names)."""
+    from .engine.settings import canonical_name
+
+    out: dict[str, str | None] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise BadInputError(f"--set {pair!r}: expected NAME=VALUE, for example --set IMAGE_TAG=v2")
+        out[canonical_name(name)] = value
+    return out
+
+
+def sandbox_saved_dir(sandbox: Any) -> Path:
+    """A private config folder holding what the sandbox account's user would have saved (scenario applied)."""
+    import tempfile
+
+    from .engine.settings import dumps
+
+    d = sandbox.project_defaults()
+    values = {
+        "AWS_ACCOUNT_ID": sandbox.names.account_id,
+        "IMAGE_REPO_NAME": sandbox.names.ecr_repo,
+        "IMAGE_TAG": sandbox.names.image_tag,
+        "project_name": d["name"],
+        "service_role": d["serviceRole"],
+        "bucket": d["bucket"],
+        "prefix": d["prefix"],
+        "sagemaker_role": d["sagemakerRoleArn"],
+    }
+    if sandbox.scenario.model_uri_suffix:  # the scenario's saved answer points at an object that is not there
+        values["NEO_MODEL_S3_URI"] = sandbox.suggested_settings()["NEO_MODEL_S3_URI"]
+    folder = Path(tempfile.mkdtemp(prefix="ncf-tui-sandbox-config-"))
+    (folder / "config.toml").write_text(dumps(values), encoding="utf-8")
+    return folder
 
 
 def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .engine.aws import Aws, AwsTarget
-    from .engine.pipeline import DEFAULT_OUTPUT_DIR, STEPS, Pipeline, RunOptions, check_output_dir
+    from .engine.aws import Aws, AwsError, AwsTarget
+    from .engine.pipeline import DEFAULT_OUTPUT_DIR, STEPS, Pipeline, RunOptions, agree, check_output_dir, refuse
     from .engine.preflight import DEFAULT_TVM_RELEASE, operator_table
     from .engine.sample import sample_checkpoint_path
     from .engine.state import StateStore, latest_unfinished
@@ -169,19 +244,27 @@ def run_headless(args: argparse.Namespace) -> int:
     out_dir = check_output_dir(args.output_dir or DEFAULT_OUTPUT_DIR)
     if args.checkpoint is not None and not Path(args.checkpoint).exists():
         raise BadInputError(f"--checkpoint {args.checkpoint}: no such file or directory")
+    if args.config is not None and not Path(args.config).is_file():
+        raise BadInputError(f"--config {args.config}: no such file")
     force = frozenset(args.force or ())
     unknown = sorted(force - set(VARIANT_NAMES))
     if unknown:
         raise BadInputError(f"--force {', '.join(unknown)}: unknown variant; choose from {', '.join(VARIANT_NAMES)}")
     mode = "sandbox" if args.sandbox else "aws"
+    flags = parse_sets(args.set)
+    if args.region:
+        flags["AWS_DEFAULT_REGION"] = args.region
     options = RunOptions(
         checkpoint=Path(args.checkpoint) if args.checkpoint else sample_checkpoint_path(),
         output_dir=out_dir,
-        until=args.until or "compile",
+        until=args.until or STEPS[-1],
         release=release,
         force=force,
         stop_on_cancel=not args.leave_running,
         mode=mode,
+        settings_flags=flags,
+        config=args.config,
+        ask=agree if args.yes else refuse,
     )
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)
@@ -201,17 +284,11 @@ def run_headless(args: argparse.Namespace) -> int:
                 target = AwsTarget(
                     region=sandbox.region, endpoint_url=sandbox.endpoint_url, credentials=sandbox.credentials
                 )
-                defaults = sandbox.project_defaults()
-
-                def sandbox_compile_config(_aws: Aws) -> CompileConfig:
-                    from .engine.neo import CompileConfig
-
-                    return CompileConfig(
-                        bucket=defaults["bucket"], prefix=defaults["prefix"], role_arn=defaults["sagemakerRoleArn"]
-                    )
-
-                compile_config: Callable[[Aws], CompileConfig] = sandbox_compile_config
-
+                # The sandbox is its own world: no environment leaks in, the user's saved answers stay untouched.
+                options.env = {}
+                options.saved_dir = sandbox_saved_dir(sandbox)
+                options.save_answers = False
+                options.source_root = sandbox.source_dir
                 if not args.json:
                     console.print(
                         f"[bold magenta]SANDBOX[/] embedded local AWS at {sandbox.endpoint_url} "
@@ -221,16 +298,16 @@ def run_headless(args: argparse.Namespace) -> int:
             else:
                 region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
                 target = AwsTarget(region=region, profile=args.profile, endpoint_url=args.endpoint_url)
-                compile_config = _real_compile_config
 
             def aws_factory() -> Aws:
                 if not target.region:
-                    from .engine.aws import AwsError
-
                     raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
                 return Aws(target)
 
-            kw: dict[str, Any] = {"aws": aws_factory, "compile_config": compile_config}
+            kw: dict[str, Any] = {
+                "aws": aws_factory,
+                "compile_config": compile_config_from(flags, options.env, options.config, options.saved_dir),
+            }
             if args.resume:
                 store = StateStore(args.state) if args.state else latest_unfinished(mode)
                 if store is None:
@@ -247,12 +324,16 @@ def run_headless(args: argparse.Namespace) -> int:
         except NcfError as exc:
             emit(DoneEvent(status="failed", exit_code=int(exc.exit_code), message=exc.message))
             raise
-    if not args.json and "candidates" in outcome.results and STEPS.index(options.until) >= 1:
+    if not args.json and "candidates" in outcome.results and options.until == "variants":
         console.print(variants_table(outcome.results["candidates"]))
     message = f"run {outcome.run_id} done through {options.until} in {time.monotonic() - started:.1f} s"
-    if outcome.chosen:
+    if outcome.image_uri:
+        message += f"; image {outcome.image_uri}"
+    elif outcome.chosen:
         message += f"; chosen {outcome.chosen}; NEO_MODEL_S3_URI={outcome.neo_model_s3_uri}"
-    if outcome.results.get("inference_image"):
-        message += f"; Neo inference image {outcome.results['inference_image']}"
+    if not args.json and outcome.results.get("deploy_commands"):
+        console.print("[bold]Deploy it as a SageMaker endpoint:[/]")
+        for line in outcome.results["deploy_commands"]:
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     emit(DoneEvent(status="ok", exit_code=int(ExitCode.OK), image_uri=outcome.image_uri, message=message))
     return 0

@@ -12,7 +12,7 @@ permission it lacks, and a "could not verify" result, never a guess.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,8 +120,10 @@ def model_object_arn(settings: Settings) -> str:
     return f"{bucket}/{key}" if key else f"{bucket}/{settings.model_path}/*"
 
 
-def required_permissions(settings: Settings) -> list[Permission]:
-    """The (action, resource ARN) pairs the build needs, in the order the build uses them."""
+def required_permissions(settings: Settings, extra: Sequence[Permission] = ()) -> list[Permission]:
+    """The (action, resource ARN) pairs the build needs, in the order the build uses them.
+
+    ``extra`` adds pairs that depend on how the project is set up (e.g. reading an S3 source archive)."""
     repo = settings.repository_arn
     group = settings.log_group_arn
     streams = f"{group}:log-stream:*"
@@ -140,6 +142,7 @@ def required_permissions(settings: Settings) -> list[Permission]:
         Permission("logs:CreateLogGroup", group, "BuildLogGroup", "CodeBuild creates the project's log group"),
         Permission("logs:CreateLogStream", streams, "BuildLogStreams", "CodeBuild opens one stream per build"),
         Permission("logs:PutLogEvents", streams, "BuildLogStreams", "CodeBuild writes the build log"),
+        *extra,
     ]
     return pairs
 
@@ -282,7 +285,9 @@ def _emit_all(emit: Emit, results: list[PermissionResult]) -> None:
         )
 
 
-def check_permissions(aws: Aws, settings: Settings, emit: Emit = discard) -> PermissionReport:
+def check_permissions(
+    aws: Aws, settings: Settings, emit: Emit = discard, extra: Sequence[Permission] = ()
+) -> PermissionReport:
     """Simulate every required pair on the service role and emit one ``permission`` event per pair.
 
     AccessDenied on the simulation itself gives an unverified report with a warning naming the missing
@@ -295,7 +300,7 @@ def check_permissions(aws: Aws, settings: Settings, emit: Emit = discard) -> Per
     role_arn = settings.service_role
     if not role_arn:
         raise PermissionsError("no CodeBuild service role is set", hint="set service_role (NCF_TUI_SERVICE_ROLE)")
-    permissions = required_permissions(settings)
+    permissions = required_permissions(settings, extra)
     try:
         results = simulate(aws, role_arn, permissions)
     except ClientError as exc:
@@ -327,20 +332,22 @@ def check_permissions(aws: Aws, settings: Settings, emit: Emit = discard) -> Per
 FixPolicy = bool | Callable[[dict[str, Any]], bool]
 
 
-def permissions_step(aws: Aws, settings: Settings, emit: Emit = discard, fix: FixPolicy = False) -> PermissionReport:
+def permissions_step(
+    aws: Aws, settings: Settings, emit: Emit = discard, fix: FixPolicy = False, extra: Sequence[Permission] = ()
+) -> PermissionReport:
     """Check the role; if some pairs are denied and ``fix`` agrees (True, or the callable given the proposed
     policy document returns True), attach the proposed policy and check again.
 
     Returns the report (unverified reports included, with their warning); raises PermissionsError (exit 3)
     when a required permission stays denied, with the proposed policy in the message.
     """
-    report = check_permissions(aws, settings, emit)
+    report = check_permissions(aws, settings, emit, extra)
     if not report.verified or not report.denied:
         return report
     proposed = report.proposed_policy
     if proposed is not None and (fix(proposed) if callable(fix) else fix):
         attach_fix(aws, report.role_arn, proposed)
-        report = check_permissions(aws, settings, emit)
+        report = check_permissions(aws, settings, emit, extra)
         report.attached = True
         report.proposed_policy = proposed
         report.notes.append(f"attached inline policy {POLICY_NAME} to {role_name(report.role_arn)} and checked again")

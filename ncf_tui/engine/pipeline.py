@@ -14,12 +14,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .aws import Aws
+from .aws import Aws, error_code
 from .checkpoint import Checkpoint, load_checkpoint
+from .codebuild import (
+    DEFAULT_IMAGE,
+    BuildCancelled,
+    BuildFailed,
+    ProjectSpec,
+    ensure_project,
+    start_build,
+    upload_source,
+    watch_build,
+)
+from .ecr import deploy_commands, verify_image
 from .errors import BadInputError, Cancelled, check_cancel
 from .events import CheckpointEvent, Emit, StepEvent, VariantEvent
+from .iam import Permission, permissions_step
+from .logs import BuildValues, LogPosition
 from .neo import Candidate, CompileConfig, Job, compile_step, neo_inference_image
 from .preflight import DEFAULT_TVM_RELEASE
+from .settings import Settings, save, saved_config_path, settings_step
 from .state import RunState, StateStore, new_run_id
 from .variants import VARIANT_NAMES, Variant, build_module, file_sha256, measure_fidelity, package, trace
 
@@ -142,6 +156,22 @@ def variants_step(
 # ------------------------------------------------------------------------------------- the state machine
 
 
+Ask = Callable[[str, Any], bool]
+"""A confirmation: ``ask(topic, detail)`` with topics ``setting-fix`` (a SettingIssue), ``attach-policy`` (the
+policy document) and ``update-project`` (the list of field changes); True agrees."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_KEY = "source/ncf-tui-source.zip"
+
+
+def refuse(_topic: str, _detail: Any) -> bool:
+    return False
+
+
+def agree(_topic: str, _detail: Any) -> bool:
+    return True
+
+
 @dataclass
 class RunOptions:
     """What a run was asked to do (from flags, config or the wizard's answers)."""
@@ -153,6 +183,13 @@ class RunOptions:
     force: frozenset[str] = frozenset()
     stop_on_cancel: bool = True
     mode: str = "aws"
+    settings_flags: dict[str, str | None] = field(default_factory=dict)
+    config: Path | None = None
+    saved_dir: Path | None = None
+    env: dict[str, str] | None = None
+    save_answers: bool = True
+    source_root: Path = REPO_ROOT
+    ask: Ask = refuse
 
 
 @dataclass
@@ -166,7 +203,7 @@ class RunOutcome:
     results: dict[str, Any] = field(default_factory=dict)
 
 
-BUILT_STEPS: tuple[str, ...] = ("checkpoint", "variants", "compile")
+BUILT_STEPS: tuple[str, ...] = STEPS
 """Steps the pipeline runs in this release; the rest answer with a clear 'not yet'."""
 
 
@@ -391,9 +428,204 @@ class Pipeline:
         outcome.results["compile"] = result
         self.save()
 
+    # ---------------------------------------------------------------------------------- the AWS steps
+
+    def _settings(self) -> Settings:
+        entry = self._done("settings")
+        if entry is None:
+            raise BadInputError("the settings step has not run")
+        return _settings_from_state(entry["values"])
+
+    def _source_permission(self, settings: Settings) -> list[Permission]:
+        arn = f"arn:{settings.partition}:s3:::{settings.bucket}/{settings.prefix}/{SOURCE_KEY}"
+        return [Permission("s3:GetObject", arn, "BuildSource", "CodeBuild downloads the build's source archive")]
+
+    def _step_settings(self, outcome: RunOutcome) -> None:
+        if self._done("settings"):
+            self._skip("settings")
+            return
+        compile_entry = self._done("compile") or {}
+        derived = {"NEO_MODEL_S3_URI": compile_entry.get("neo_model_s3_uri", "")}
+        ask = self.options.ask
+        with StepTimer("settings", self.emit):
+            settings = settings_step(
+                self.aws(),
+                self.emit,
+                flags=self.options.settings_flags,
+                env=self.options.env,
+                config=self.options.config,
+                saved_dir=self.options.saved_dir,
+                derived=derived,
+                fix=lambda issue: ask("setting-fix", issue),
+            )
+            if self.options.save_answers:
+                save(settings, saved_config_path(self.options.saved_dir, self.options.env))
+        self.state.steps["settings"] = {"status": "done", "values": settings.as_dict()}
+        outcome.results["settings"] = settings
+        self.save()
+
+    def _step_permissions(self, outcome: RunOutcome) -> None:
+        if self._done("permissions"):
+            self._skip("permissions")
+            return
+        settings = self._settings()
+        ask = self.options.ask
+        with StepTimer("permissions", self.emit):
+            report = permissions_step(
+                self.aws(),
+                settings,
+                self.emit,
+                fix=lambda policy: ask("attach-policy", policy),
+                extra=self._source_permission(settings),
+            )
+            if not report.verified:
+                self.emit(StepEvent(name="permissions", status="warning", message=report.warning))
+        self.state.steps["permissions"] = {"status": "done", "report": report.to_dict()}
+        outcome.results["permissions"] = report
+        self.save()
+
+    def _step_build(self, outcome: RunOutcome) -> None:
+        saved = self._done("build")
+        if saved:
+            self._skip("build")
+            return
+        settings = self._settings()
+        aws = self.aws()
+        entry = self.state.steps.get("build") or {}
+        ask = self.options.ask
+
+        def started(build_id: str) -> None:
+            self.state.steps["build"] = {"status": "running", "build_id": build_id}
+            self.save()
+
+        def position(pos: LogPosition) -> None:
+            build = self.state.steps.get("build") or {}
+            build["log_position"] = pos.to_dict()
+            self.state.steps["build"] = build
+
+        with StepTimer("build", self.emit):
+            try:
+                if entry.get("build_id"):
+                    log_pos = LogPosition.from_dict(entry["log_position"]) if entry.get("log_position") else None
+                    result = watch_build(
+                        aws,
+                        entry["build_id"],
+                        self.emit,
+                        self.cancel,
+                        stop_on_cancel=self.options.stop_on_cancel,
+                        log_position=log_pos,
+                        on_log_position=position,
+                    )
+                else:
+                    source = upload_source(
+                        aws, settings.bucket, f"{settings.prefix}/{SOURCE_KEY}", self.options.source_root
+                    )
+                    spec = ProjectSpec(
+                        name=settings.project_name,
+                        service_role_arn=settings.service_role,
+                        source=source,
+                        environment_variables=settings.codebuild_environment(),
+                        image=settings.build_image or DEFAULT_IMAGE,
+                        privileged_mode=True,
+                    )
+                    ensure_project(aws, spec, self.emit, lambda changes: ask("update-project", changes))
+                    result = start_build(
+                        aws,
+                        settings.project_name,
+                        self.emit,
+                        self.cancel,
+                        stop_on_cancel=self.options.stop_on_cancel,
+                        on_started=started,
+                        on_log_position=position,
+                    )
+            except BuildFailed as exc:
+                self.state.steps["build"] = {
+                    "status": "failed",
+                    "build_id": exc.result.build_id,
+                    "failed_phase": exc.result.failed_phase,
+                }
+                self.save()
+                raise
+            except BuildCancelled:
+                self.save()
+                raise Cancelled("cancelled while building") from None
+        self.state.steps["build"] = {
+            "status": "done",
+            "build_id": result.build_id,
+            "values": result.values.as_dict(),
+            "duration": result.duration,
+        }
+        outcome.results["build"] = result
+        self.save()
+
+    def _step_verify(self, outcome: RunOutcome) -> None:
+        saved = self._done("verify")
+        if saved:
+            self._skip("verify")
+            outcome.image_uri = saved["image_uri"]
+            return
+        settings = self._settings()
+        aws = self.aws()
+        build = self._done("build") or {}
+        values = BuildValues(**{k: v for k, v in (build.get("values") or {}).items() if k != "errors"})
+        with StepTimer("verify", self.emit):
+            expected_model = compiled_model_sha256(aws, settings.neo_model_s3_uri, settings.model_key)
+            info = verify_image(
+                aws,
+                settings.image_repo_name,
+                settings.image_tag,
+                self.emit,
+                expected_digest=values.image_digest,
+                expected_model_sha256=expected_model,
+                build_values=values,
+            )
+            commands = deploy_commands(info.uri, settings.region, settings.sagemaker_role)
+        self.state.steps["verify"] = {
+            "status": "done",
+            "image_uri": info.uri,
+            "digest": info.digest,
+            "model_sha256": info.model_sha256,
+            "verified": list(info.verified),
+            "deploy_commands": commands,
+        }
+        outcome.image_uri = info.uri
+        outcome.results["image"] = info
+        outcome.results["deploy_commands"] = commands
+        self.save()
+
 
 def _sha_or_empty(path: Path) -> str:
     try:
         return file_sha256(path) if Path(path).is_file() else ""
     except OSError:
         return ""
+
+
+def _settings_from_state(values: dict[str, str]) -> Settings:
+    s = Settings()
+    for name, value in values.items():
+        s = s.with_value(name, value, "state")
+    return s
+
+
+def compiled_model_sha256(aws: Aws, neo_model_s3_uri: str, model_key: str = "") -> str | None:
+    """sha256 of ``model.pth`` inside the compiled archive the build downloads (None if it cannot be read)."""
+    import hashlib
+    import io
+    import tarfile
+
+    bucket, _, key = neo_model_s3_uri.removeprefix("s3://").partition("/")
+    key = model_key or key
+    if not key.endswith(".tar.gz"):
+        key = key.rstrip("/") + "/model.tar.gz"
+    try:
+        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
+            member = tar.extractfile("model.pth")
+            return hashlib.sha256(member.read()).hexdigest() if member else None
+    except (tarfile.TarError, KeyError, OSError):
+        return None
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchKey", "404", "AccessDenied"):
+            return None
+        raise

@@ -92,6 +92,7 @@ class Sandbox:
             host, port = self._server.start()
             self.port = port
             self.endpoint_url = f"http://{host}:{port}"
+            self._seed_project()
         except BaseException:
             with _running_lock:
                 _running.remove(self)
@@ -126,6 +127,29 @@ class Sandbox:
         self._seed()
         if self._faults is not None:
             self._faults.reset(self.scenario)
+        if self._server is not None:
+            self._seed_project()
+
+    def _seed_project(self) -> None:
+        """A scenario whose project is already there (made by hand in the console, as the seed document does)."""
+        if self.scenario.privileged_mode:
+            return
+        d = self.project_defaults()
+        self.internal_client("codebuild").create_project(
+            name=d["name"],
+            source={"type": "S3", "location": f"{d['bucket']}/{d['prefix']}/source/ncf-tui-source.zip"},
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={
+                "type": "LINUX_CONTAINER",
+                "image": d["image"],
+                "computeType": d["computeType"],
+                "privilegedMode": False,
+                "environmentVariables": [
+                    {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in self.suggested_settings().items()
+                ],
+            },
+            serviceRole=d["serviceRole"],
+        )
 
     def _seed(self) -> None:
         moto_glue.reset_all_backends()
