@@ -475,8 +475,9 @@ class _Watch:
                         break
                 interval = self.polling.fast if changed else min(self.polling.slow, interval * self.polling.factor)
                 if self.cancel.is_set():
-                    interval = self.polling.fast
-                time.sleep(interval)
+                    time.sleep(self.polling.fast)  # stopping: watch it end
+                else:
+                    self.cancel.wait(interval)  # a cancel wakes us at once
                 build = self._get()
         finally:
             self._finish_logs(complete=bool(build.get("buildComplete")))
