@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-KIT = Path(__file__).resolve().parent
-sys.path.insert(0, str(KIT))  # container_kit, the helpers the test modules import
-sys.path.insert(0, str(KIT.parents[1] / "container"))  # the server's package, `ncf_serve`, as the image has it
+from .container_kit import CONTAINER, SERVED_VARIANTS, Server, start_server, wait_healthy
 
-from container_kit import SERVED_VARIANTS, Server, start_server, wait_healthy  # noqa: E402
+sys.path.insert(0, str(CONTAINER))  # the server's `ncf_serve` (and `serve`), importable as in the image
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from container_kit import CONTAINER, REPO
 from dockerfile_parse import DockerfileParser
+
+from .container_kit import CONTAINER, REPO
 
 DOCKERFILE = CONTAINER / "Dockerfile"
 BUILDSPEC = REPO / "buildspec.yml"

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import requests
 import torch
-from container_kit import SERVE, SERVED_VARIANTS, Server, free_port, start_server
+
+from .container_kit import SERVE, SERVED_VARIANTS, Server, free_port, start_server
 
 
 def sidecar_of(model_dir: Path) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Tests of container/ (the inference server, its Dockerfile) and buildspec.yml."""
