@@ -12,9 +12,13 @@ import re
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from ncf_tui.sandbox.server import Sandbox
 
 from ..sandbox.cb_kit import Builds
+
+pytestmark = pytest.mark.slow  # a few CodeBuild runs through the sandbox
 
 
 def run_build(sb: Sandbox, variables: dict[str, str]) -> tuple[str, list[str]]:
