@@ -2,7 +2,7 @@
 
     python bench/serve/run.py [--duration 4] [--concurrency 8] [--variant full_manual_norm]
 
-Both servers serve the same variant of the bundled sample model, one after the other on loopback,
+Both servers serve the same variant of the bundled sample model on loopback, measured in turn,
 driven by this process (a separate process from either server) with the same load: single pairs and
 batches of 64 with `--concurrency` keep-alive connections, top-10 over all items with one connection
 (a latency figure). Prints requests/s, p50 and p99 per scenario and the ratios.
@@ -204,22 +204,26 @@ def make_bodies(num_users: int, num_items: int) -> dict[str, list[bytes]]:
     return {"single pair": single, "batch of 64": batch, "top-10 of all items": top10}
 
 
-def bench_server(
-    name: str, command: list[str], port: int, bodies: dict[str, list[bytes]], args: argparse.Namespace
-) -> dict[str, Result]:
+def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with Path(os.devnull).open("wb") as devnull:
         process = subprocess.Popen(command, stdout=devnull, stderr=devnull, env=env, cwd=REPO)
-    try:
-        wait_ping(port, process)
-        out = {}
-        for scenario, payloads in bodies.items():
-            concurrency = 1 if scenario.startswith("top-10") else args.concurrency
-            out[scenario] = drive(port, payloads, concurrency, args.duration)
+    wait_ping(port, process)
+    return process
+
+
+def bench_both(
+    ports: dict[str, int], bodies: dict[str, list[bytes]], args: argparse.Namespace
+) -> dict[str, dict[str, Result]]:
+    """Scenario by scenario, baseline then ours back to back, so a change in the machine's load
+    (other processes share these cores) hits both sides of a ratio alike."""
+    results: dict[str, dict[str, Result]] = {name: {} for name in ports}
+    for scenario, payloads in bodies.items():
+        concurrency = 1 if scenario.startswith("top-10") else args.concurrency
+        for name, port in ports.items():
+            results[name][scenario] = drive(port, payloads, concurrency, args.duration)
             print(f"  {name:<10} {scenario:<20} done", file=sys.stderr)
-        return out
-    finally:
-        stop(process)
+    return results
 
 
 def export_model(variant: str, work: Path) -> tuple[Path, dict[str, int]]:
@@ -244,14 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ncf-bench-serve-") as tmp:
         model_dir, sizes = export_model(args.variant, Path(tmp))
         bodies = make_bodies(sizes["num_users"], sizes["num_items"])
-        base_port, ours_port = free_port(), free_port()
-        baseline_cmd = [sys.executable, str(BASELINE), "--port", str(base_port), "--variant", args.variant]
+        ports = {"baseline": free_port(), "ncf-serve": free_port()}
+        baseline_cmd = [sys.executable, str(BASELINE), "--port", str(ports["baseline"]), "--variant", args.variant]
         ours_cmd = [sys.executable, str(SERVE), "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
-        ours_cmd += ["--port", str(ours_port)]
-        results = {
-            "baseline": bench_server("baseline", baseline_cmd, base_port, bodies, args),
-            "ncf-serve": bench_server("ncf-serve", ours_cmd, ours_port, bodies, args),
-        }
+        ours_cmd += ["--port", str(ports["ncf-serve"])]
+        processes = [start(baseline_cmd, ports["baseline"]), start(ours_cmd, ports["ncf-serve"])]
+        try:
+            results = bench_both(ports, bodies, args)
+        finally:
+            for process in processes:
+                stop(process)
 
     print(
         f"\nvariant {args.variant}, {sizes['num_users']} users x {sizes['num_items']} items, "
