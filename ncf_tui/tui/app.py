@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from .config import AppConfig
-from .messages import CheckpointDescribed, Connected, ConnectFailed, EngineEvent, RunFinished
+from .messages import CheckpointDescribed, Connected, ConnectFailed, EngineEvent, PolicyProposed, RunFinished
 from .session import Session
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class NcfApp(App[int]):
         super().__init__()
         self.config = config or AppConfig()
         self.session = Session(self.config)
+        self.session.ask = self.ask_user
         self.sandbox_mode = self.config.sandbox
         self.set_reactive(NcfApp.badge, "SANDBOX" if self.config.sandbox else "AWS · connecting")
         self._quit_after_run = False
@@ -177,6 +178,25 @@ class NcfApp(App[int]):
     def emit(self, event: Event) -> None:
         """The engine's ``Emit`` callback: called from worker threads."""
         self.post_message(EngineEvent(event))
+
+    def ask_user(self, topic: str, detail: Any) -> bool:
+        """The engine's confirmation, asked in a dialog; called from a worker thread, which waits."""
+        from .screens.modals import ConfirmModal
+
+        answer: dict[str, bool] = {}
+        done = threading.Event()
+
+        def decided(ok: bool | None) -> None:
+            answer["ok"] = bool(ok)
+            done.set()
+
+        if topic == "attach-policy":
+            self.call_from_thread(self._route, PolicyProposed(detail))
+        self.call_from_thread(self.push_screen, ConfirmModal.for_topic(topic, detail), decided)
+        while not done.wait(0.2):
+            if self.session.cancel.is_set() or not self.is_running:
+                return False
+        return answer["ok"]
 
     @work(thread=True, exclusive=True, group="connect")
     def connect(self) -> None:

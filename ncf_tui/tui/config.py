@@ -43,6 +43,10 @@ class AppConfig:
     """An already running ``ncf_tui.sandbox.server.Sandbox`` to use instead of starting one (tests)."""
     animate: bool = True
     """False freezes spinners (snapshots)."""
+    saved_dir: Path | None = None
+    """Folder of the saved answers (config.toml); None is the user's config folder."""
+    env: dict[str, str] | None = None
+    """Environment the settings are resolved from; None is the process environment (tests pass {})."""
 
     @property
     def mode(self) -> str:

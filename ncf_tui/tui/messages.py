@@ -47,3 +47,10 @@ class RunFinished(Message):
     message: str = ""
     hint: str = ""
     outcome: Any = None
+
+
+@dataclass
+class PolicyProposed(Message):
+    """The engine proposes this policy document for the denied permissions (it asks before attaching)."""
+
+    policy: Any

@@ -8,6 +8,7 @@ render, and these calls can be read (and reasoned about) as plain Python.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,8 @@ class Session:
         self.cancel = threading.Event()
         self.resume_store: StateStore | None = None
         self.settings: dict[str, str] = {}
+        self.ask: Callable[[str, Any], bool] | None = None
+        """Answers the engine's confirmations (fix a setting, attach a policy, update the project)."""
 
     # ------------------------------------------------------------------------------------ connection
 
@@ -163,6 +166,13 @@ class Session:
             from ..engine.errors import BadInputError
 
             raise BadInputError("choose a checkpoint first")
+        extra: dict[str, Any] = {
+            "settings_flags": dict(self.settings),
+            "saved_dir": self.config.saved_dir,
+            "env": self.config.env,
+            "ask": self._ask,
+        }
+        known = {f.name for f in fields(RunOptions)}
         options = RunOptions(
             checkpoint=Path(checkpoint or "."),
             output_dir=self.config.output_dir,
@@ -170,11 +180,15 @@ class Session:
             force=frozenset(self.force),
             stop_on_cancel=False,  # the TUI asks: stop the jobs, or leave them running
             mode=self.config.mode,
+            **{k: v for k, v in extra.items() if k in known},
         )
         kw: dict[str, Any] = {"aws": self.aws, "compile_config": self._compile_config, "cancel": self.cancel}
         if resume is not None:
             self.pipeline = Pipeline.resume(resume, options, emit, **kw)
             self.checkpoint = options.checkpoint
+            if self._owns_sandbox:
+                # a sandbox started by this process holds none of the earlier run's jobs, objects or builds
+                self.forget_from("compile")
         elif self.config.run_id is not None:
             from ..engine.pipeline import _sha_or_empty
 
@@ -196,10 +210,30 @@ class Session:
         """Run the pipeline through ``until`` (blocking: call from a worker)."""
         assert self.pipeline is not None
         self.pipeline.options.force = frozenset(self.force)
-        if self.settings and any(f.name == "settings" for f in fields(self.pipeline.options)):
-            self.pipeline.options.settings = dict(self.settings)  # type: ignore[attr-defined]
+        if hasattr(self.pipeline.options, "settings_flags"):
+            self.pipeline.options.settings_flags = dict(self.settings)
         self.cancel.clear()
         return self.pipeline.run(until)
+
+    def _ask(self, topic: str, detail: Any) -> bool:
+        return bool(self.ask(topic, detail)) if self.ask is not None else False
+
+    def forget_from(self, step: str) -> None:
+        """Drop ``step`` and every later step from the run state, so they run again with new answers."""
+        from ..engine.pipeline import STEPS
+
+        if self.pipeline is None or step not in STEPS:
+            return
+        for later in STEPS[STEPS.index(step) :]:
+            self.pipeline.state.steps.pop(later, None)
+        self.pipeline.state.finished = False
+        self.pipeline.save()
+
+    def step_entry(self, step: str) -> dict[str, Any]:
+        if self.pipeline is None:
+            return {}
+        entry = self.pipeline.state.steps.get(step)
+        return entry if isinstance(entry, dict) else {}
 
     def running_jobs(self) -> dict[str, str]:
         """variant -> job name of this run's Neo jobs that have not ended (from the saved run state)."""

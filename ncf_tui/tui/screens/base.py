@@ -24,7 +24,10 @@ class StepScreen(Screen[None]):
     STEP = ""
     HELP_TEXT = ""
     PRIMARY_LABEL = "Continue ▸"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "primary", "Continue", show=False),
+    ]
 
     @property
     def wizard(self) -> NcfApp:
@@ -47,6 +50,11 @@ class StepScreen(Screen[None]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "primary":
             event.stop()
+            self.primary()
+
+    def action_primary(self) -> None:
+        """enter anywhere a widget does not use it presses the primary button (when it is enabled)."""
+        if not self.query_one("#primary", Button).disabled:
             self.primary()
 
     def primary(self) -> None:

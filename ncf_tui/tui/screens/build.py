@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Log, Static
 
@@ -53,27 +53,33 @@ class BuildScreen(StepScreen):
         self.query_text = ""
         self.match_line = -1
         self.pending: list[str] = []
+        self.deploy: list[str] = []
 
     def body(self) -> ComposeResult:
-        with Horizontal(classes="main split"):
-            with Vertical(id="phases-pane", classes="panel") as left:
-                left.border_title = "Phases"
-                table: DataTable[Any] = DataTable(id="phases", cursor_type="none", show_cursor=False)
-                table.add_columns("", "phase", "status", "time")
-                yield table
-                yield Static("", id="image", classes="result")
-            with Vertical(id="log-pane", classes="panel") as right:
-                right.border_title = "Build log"
-                yield Input(placeholder="search the log (enter: find, escape: close)", id="search")
-                yield Log(id="log", highlight=False, max_lines=None, auto_scroll=True)
+        with Vertical(classes="main"):
+            with Horizontal(classes="split", id="build-split"):
+                with Vertical(id="phases-pane", classes="panel") as left:
+                    left.border_title = "Phases"
+                    table: DataTable[Any] = DataTable(id="phases", cursor_type="none", show_cursor=False)
+                    table.add_columns("", "phase", "status", "time")
+                    yield table
+                with Vertical(id="log-pane", classes="panel") as right:
+                    right.border_title = "Build log"
+                    yield Input(placeholder="search the log (enter: find, escape: close)", id="search")
+                    yield Log(id="log", highlight=False, max_lines=None, auto_scroll=True)
+            with VerticalScroll(id="image-pane", classes="panel result") as pane:
+                pane.border_title = "Image"
+                yield Static("", id="image")
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
-        log = self.query_one("#log", Log)
-        if self.pending:
-            log.write_lines(self.pending)
-            self.pending.clear()
+        self.set_interval(0.05, self._flush)
         self.refresh_view()
+
+    def _flush(self) -> None:
+        if self.pending:
+            lines, self.pending = self.pending, []
+            self.query_one("#log", Log).write_lines(lines)
 
     def on_screen_resume(self) -> None:
         if self.state == "idle":
@@ -83,7 +89,9 @@ class BuildScreen(StepScreen):
     def action_rebuild(self) -> None:
         if self.state in ("building",):
             return
-        if self.wizard.start_run("build"):
+        if self.state == "failed":
+            self.wizard.session.forget_from("build")  # a new build, not the failed one again
+        if self.wizard.start_run("verify"):
             self.state = "building"
             self.phases.clear()
             self.image = None
@@ -93,10 +101,7 @@ class BuildScreen(StepScreen):
         if isinstance(message, EngineEvent):
             ev = message.event
             if isinstance(ev, LogEvent):
-                if self.is_mounted:
-                    self.query_one("#log", Log).write_line(ev.line)
-                else:
-                    self.pending.append(ev.line)
+                self.pending.append(ev.line)  # written in batches by _flush: one refresh per 50 ms, not per line
                 return
             if isinstance(ev, BuildEvent):
                 self.phases[ev.phase] = ev
@@ -104,8 +109,9 @@ class BuildScreen(StepScreen):
                 self.image = ev
             else:
                 return
-        elif isinstance(message, RunFinished) and message.until == "build":
-            self.message = message.message + (f" (hint: {message.hint})" if message.hint else "")
+        elif isinstance(message, RunFinished) and message.until in ("build", "verify"):
+            self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
+            self.deploy = list(self.wizard.session.step_entry("verify").get("deploy_commands") or [])
             self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "failed"}.get(message.status, "failed")
         else:
             return
@@ -127,11 +133,13 @@ class BuildScreen(StepScreen):
             text.append(uri + "\n")
             text.append("Digest ", style="bold")
             text.append(self.image.digest + "\n\n")
-            text.append("Deploy (y copies the URI)\n", style="bold")
-            text.append(f"  docker pull {uri}\n  docker run -p 8080:8080 {uri} serve\n")
-            text.append("  SageMaker: create a model with this image, then an endpoint config and endpoint")
+            text.append("Deploy to a SageMaker endpoint (y copies the URI)\n", style="bold")
+            for command in self.deploy or [f"docker pull {uri}"]:
+                text.append(f"  {command}\n")
             out.update(text)
-        out.display = self.image is not None
+        self.query_one("#image-pane").display = self.image is not None
+        if self.follow:
+            self.call_after_refresh(self.query_one("#log", Log).scroll_end, animate=False)
         follow = "follow on" if self.follow else "follow off (F)"
         if self.state == "building":
             self.set_status(f"… building · {follow}", "busy")

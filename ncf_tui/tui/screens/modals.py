@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -99,25 +100,51 @@ class ResumeModal(ModalScreen[bool]):
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """Yes or no before anything that changes the account; the change is shown in full."""
+    """Yes or no before anything that changes the account or a value; the change is shown in full."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "answer(False)", "No"),
+        Binding("escape,n", "answer(False)", "No"),
         Binding("y", "answer(True)", "Yes"),
     ]
 
-    def __init__(self, title: str, json_body: str) -> None:
+    def __init__(self, title: str, body: str, *, syntax: str | None = None, yes: str = "Yes") -> None:
         super().__init__()
         self.title_text = title
-        self.json_body = json_body
+        self.body = body
+        self.syntax = syntax
+        self.yes = yes
+
+    @classmethod
+    def for_topic(cls, topic: str, detail: Any) -> ConfirmModal:
+        """The dialog for one of the engine's questions (``pipeline.Ask`` topics)."""
+        if topic == "attach-policy":
+            return cls(
+                "Attach this policy to the CodeBuild role, then check again?",
+                json.dumps(detail, indent=2),
+                syntax="json",
+                yes="Attach and re-check",
+            )
+        if topic == "setting-fix":
+            fix = getattr(detail, "fix", None)
+            body = f"{getattr(detail, 'name', '')} = {getattr(detail, 'value', '')!r}\n{getattr(detail, 'reason', '')}"
+            if fix is not None:
+                body += f"\n\nfix: {fix.description}"
+            return cls(f"Fix {getattr(detail, 'name', 'this setting')}?", body, yes="Apply the fix")
+        if topic == "update-project":
+            changes = "\n".join(str(c) for c in (detail or []))
+            return cls("Update the CodeBuild project with these changes?", changes or str(detail), yes="Update")
+        return cls(f"Go ahead? ({topic})", str(detail))
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static(self.title_text, classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
-                yield Static(Syntax(self.json_body, "json", background_color="default"))
+                if self.syntax:
+                    yield Static(Syntax(self.body, self.syntax, background_color="default"))
+                else:
+                    yield Static(self.body)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Yes, attach (y)", id="yes", variant="warning")
+                yield Button(f"{self.yes} (y)", id="yes", variant="warning")
                 yield Button("No (esc)", id="no", variant="primary")
 
     def on_mount(self) -> None:

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from ...engine.events import PermissionEvent
-from ..messages import EngineEvent, RunFinished
+from ..messages import EngineEvent, PolicyProposed, RunFinished
 from .base import StepScreen
 
 
@@ -46,12 +46,14 @@ class PermissionsScreen(StepScreen):
         self.perms: dict[tuple[str, str], PermissionEvent] = {}
         self.state = "idle"  # idle | checking | ok | denied | failed | unavailable
         self.message = ""
+        self.proposed: Any = None
+        self.attached = False
 
     def body(self) -> ComposeResult:
         with VerticalScroll(classes="main"):
             yield Static("", id="intro", classes="intro")
             table: DataTable[Any] = DataTable(id="perms", cursor_type="row", zebra_stripes=True)
-            table.add_columns("", "action", "resource", "decision", "matched statement")
+            table.add_columns("", "action", "decision", "matched statement", "resource")
             yield table
             yield Static("", id="policy", classes="panel")
 
@@ -64,37 +66,32 @@ class PermissionsScreen(StepScreen):
         self.refresh_view()
 
     def action_recheck(self) -> None:
+        if self.state == "checking":
+            return
+        self.wizard.session.forget_from("permissions")
         if self.wizard.start_run("permissions"):
             self.perms.clear()
             self.state = "checking"
             self.refresh_view()
 
     def action_attach(self) -> None:
-        from .modals import ConfirmModal
-
-        denied = [p for p in self.perms.values() if p.decision != "allowed"]
-        if not denied:
+        """Run the check again; when something is denied the engine asks (a dialog) before attaching the fix."""
+        if not any(p.decision != "allowed" for p in self.perms.values()):
             self.notify("nothing is denied", severity="information")
             return
-        policy = json.dumps(proposed_policy(denied), indent=2)
-
-        def confirmed(ok: bool | None) -> None:
-            if ok:
-                self.notify(
-                    "attaching is not available yet in this release: add the policy above to the role by hand, "
-                    "then press r to re-check",
-                    severity="warning",
-                    timeout=10,
-                )
-
-        self.app.push_screen(ConfirmModal("Attach this policy to the build role and re-check?", policy), confirmed)
+        self.action_recheck()
 
     def wizard_message(self, message: Message) -> None:
         if isinstance(message, EngineEvent) and isinstance(message.event, PermissionEvent):
             p = message.event
             self.perms[(p.action, p.resource)] = p
+        elif isinstance(message, PolicyProposed):
+            self.proposed = message.policy
         elif isinstance(message, RunFinished) and message.until == "permissions":
-            self.message = message.message + (f" (hint: {message.hint})" if message.hint else "")
+            first = message.message.split("\n", 1)[0]
+            self.message = first + (f" (hint: {message.hint})" if message.hint else "")
+            report = self.wizard.session.step_entry("permissions").get("report") or {}
+            self.attached = bool(report.get("attached"))
             if message.status == "ok":
                 self.state = "denied" if any(p.decision != "allowed" for p in self.perms.values()) else "ok"
             else:
@@ -110,12 +107,13 @@ class PermissionsScreen(StepScreen):
         for p in self.perms.values():
             allowed = p.decision == "allowed"
             mark = Text("✔ allow" if allowed else "✘ deny", style="green" if allowed else "bold red")
-            table.add_row(mark, p.action, p.resource, p.decision, ", ".join(p.matched) or "-")
+            table.add_row(mark, p.action, p.decision, ", ".join(p.matched) or "-", p.resource)
         denied = [p for p in self.perms.values() if p.decision != "allowed"]
         policy = self.query_one("#policy", Static)
         if denied:
-            policy.update(Syntax(json.dumps(proposed_policy(denied), indent=2), "json", background_color="default"))
-            policy.border_title = "Proposed policy (a: attach and re-check)"
+            document = self.proposed if self.proposed is not None else proposed_policy(denied)
+            policy.update(Syntax(json.dumps(document, indent=2), "json", background_color="default"))
+            policy.border_title = "Proposed least-privilege policy (a: attach and re-check)"
         policy.display = bool(denied)
         intro = self.query_one("#intro", Static)
         intro.update(
@@ -126,13 +124,17 @@ class PermissionsScreen(StepScreen):
             self.set_status("… simulating the role's policies", "busy")
             self.set_primary(enabled=False)
         elif self.state == "ok":
-            self.set_status(f"✔ all {len(self.perms)} permissions allowed", "ok")
+            attached = " (after attaching the fix)" if self.attached else ""
+            self.set_status(f"✔ all {len(self.perms)} permissions allowed{attached}", "ok")
             self.set_primary("Continue ▸", enabled=True, focus=True)
         elif self.state == "denied":
             self.set_status(f"✘ {len(denied)} of {len(self.perms)} denied: a attaches the fix", "error")
             self.set_primary("Continue anyway ▸", enabled=True)
         elif self.state == "unavailable":
             self.set_status(Text.assemble(("not available yet: ", "bold"), self.message), "warn")
+            self.set_primary("Continue anyway ▸", enabled=True)
+        elif self.state == "failed" and denied:
+            self.set_status(f"✘ {len(denied)} of {len(self.perms)} denied: a attaches the fix (asks first)", "error")
             self.set_primary("Continue anyway ▸", enabled=True)
         elif self.state == "failed":
             self.set_status(Text.assemble(("✘ ", "bold"), self.message), "error")

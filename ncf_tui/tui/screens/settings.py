@@ -100,8 +100,9 @@ class SettingsScreen(StepScreen):
         self.refresh_view()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """enter in a field checks and continues once every value passes, like the primary button."""
         event.stop()
-        self.focus_next()
+        self.action_primary()
 
     def _validate(self, name: str, value: str) -> None:
         self.checks[name] = check(name, value)
@@ -171,8 +172,10 @@ class SettingsScreen(StepScreen):
             self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "editing"}.get(
                 message.status, "failed"
             )
-            self.message = message.message + (f" (hint: {message.hint})" if message.hint else "")
+            self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
             if self.is_mounted:
+                for name, _h, _d in self.fields:
+                    self._validate(name, self.query_one(f"#in-{name}", Input).value)
                 self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -206,6 +209,7 @@ class SettingsScreen(StepScreen):
             super().primary()
             return
         self.wizard.session.settings = self.values()
+        self.wizard.session.forget_from("settings")
         if self.wizard.start_run("settings"):
             self.state = "checking"
             self.refresh_view()

@@ -114,7 +114,6 @@ class VariantsScreen(StepScreen):
         Binding("s", "stop", "Stop job"),
         Binding("o", "override", "Choose this"),
         Binding("c", "cancel_run", "Cancel run"),
-        Binding("enter", "primary", "Compile / continue", show=False),
         Binding("up", "focus_row(-1)", "Up", show=False),
         Binding("down", "focus_row(1)", "Down", show=False),
     ]
@@ -339,10 +338,6 @@ class VariantsScreen(StepScreen):
         current = self.focused
         i = rows.index(current) if isinstance(current, VariantRow) else (-1 if step > 0 else len(rows))
         rows[max(0, min(len(rows) - 1, i + step))].focus()
-
-    def action_primary(self) -> None:
-        if not self.query_one("#primary").disabled:
-            self.primary()
 
     def primary(self) -> None:
         if self.phase == "compiled":
