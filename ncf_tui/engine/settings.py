@@ -41,7 +41,9 @@ DEPRECATED_BUILD_IMAGES = {
     "aws/codebuild/amazonlinux2-x86_64-standard:2.0": "2022-06-30",
 }
 """CodeBuild's list of deprecated images (user guide, "Deprecated CodeBuild images") with their dates."""
-DEFAULT_BUILD_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
+DEFAULT_BUILD_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
+"""Amazon Linux 2023 standard 5.0: Amazon Linux 2 itself reached end of life on 2026-06-30. Kept equal to
+``codebuild.DEFAULT_IMAGE`` (a test checks), so settings and the project agree on one image."""
 """CodeBuild's current Amazon Linux standard image (Docker available in privileged mode)."""
 DEFAULT_TARGET_DEVICE = "ml_c5"
 CONFIG_DIR_ENV = "NCF_TUI_CONFIG_DIR"
