@@ -103,9 +103,7 @@ SOURCE_POLICY_TYPES: Final = frozenset(
     {IAM_POLICY, "user", "group", "role", "aws-managed", "user-managed", "resource", "none"}
 )
 CONTEXT_KEY_TYPES: Final = frozenset(
-    f"{base}{suffix}"
-    for base in ("string", "numeric", "boolean", "ip", "binary", "date")
-    for suffix in ("", "List")
+    f"{base}{suffix}" for base in ("string", "numeric", "boolean", "ip", "binary", "date") for suffix in ("", "List")
 )
 DEFAULT_MAX_ITEMS: Final = 100
 MAX_ITEMS_LIMIT: Final = 1000
@@ -507,9 +505,7 @@ class Condition:
         return any(positive(v) for v in present) != op.negated
 
 
-def _value_matcher(
-    op: _Operator, tpl: Template, ctx: _Context, missing: list[str]
-) -> Callable[[str], bool] | None:
+def _value_matcher(op: _Operator, tpl: Template, ctx: _Context, missing: list[str]) -> Callable[[str], bool] | None:
     if op.kind in ("glob", "arn"):
         mode: Mode = "string" if op.kind == "glob" else "arn"
         chunks = tpl.resolve(ctx, missing)
@@ -712,9 +708,7 @@ def _string_list(value: Any, where: str) -> list[str]:
     return items
 
 
-def parse_policy(
-    document: str | Mapping[str, Any], policy_id: str = "policy", policy_type: str = IAM_POLICY
-) -> Policy:
+def parse_policy(document: str | Mapping[str, Any], policy_id: str = "policy", policy_type: str = IAM_POLICY) -> Policy:
     """Validate an identity policy as IAM does and return it parsed; raise PolicyError naming the fault."""
     try:
         text = _document_text(document)
@@ -733,9 +727,7 @@ def parse_policy(
         raise PolicyError(f"Policy {policy_id}: unknown top-level element(s) {sorted(unknown)}")
     version = data.get("Version", VERSION_2008)
     if version not in (VERSION_2012, VERSION_2008):
-        raise PolicyError(
-            f'Policy {policy_id}: Version must be "2012-10-17" or "2008-10-17", not {version!r}'
-        )
+        raise PolicyError(f'Policy {policy_id}: Version must be "2012-10-17" or "2008-10-17", not {version!r}')
     if "Id" in data and not isinstance(data["Id"], str):
         raise PolicyError(f"Policy {policy_id}: Id must be a string")
     if "Statement" not in data:
@@ -759,9 +751,7 @@ def parse_policy(
     return Policy(policy_id, policy_type, version, statements, text)
 
 
-def _parse_statement(
-    raw: Any, *, index: int, version: str, where: str, text: str, span: tuple[int, int]
-) -> Statement:
+def _parse_statement(raw: Any, *, index: int, version: str, where: str, text: str, span: tuple[int, int]) -> Statement:
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: a statement must be a JSON object")
     unknown = set(raw) - _STATEMENT_KEYS
@@ -948,9 +938,7 @@ def _evaluate_parsed(
         seen.setdefault(key.lower(), key)
     decision: Decision = "explicitDeny" if denies else "allowed" if allows else "implicitDeny"
     matched = denies or allows
-    return EvaluationResult(
-        action, resource, decision, tuple(matched), tuple(seen.values()), resource_specific
-    )
+    return EvaluationResult(action, resource, decision, tuple(matched), tuple(seen.values()), resource_specific)
 
 
 def evaluate(
@@ -961,9 +949,7 @@ def evaluate(
 ) -> EvaluationResult:
     """Decide one (action, resource) pair against the policies (see the module docstring)."""
     parsed = _parse_all(policies)
-    return _evaluate_parsed(
-        parsed, _check_action(action), _check_resource(resource), _Context(context), False
-    )
+    return _evaluate_parsed(parsed, _check_action(action), _check_resource(resource), _Context(context), False)
 
 
 def _pairs(actions: Sequence[str], resources: Sequence[str] | None) -> tuple[list[tuple[str, str]], bool]:

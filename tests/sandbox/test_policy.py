@@ -66,7 +66,7 @@ class Case:
     context: tuple[dict[str, Any], ...] = ()
 
 
-def case(  # noqa: PLR0917 - positional on purpose: one compact row per table case
+def case(
     case_id: str,
     rule: str,
     policies: dict[str, Any] | tuple[dict[str, Any], ...],
@@ -534,11 +534,7 @@ CASES = [
     case(
         "cond-date",
         "DateGreaterThan compares ISO 8601 dates",
-        doc(
-            allow(
-                "A", "s3:*", "*", Condition={"DateGreaterThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}}
-            )
-        ),
+        doc(allow("A", "s3:*", "*", Condition={"DateGreaterThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}})),
         "s3:GetObject",
         "*",
         "implicitDeny",
@@ -582,9 +578,7 @@ CASES = [
     case(
         "cond-for-any-value",
         "ForAnyValue holds if any context value matches",
-        doc(
-            allow("A", "s3:*", "*", Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": ["team", "env"]}})
-        ),
+        doc(allow("A", "s3:*", "*", Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": ["team", "env"]}})),
         "s3:GetObject",
         "*",
         "allowed",
@@ -594,9 +588,7 @@ CASES = [
     case(
         "cond-for-all-values",
         "ForAllValues fails if any context value is outside the set",
-        doc(
-            allow("A", "s3:*", "*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "env"]}})
-        ),
+        doc(allow("A", "s3:*", "*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "env"]}})),
         "s3:GetObject",
         "*",
         "implicitDeny",
@@ -634,9 +626,7 @@ CASES = [
     case(
         "variable-literal-in-2008",
         "in Version 2008-10-17 '${...}' is literal text, not a variable",
-        doc(
-            allow("A", "iam:GetUser", "arn:aws:iam::123456789012:user/${aws:username}"), version="2008-10-17"
-        ),
+        doc(allow("A", "iam:GetUser", "arn:aws:iam::123456789012:user/${aws:username}"), version="2008-10-17"),
         "iam:GetUser",
         "arn:aws:iam::123456789012:user/${aws:username}",
         "allowed",
@@ -714,9 +704,7 @@ def seed_policy(lacks: tuple[str, ...] = ()) -> str:
     return json.dumps(doc(*[s for s in statements if s["Action"]]), indent=2)
 
 
-@pytest.mark.parametrize(
-    ("action", "resource", "sid"), SEED_NEEDS, ids=[f"{a}@{r}" for a, r, _ in SEED_NEEDS]
-)
+@pytest.mark.parametrize(("action", "resource", "sid"), SEED_NEEDS, ids=[f"{a}@{r}" for a, r, _ in SEED_NEEDS])
 def test_seed_role_grants_each_permission_the_build_needs(action: str, resource: str, sid: str) -> None:
     # the seed document's permission list, each on its exact ARN (MISSION: CodeBuild service role)
     policy = SourcePolicy.inline("ncf-codebuild-build-permissions", seed_policy())
@@ -979,9 +967,7 @@ def test_response_without_resources_is_for_star_and_has_no_resource_specific_res
 
 
 def test_missing_context_values_appear_in_the_response(output_shape: Any) -> None:
-    policy = SourcePolicy.inline(
-        "p", doc(allow("A", "s3:*", "*", Condition={"StringEquals": {"aws:SourceVpc": "v"}}))
-    )
+    policy = SourcePolicy.inline("p", doc(allow("A", "s3:*", "*", Condition={"StringEquals": {"aws:SourceVpc": "v"}})))
     response = simulate_response([policy], ["s3:GetObject", "ecr:PutImage"])
     _check_shape(response, output_shape)
     assert [r["MissingContextValues"] for r in response["EvaluationResults"]] == [["aws:SourceVpc"], []]
@@ -1023,9 +1009,7 @@ def test_default_page_is_a_hundred_results() -> None:
 
 
 def test_context_entries_may_be_dataclasses_or_request_mappings() -> None:
-    policy = SourcePolicy(
-        "p", doc(allow("A", "s3:*", "*", Condition={"NumericLessThan": {"s3:max-keys": 5}}))
-    )
+    policy = SourcePolicy("p", doc(allow("A", "s3:*", "*", Condition={"NumericLessThan": {"s3:max-keys": 5}})))
     typed = evaluate([policy], "s3:ListBucket", "*", [ContextEntry("s3:max-keys", ("4",), "numeric")])
     mapped = evaluate([policy], "s3:ListBucket", "*", [ctx("s3:max-keys", "6", type_="numeric")])
     assert (typed.decision, mapped.decision) == ("allowed", "implicitDeny")
