@@ -1,0 +1,185 @@
+"""Troubleshooting items 1 and 4 of the seed: the Neo model the build downloads, and the Neo jobs of the run.
+
+Item 1 checks NEO_MODEL_S3_URI the way the build reads it (``settings.validate``: no ``s3://``, the bucket
+exists in the region, the archive or one ``model.tar.gz`` under the prefix exists) and, when it is wrong,
+offers the newest COMPLETED compilation job's output. Item 4 lists every FAILED job of the run with
+SageMaker's reason and, for operators Neo does not implement, the variant whose offline preflight says it
+avoids them and the one ``ncf-tui`` command that compiles it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..aws import aws_errors
+from ..errors import NcfError
+from ..neo import Candidate, rank_key, strip_s3
+from ..settings import validate
+from .base import FAIL, PASS, SKIP, WARN, ChecklistContext, CheckResult, bullet, update_project
+
+TITLES = {
+    "neo-model": "Neo model is where NEO_MODEL_S3_URI points",
+    "neo-compile": "Neo compilation jobs of the run succeeded",
+}
+_OPERATORS = re.compile(r"operators? (?:are|is) not (?:implemented|supported)[^\[]*\[([^\]]*)\]", re.IGNORECASE)
+
+
+def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
+    """(job name, its output as bucket/key without ``s3://``) of the newest COMPLETED Neo job, or None."""
+    sm = ctx.aws.client("sagemaker")
+    summaries: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"MaxResults": 100}
+    with aws_errors(ctx.aws.target):
+        for _page in range(50):
+            page = sm.list_compilation_jobs(**kwargs)
+            summaries += page.get("CompilationJobSummaries", [])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    done = [j for j in summaries if j.get("CompilationJobStatus") == "COMPLETED"]
+    done.sort(key=lambda j: str(j.get("CompilationEndTime") or j.get("CreationTime") or ""), reverse=True)
+    for job in done:
+        name = str(job["CompilationJobName"])
+        with aws_errors(ctx.aws.target):
+            info = sm.describe_compilation_job(CompilationJobName=name)
+        artifact = (info.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        if artifact:
+            return name, strip_s3(str(artifact))
+    return None
+
+
+def check_neo_model(ctx: ChecklistContext) -> CheckResult:
+    title = TITLES["neo-model"]
+    s = ctx.effective()
+    uri, source = s.neo_model_s3_uri, s.source("NEO_MODEL_S3_URI")
+    problems: list[str] = []
+    notes: list[str] = []
+    if not uri:
+        problems.append("NEO_MODEL_S3_URI is not set")
+    else:
+        if uri.strip().lower().startswith("s3://"):
+            problems.append(f"{uri} starts with s3://; the build expects bucket/key")
+        try:
+            _checked, verdicts = validate(s, ctx.aws, only=["NEO_MODEL_S3_URI"])
+        except NcfError as exc:
+            return CheckResult("neo-model", title, WARN, f"could not check {uri}: {exc.message}", exc.hint or "")
+        v = verdicts["NEO_MODEL_S3_URI"]
+        problems += [i.reason for i in v.issues if i.severity == "error"]
+        notes += [i.reason for i in v.issues if i.severity != "error"] + list(v.notes)
+    shown = f"NEO_MODEL_S3_URI={uri} ({source})" if uri else "NEO_MODEL_S3_URI"
+    if not problems:
+        status = WARN if any("could not verify" in n for n in notes) else PASS
+        return CheckResult("neo-model", title, status, f"{shown}: " + "; ".join(notes))
+    evidence = f"{shown}:\n" + bullet(problems)
+    try:
+        newest = newest_completed_job(ctx)
+    except NcfError as exc:
+        newest = None
+        evidence += f"\n  (could not list Neo jobs: {exc.message})"
+    except Exception as exc:
+        newest = None
+        evidence += f"\n  (could not list Neo jobs: {exc})"
+    if newest is None:
+        fix = "no COMPLETED Neo compilation job was found: compile first with " + ctx.command("--until", "compile")
+        return CheckResult("neo-model", title, FAIL, evidence, fix)
+    job, output = newest
+    output = output.removesuffix("/")
+    fix = f"set NEO_MODEL_S3_URI={output} (the output of {job}, the newest COMPLETED Neo compilation job)"
+    apply = None
+    if ctx.project() is not None:
+        fix += f" on the CodeBuild project {ctx.project_name}"
+
+        def apply() -> str:
+            update_project(ctx, variables={"NEO_MODEL_S3_URI": output})
+            return f"NEO_MODEL_S3_URI={output} on the CodeBuild project {ctx.project_name}"
+
+    return CheckResult("neo-model", title, FAIL, evidence, fix, apply)
+
+
+def _job_status(ctx: ChecklistContext, job: dict[str, Any]) -> tuple[str, str]:
+    """The job's current (status, failure reason): asked of SageMaker, the state's record if it cannot say."""
+    status, reason = str(job.get("status", "")), str(job.get("failure_reason") or "")
+    name = job.get("job_name")
+    if not name:
+        return status, reason
+    try:
+        with aws_errors(ctx.aws.target):
+            info = ctx.aws.client("sagemaker").describe_compilation_job(CompilationJobName=str(name))
+    except Exception:
+        return status, reason
+    return str(info.get("CompilationJobStatus", status)), str(info.get("FailureReason") or reason)
+
+
+def check_neo_compile(ctx: ChecklistContext) -> CheckResult:
+    title = TITLES["neo-compile"]
+    entry = ctx.compile_entry()
+    jobs = entry.get("jobs") if entry else None
+    if not isinstance(jobs, dict) or not jobs:
+        where = f"the run state {ctx.state_path}" if ctx.state is not None else "no ncf-tui run state was found"
+        return CheckResult(
+            "neo-compile",
+            title,
+            SKIP,
+            f"{where}: no Neo compilation jobs to check",
+            "pass --state FILE to check the jobs of a run",
+        )
+    statuses = {name: _job_status(ctx, j) for name, j in sorted(jobs.items()) if isinstance(j, dict)}
+    failed = {n: r for n, (st, r) in statuses.items() if st == "FAILED"}
+    completed = [n for n, (st, _r) in statuses.items() if st == "COMPLETED"]
+    running = [n for n, (st, _r) in statuses.items() if st not in ("COMPLETED", "FAILED", "STOPPED")]
+    summary = ", ".join(f"{n} {st}" for n, (st, _r) in statuses.items())
+    if not failed:
+        if running:
+            return CheckResult("neo-compile", title, WARN, f"still running: {summary}", "wait, or resume the run")
+        chosen = entry.get("chosen") if entry else None
+        return CheckResult("neo-compile", title, PASS, summary + (f"; chosen {chosen}" if chosen else ""))
+    lines = [f"{n} FAILED: {r or 'no reason given'}" for n, r in failed.items()]
+    fixes = _recompile_advice(ctx, failed, completed)
+    status = WARN if completed else FAIL
+    evidence = summary + "\n" + bullet(lines)
+    if completed:
+        evidence += f"\n  {', '.join(completed)} compiled, so the run has a model to build"
+    return CheckResult("neo-compile", title, status, evidence, "; ".join(fixes))
+
+
+def _recompile_advice(ctx: ChecklistContext, failed: dict[str, str], completed: list[str]) -> list[str]:
+    """For each failure on unsupported operators: the variant that avoids them and the command that compiles it."""
+    cands = [
+        Candidate(
+            name=str(c["name"]),
+            archive=str(c.get("archive", "")),
+            accepted=bool(c.get("accepted")),
+            preflight_message=str(c.get("preflight_message", "")),
+            fidelity=c.get("fidelity") if isinstance(c.get("fidelity"), dict) else None,
+        )
+        for c in ctx.candidates()
+    ]
+    out: list[str] = []
+    for name, reason in failed.items():
+        m = _OPERATORS.search(reason)
+        if m is None:
+            out.append(f"{name}: read the reason above (the input archive, the role, the framework version)")
+            continue
+        ops = m.group(1).replace("'", "").strip()
+        avoiding = sorted((c for c in cands if c.accepted and c.name not in failed), key=rank_key)
+        if not avoiding:
+            out.append(
+                f"{name} uses {ops}, which Neo does not implement, and the run's preflight found no variant without it"
+            )
+            continue
+        best = avoiding[0]
+        f = best.fidelity or {}
+        why = f"{best.name} avoids {ops} (the offline preflight accepts it"
+        why += f"; top-10 overlap {float(f['top10_overlap']):.0%})" if "top10_overlap" in f else ")"
+        if best.name in completed:
+            out.append(f"{why} and already compiled: build from its output")
+            continue
+        entry = ctx.compile_entry() or {}
+        if entry.get("status") != "done" and ctx.state_path is not None:
+            command = ctx.command("--resume", "--state", str(ctx.state_path), "--until", "compile")
+        else:
+            checkpoint = ctx.state.checkpoint if ctx.state is not None else "CHECKPOINT"
+            command = ctx.command("--checkpoint", checkpoint, "--until", "compile")
+        out.append(f"{why}; compile it (without --force {name}): {command}")
+    return out

@@ -1,0 +1,327 @@
+"""The troubleshooting checklist against the sandbox over real HTTP, with builds of the real buildspec.yml.
+
+One healthy run (variants traced, compiled by the sandbox's Neo worker, project created, a full build that
+pushes the image) is shared by the first tests of this module. Every scenario test then resets the account
+itself, makes its fault real with a real (failing) build, checks that the right check fails with the right
+evidence and fix, applies the fix and sees the check pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ncf_tui.engine.aws import Aws, AwsTarget
+from ncf_tui.engine.checklist import (
+    CHECK_IDS,
+    ChecklistContext,
+    apply_fixes,
+    build_context,
+    latest_run,
+    run_check,
+    run_checklist,
+)
+from ncf_tui.engine.checks.base import update_project
+from ncf_tui.engine.checks.build import classify, first_error_lines, output_lines
+from ncf_tui.engine.codebuild import BuildFailed, ProjectSpec, SourceSpec, ensure_project, start_build
+from ncf_tui.engine.events import CheckEvent, Event, discard
+from ncf_tui.engine.neo import Candidate, CompileConfig, Job, NoVariantCompiled, compile_step
+from ncf_tui.engine.pipeline import Pipeline, RunOptions
+from ncf_tui.engine.sample import sample_checkpoint_path
+from ncf_tui.engine.settings import resolve_settings
+from ncf_tui.engine.state import RunState, StateStore
+from ncf_tui.sandbox.server import Sandbox
+
+pytestmark = pytest.mark.slow
+
+NEO_JOB = "ncf-checklist-basic"
+
+
+def aws_for(sb: Sandbox) -> Aws:
+    return Aws(AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials))
+
+
+def compile_config(sb: Sandbox) -> CompileConfig:
+    d = sb.project_defaults()
+    return CompileConfig(bucket=d["bucket"], prefix=d["prefix"], role_arn=d["sagemakerRoleArn"], poll_min=0.2)
+
+
+def context(sb: Sandbox, tmp: Path, state: Path | None = None, **env: str) -> ChecklistContext:
+    """The checklist's context as the CLI makes it: no saved config, the sandbox's defaults derived."""
+    d = sb.project_defaults()
+    loaded = StateStore(state).load() if state is not None else None
+    derived = {**sb.suggested_settings(), "service_role": d["serviceRole"], "bucket": d["bucket"]}
+    return build_context(
+        aws_for(sb),
+        state=loaded,
+        state_path=state,
+        env=env,
+        saved_dir=tmp / "no-config",
+        derived=derived,
+        cli_args=("--sandbox",),
+    )
+
+
+def make_project(sb: Sandbox, model_uri: str, *, privileged: bool = True) -> None:
+    variables = {**sb.suggested_settings(), "NEO_MODEL_S3_URI": model_uri}
+    spec = ProjectSpec(
+        name=sb.names.codebuild_project,
+        service_role_arn=sb.names.codebuild_role_arn,
+        source=SourceSpec("GITHUB", location="https://github.com/example/ncf-tui"),
+        environment_variables=variables,
+        privileged_mode=privileged,
+    )
+    ensure_project(aws_for(sb), spec, discard, lambda _changes: True)
+
+
+def build(sb: Sandbox) -> bool:
+    """Run the project's build to its end; True when it succeeded."""
+    try:
+        start_build(aws_for(sb), sb.names.codebuild_project, discard)
+    except BuildFailed:
+        return False
+    return True
+
+
+def neo_job(sb: Sandbox, archive: Path) -> str:
+    """A COMPLETED Neo job of the sandbox's worker on ``archive``; returns its output (bucket/prefix)."""
+    import time
+
+    key = f"{sb.names.model_input_prefix}/{NEO_JOB}/model.tar.gz"
+    sb.client("s3").put_object(Bucket=sb.names.bucket, Key=key, Body=archive.read_bytes())
+    sm = sb.client("sagemaker")
+    sm.create_compilation_job(
+        CompilationJobName=NEO_JOB,
+        RoleArn=sb.names.sagemaker_role_arn,
+        InputConfig={"S3Uri": f"s3://{sb.names.bucket}/{key}", "DataInputConfig": '{"input0": [1, 2]}',
+                     "Framework": "PYTORCH"},
+        OutputConfig={"S3OutputLocation": f"s3://{sb.names.compilation_output(NEO_JOB)}", "TargetDevice": "ml_c5"},
+        StoppingCondition={"MaxRuntimeInSeconds": 900},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while sm.describe_compilation_job(CompilationJobName=NEO_JOB)["CompilationJobStatus"] != "COMPLETED":
+        assert time.monotonic() < deadline, "the Neo job did not complete"
+        time.sleep(0.1)
+    return sb.names.compilation_output(NEO_JOB)
+
+
+@dataclass
+class HealthyRun:
+    state_path: Path
+    state: RunState
+    archives: dict[str, Path]
+    model_uri: str
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def healthy(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HealthyRun]:
+    """A completed run: variants, Neo compile, the project, and a build that pushed the image."""
+    sb = sandbox_server
+    sb.reset("healthy")
+    tmp = tmp_path_factory.mktemp("checklist")
+    aws = aws_for(sb)
+    options = RunOptions(checkpoint=sample_checkpoint_path(), output_dir=tmp / "out", until="compile", mode="sandbox")
+    pipeline = Pipeline.new(
+        options, discard, state_dir=tmp / "state", aws=lambda: aws, compile_config=lambda _a: compile_config(sb)
+    )
+    outcome = pipeline.run("compile")
+    assert outcome.neo_model_s3_uri and outcome.state_path is not None
+    make_project(sb, outcome.neo_model_s3_uri)
+    assert build(sb), "the healthy build failed"
+    state = StateStore(outcome.state_path).load()
+    assert state is not None
+    archives = {c["name"]: Path(c["archive"]) for c in state.steps["variants"]["candidates"]}
+    yield HealthyRun(outcome.state_path, state, archives, outcome.neo_model_s3_uri, tmp)
+
+
+# ------------------------------------------------------------------------------------- the healthy run
+
+
+def test_a_healthy_completed_run_passes_every_check(sandbox_server: Sandbox, healthy: HealthyRun) -> None:
+    events: list[Event] = []
+    report = run_checklist(context(sandbox_server, healthy.tmp, healthy.state_path), events.append)
+    statuses = {r.id: r.status for r in report.results}
+    assert statuses == dict.fromkeys(CHECK_IDS, "pass"), "\n".join(f"{r.id}: {r.evidence}" for r in report.results)
+    assert report.exit_code == 0 and report.fixable == []
+    checks = [e for e in events if isinstance(e, CheckEvent)]
+    assert sorted(e.id for e in checks) == sorted(CHECK_IDS)  # one event per check
+    assert [r.id for r in report.results] == list(CHECK_IDS)  # results in the report's order
+    image = report.get("image").evidence
+    assert "model/ copied into the image" in image and "matches" in image and healthy.model_uri in image
+    assert "SUCCEEDED" in report.get("build").evidence
+    compiled = report.get("neo-compile").evidence
+    assert "full_manual_norm COMPLETED" in compiled and "chosen full_manual_norm" in compiled
+
+
+def test_the_newest_run_state_of_a_mode_is_found(healthy: HealthyRun) -> None:
+    found = latest_run("sandbox", healthy.state_path.parent)
+    assert found is not None and found.path == healthy.state_path
+    assert latest_run("aws", healthy.state_path.parent) is None
+
+
+def test_credentials_of_another_account_fail_and_everything_else_is_skipped(
+    sandbox_server: Sandbox, healthy: HealthyRun
+) -> None:
+    ctx = context(sandbox_server, healthy.tmp, AWS_ACCOUNT_ID="999999999999")
+    report = run_checklist(ctx)
+    cred = report.get("credentials")
+    assert cred.status == "fail" and report.exit_code == 3
+    assert "999999999999" in cred.evidence and sandbox_server.names.account_id in cred.evidence
+    assert f"AWS_ACCOUNT_ID={sandbox_server.names.account_id}" in cred.fix
+    others = [r for r in report.results if r.id != "credentials"]
+    assert all(r.status == "skip" and "credentials check failed" in r.evidence for r in others)
+
+
+def test_a_tag_moved_to_another_model_fails_the_image_check(sandbox_server: Sandbox, healthy: HealthyRun) -> None:
+    """The pushed tag must hold the chosen artifact's model.pth: point NEO_MODEL_S3_URI elsewhere and it does not."""
+    other = neo_job(sandbox_server, healthy.archives["basic"])
+    ctx = context(sandbox_server, healthy.tmp, healthy.state_path)
+    update_project(ctx, variables={"NEO_MODEL_S3_URI": other})
+    result = run_check(ctx.fresh(), "image")
+    assert result.status == "fail", result.evidence
+    assert "not the chosen variant" in result.evidence and "NEO_MODEL_S3_URI" in result.fix
+
+
+# ------------------------------------------------------------------------------------------ scenarios
+
+
+def test_wrong_model_uri_fails_neo_model_with_the_newest_compile_output_as_fix(
+    sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
+) -> None:
+    sandbox.reset("wrong-model-uri")
+    output = neo_job(sandbox, healthy.archives["basic"])
+    wrong = sandbox.suggested_settings()["NEO_MODEL_S3_URI"]
+    make_project(sandbox, wrong)
+    assert not build(sandbox)
+    ctx = context(sandbox, tmp_path)
+    report = run_checklist(ctx)
+    model = report.get("neo-model")
+    assert model.status == "fail" and wrong in model.evidence and "no model archive found" in model.evidence
+    artifact = f"{output}/model.tar.gz"  # the job's S3ModelArtifacts, which the build can name directly
+    assert f"NEO_MODEL_S3_URI={artifact} " in model.fix and NEO_JOB in model.fix and model.fixable
+    failed_build = report.get("build")
+    assert failed_build.status == "fail" and "PRE_BUILD" in failed_build.evidence
+    assert "NCF-TUI: error model-not-found" in failed_build.evidence and failed_build.related == "neo-model"
+    assert report.get("image").status == "skip"
+    fixed, _ctx = apply_fixes(ctx, report, confirm=lambda r: r.id == "neo-model")
+    assert [a.id for a in fixed.applied] == ["neo-model"] and fixed.applied[0].ok
+    assert fixed.get("neo-model").status == "pass", fixed.get("neo-model").evidence
+    assert fixed.get("build").status == "warn" and "fixed since" in fixed.get("build").evidence
+    project = sandbox.client("codebuild").batch_get_projects(names=[sandbox.names.codebuild_project])["projects"][0]
+    variables = {v["name"]: v["value"] for v in project["environment"]["environmentVariables"]}
+    assert variables["NEO_MODEL_S3_URI"] == artifact
+
+
+def test_missing_permissions_fail_the_role_check_and_the_build_names_the_action(
+    sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
+) -> None:
+    sandbox.reset("missing-permissions")
+    output = neo_job(sandbox, healthy.archives["basic"])
+    make_project(sandbox, output)
+    assert not build(sandbox)
+    ctx = context(sandbox, tmp_path)
+    report = run_checklist(ctx)
+    role = report.get("service-role")
+    assert role.status == "fail" and role.fixable
+    assert f"ecr:PutImage on {sandbox.names.ecr_repo_arn}: implicitDeny" in role.evidence
+    assert f"s3:ListBucket on {sandbox.names.bucket_arn}: implicitDeny" in role.evidence
+    assert '"ecr:PutImage"' in role.fix and "ncf-tui-build-permissions" in role.fix
+    failed_build = report.get("build")
+    assert failed_build.status == "fail" and failed_build.related == "service-role"
+    assert "AccessDenied" in failed_build.evidence and "ListObjectsV2" in failed_build.evidence
+    assert f"may not s3:ListBucket on {sandbox.names.bucket_arn}" in failed_build.evidence
+    assert report.exit_code == 3
+    fixed, _ctx = apply_fixes(ctx, report, confirm=True)
+    assert "service-role" in [a.id for a in fixed.applied]
+    assert fixed.get("service-role").status == "pass", fixed.get("service-role").evidence
+    assert fixed.get("build").status == "warn" and "allows s3:ListBucket" in fixed.get("build").evidence
+
+
+def test_no_privileged_mode_fails_the_project_check_and_the_fix_makes_the_next_build_pass(
+    sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
+) -> None:
+    sandbox.reset("no-privileged-mode")
+    output = neo_job(sandbox, healthy.archives["basic"])
+    make_project(sandbox, output, privileged=sandbox.project_defaults()["privilegedMode"])
+    assert not build(sandbox)
+    ctx = context(sandbox, tmp_path)
+    report = run_checklist(ctx)
+    project = report.get("project")
+    assert project.status == "fail" and "privileged mode is off" in project.evidence and project.fixable
+    failed_build = report.get("build")
+    assert failed_build.status == "fail" and failed_build.related == "project"
+    assert "Cannot connect to the Docker daemon" in failed_build.evidence
+    assert "privileged mode on" in failed_build.fix
+    fixed, _ctx = apply_fixes(ctx, report, confirm=True)
+    assert fixed.get("project").status == "pass"
+    assert fixed.get("build").status == "warn" and "privileged mode is on now" in fixed.get("build").evidence
+    assert build(sandbox)  # the fix was the real cause: the next build pushes the image
+    after = run_checklist(context(sandbox, tmp_path))
+    assert after.exit_code == 0, "\n".join(f"{r.id} {r.status}: {r.evidence}" for r in after.results)
+    assert {r.id for r in after.results if r.status != "pass"} == {"neo-compile"}  # no run state here: skipped
+
+
+def test_a_failed_neo_job_names_its_operators_the_variant_avoiding_them_and_the_command(
+    sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
+) -> None:
+    cands = [
+        Candidate(**{k: v for k, v in c.items() if k != "sha256"})
+        for c in healthy.state.steps["variants"]["candidates"]
+    ]
+    original = [c for c in cands if c.name == "original"]
+    assert original and not original[0].accepted
+    cfg = compile_config(sandbox)
+    cfg.force = frozenset({"original"})
+    seen: dict[str, Job] = {}
+    with pytest.raises(NoVariantCompiled):
+        compile_step(aws_for(sandbox), original, cfg, "20261130-120000-cafe", discard, on_jobs=seen.update)
+    from dataclasses import asdict
+
+    state = RunState(run_id="20261130-120000-cafe", mode="sandbox", checkpoint=healthy.state.checkpoint)
+    state.steps = {
+        "variants": healthy.state.steps["variants"],
+        "compile": {"status": "running", "jobs": {k: asdict(v) for k, v in seen.items()}},
+    }
+    path = tmp_path / "run-20261130-120000-cafe.json"
+    StateStore(path).save(state)
+    result = run_check(context(sandbox, tmp_path, path), "neo-compile")
+    assert result.status == "fail"
+    assert "original FAILED" in result.evidence and "aten::linalg_vector_norm" in result.evidence
+    assert "full_manual_norm avoids aten::linalg_vector_norm" in result.fix
+    assert f"ncf-tui --headless --sandbox --resume --state {path} --until compile" in result.fix
+
+
+# ------------------------------------------------------------------------------------------ log reading
+
+
+def test_error_lines_come_from_output_never_from_the_echoed_script() -> None:
+    messages = [
+        '[Container] 2026/11/30 Running command set -e\necho "NCF-TUI: error model-not-found nothing"\nexit 1',
+        "Looking for the model archive under s3://b/p/",
+        "An error occurred (AccessDenied) when calling the ListObjectsV2 operation: Access Denied",
+        "NCF-TUI: error model-not-found nothing found at s3://b/p/",
+        "[Container] 2026/11/30 Phase complete: PRE_BUILD State: FAILED",
+    ]
+    lines = output_lines(messages)
+    assert lines[0] == "Looking for the model archive under s3://b/p/" and len(lines) == 3
+    errors = first_error_lines(lines)
+    assert errors[0].startswith("An error occurred (AccessDenied)")
+    s = resolve_settings(
+        env={}, saved_dir=Path("/nonexistent"), derived={"NEO_MODEL_S3_URI": "b/p", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    cause = classify(errors, s)
+    assert (cause.kind, cause.action, cause.resource, cause.related) == (
+        "access-denied", "s3:ListBucket", "arn:aws:s3:::b", "service-role"
+    )  # fmt: skip
+    assert classify(["Cannot connect to the Docker daemon at unix:///var/run/docker.sock."], s).related == "project"
+    assert classify(["COPY failed: file not found in build context: serve.py"], s).related == "image"
+    assert classify(["fatal: something unknown"], s).kind == "unknown"
+
+
+def test_an_unknown_check_id_is_refused(sandbox_server: Sandbox, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown check"):
+        run_checklist(context(sandbox_server, tmp_path), only=["nope"])
