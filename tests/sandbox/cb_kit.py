@@ -23,6 +23,9 @@ class Builds:
         source_type: str = "NO_SOURCE",
     ) -> str:
         env_vars = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in (variables or {}).items()]
+        name = self.sb.names.codebuild_project
+        if self.cb.batch_get_projects(names=[name])["projects"]:  # a scenario may seed a hand-made project
+            self.cb.delete_project(name=name)
         self.cb.create_project(
             name=self.sb.names.codebuild_project,
             source={
