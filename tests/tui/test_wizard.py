@@ -208,31 +208,19 @@ async def test_resume_continues_where_the_run_stopped(make_app: Any, resumable: 
         assert row(app, "full_manual_norm").status == "chosen"
 
 
-async def test_later_steps_say_plainly_what_is_not_available(make_app: Any, resumable: Path) -> None:
-    """Settings, permissions and build each run their engine step; until it exists they say so and go on."""
-    app = make_app(offer_resume=True)
+async def test_the_checklist_opens_from_any_screen(make_app: Any) -> None:
+    app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
-        await pilot.press("r")
-        await to_compiled_variants(pilot)
+        await connect(pilot)
         await pilot.press("enter")
-        for name in ("settings", "permissions", "build"):
-            screen = app.get_screen(name)
-            assert app.screen is screen
-            if name == "settings":
-                await pilot.click("#primary")
-            await wait_for(pilot, lambda s=screen: s.state not in ("idle", "checking", "building"), 60, name)
-            assert screen.state in ("unavailable", "ok", "denied", "failed")
-            if screen.state == "unavailable":
-                assert "not available yet" in status_text(app)
-            if name != "build":
-                await pilot.click("#primary")
-                await pilot.pause()
+        checkpoint = app.get_screen("checkpoint")
         await pilot.press("f3")
-        assert app.screen is app.get_screen("checklist")
+        checklist = app.get_screen("checklist")
+        assert app.screen is checklist
         assert "SANDBOX" in app.screen.query_one("WizardHeader").render().plain
+        assert "NEO_MODEL_S3_URI" in str(checklist.query_one("#checks").render())
         await pilot.press("escape")
-        assert app.screen is app.get_screen("build")
+        assert app.screen is checkpoint
 
 
 async def test_help_lists_the_keys_and_the_palette_has_every_action(make_app: Any) -> None:

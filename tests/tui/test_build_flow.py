@@ -1,0 +1,121 @@
+"""The AWS half of the wizard on the sandbox: settings, permissions (a deny fixed in the UI), the build, the image."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.tui.conftest import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+SIZE = (100, 30)
+
+
+def modal_name(app: Any) -> str:
+    return app.screen.__class__.__name__
+
+
+async def resumed_to_settings(pilot: Any) -> Any:
+    """Resume the prepared run, compile, continue to the settings and check them."""
+    app = pilot.app
+    await wait_for(pilot, lambda: modal_name(app) == "ResumeModal", 10, "the resume offer")
+    await pilot.press("r")
+    variants = app.get_screen("variants")
+    await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: variants.phase == "compiled", 90, "the compile")
+    await pilot.press("enter")
+    settings = app.get_screen("settings")
+    assert app.screen is settings
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: settings.state not in ("editing", "checking"), 60, "the settings check")
+    assert settings.state == "ok", settings.message
+    await pilot.press("enter")
+    return app.get_screen("permissions")
+
+
+async def test_healthy_account_builds_the_image(make_app: Any, resumable: Any, sandbox: Any) -> None:
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        permissions = await resumed_to_settings(pilot)
+        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 60, "the IAM check")
+        assert permissions.state == "ok", permissions.message
+        assert all(p.decision == "allowed" for p in permissions.perms.values())
+        assert ("ecr:PutImage", f"arn:aws:ecr:us-east-1:{sandbox.names.account_id}:repository/ncf-recommender") in (
+            permissions.perms
+        )
+        await pilot.press("enter")
+        build = app.get_screen("build")
+        assert app.screen is build
+        await wait_for(pilot, lambda: build.state != "building", 120, "the build")
+        assert build.state == "ok", build.message
+        assert build.phases["BUILD"].status == "SUCCEEDED"
+        assert build.image is not None and build.image.uri.endswith("/ncf-recommender:latest")
+        assert build.image.digest.startswith("sha256:")
+        tags = sandbox.client("ecr").describe_images(repositoryName="ncf-recommender")["imageDetails"]
+        assert any(build.image.digest == t["imageDigest"] for t in tags)
+        assert any("create-endpoint" in c for c in build.deploy)
+        shown = str(build.query_one("#image").render())
+        assert build.image.uri in shown and "create-model" in shown
+        # the log streamed; search finds the image line the build printed
+        await wait_for(pilot, lambda: build.query_one("#log").line_count > 20, 10, "log lines")
+        await pilot.press("slash")
+        await pilot.press(*"image-uri")
+        await pilot.press("enter")
+        assert build.match_line >= 0
+        assert "image-uri" in build.query_one("#log").lines[build.match_line]
+        await pilot.press("y")
+        assert app.clipboard == build.image.uri
+        await pilot.press("enter")
+        assert app.screen is app.get_screen("checklist")
+
+
+async def test_a_denied_permission_is_fixed_in_the_ui(make_app: Any, resumable: Any, sandbox: Any) -> None:
+    sandbox.reset("missing-permissions")
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        permissions = await resumed_to_settings(pilot)
+        await wait_for(pilot, lambda: modal_name(app) == "ConfirmModal", 60, "the attach question")
+        assert "ecr:PutImage" in app.screen.body
+        await pilot.press("escape")  # not now: the denies stay, with the proposed policy shown
+        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 30, "the refusal")
+        denied = {p.action for p in permissions.perms.values() if p.decision != "allowed"}
+        assert {"ecr:PutImage", "s3:ListBucket"} <= denied
+        assert permissions.query_one("#policy").display
+        assert "✘" in str(app.screen.query_one("#status").render())
+        await pilot.press("a")  # attach and re-check, behind the confirmation
+        await wait_for(pilot, lambda: modal_name(app) == "ConfirmModal", 30, "the attach question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 60, "the re-check")
+        assert permissions.state == "ok", permissions.message
+        assert permissions.attached
+        assert all(p.decision == "allowed" for p in permissions.perms.values())
+        assert not permissions.query_one("#policy").display
+
+
+async def test_a_failed_build_shows_the_failed_phase_and_the_log(
+    make_app: Any, resumable: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """A source whose Dockerfile copies a file that is not there: the BUILD phase fails, the log says why."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "container", source / "container", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "buildspec.yml", source / "buildspec.yml")
+    dockerfile = source / "container" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("COPY serve.py ", "COPY no-such-file.py "))
+    sandbox.source_dir = source  # the sandbox's CodeBuild takes its source from here (the fixture restores it)
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        permissions = await resumed_to_settings(pilot)
+        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 60, "the IAM check")
+        await pilot.press("enter")
+        build = app.get_screen("build")
+        await wait_for(pilot, lambda: build.state != "building", 120, "the build to end")
+        assert build.state == "failed"
+        assert build.phases["BUILD"].status == "FAILED"
+        assert "✘" in str(build.query_one("#phases").get_row_at(list(build.phases).index("BUILD"))[0])
+        await wait_for(pilot, lambda: build.query_one("#log").line_count > 0, 10, "log lines")
+        assert "no-such-file.py" in "\n".join(build.query_one("#log").lines)
+        assert "✘ build failed" in str(app.screen.query_one("#status").render())
+        assert build.image is None and not build.query_one("#image-pane").display
