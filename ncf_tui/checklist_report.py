@@ -1,7 +1,8 @@
 """``ncf-tui --checklist --headless``: the troubleshooting checklist as a report (engine ``checklist``).
 
-Human mode prints one line per check on stderr as it finishes, then the table of every check (status,
-evidence, fix) on stdout, so ``ncf-tui --checklist --headless > report.txt`` keeps the report. ``--json``
+Human mode prints one line per check on stderr as it finishes, then every check (status, evidence, fix) on
+stdout, as a table on a terminal and as plain lines in a pipe, so ``ncf-tui --checklist --headless > report.txt``
+keeps the report. ``--json``
 prints exactly one JSON object per line on stdout: a ``check`` event per check (again after fixes), a ``step``
 event per fix applied (``name`` "fix <check id>"), and a final ``done`` event with the exit code. ``--fix``
 applies the safe fixes after confirmation (``--yes`` confirms all; without it a terminal is asked fix by fix
@@ -83,6 +84,18 @@ def report_table(report: ChecklistReport) -> Any:
             fix += "\n(safe fix: --fix)"
         t.add_row(Text(f"{mark} {r.status}", style=style), Text(f"{r.title}\n[{r.id}]"), Text(r.evidence), Text(fix))
     return t
+
+
+def report_text(report: ChecklistReport) -> str:
+    """The report as plain lines (for a pipe or a file: nothing wraps mid-word, every line greps)."""
+    out: list[str] = []
+    for r in report.results:
+        mark, _style = MARK.get(r.status, ("?", ""))
+        out.append(f"{mark} {r.status:<4}  {r.id:<15} {r.title}")
+        out += [f"        {line}" for line in r.evidence.splitlines()]
+        if r.fix and r.status in ("fail", "warn"):
+            out.append(f"        fix: {r.fix}" + ("  (safe fix: --fix)" if r.fixable else ""))
+    return "\n".join(out)
 
 
 def _target(args: argparse.Namespace, stack: ExitStack, console: Console) -> tuple[AwsTarget, dict[str, str], str]:
@@ -224,7 +237,10 @@ def run_checklist_cli(args: argparse.Namespace) -> int:
         status = "ok" if report.exit_code == 0 else "failed"
         emit(DoneEvent(status=status, exit_code=report.exit_code, message=message))
     else:
-        Console(force_terminal=False if ci else None, no_color=ci or None).print(report_table(report))
+        if sys.stdout.isatty() and not ci:
+            Console().print(report_table(report))
+        else:
+            sys.stdout.write(report_text(report) + "\n")
         style = "green" if report.exit_code == 0 else "red"
         console.print(f"[{style}]{message}[/]", highlight=False)
     return report.exit_code

@@ -108,12 +108,20 @@ def neo_job(sb: Sandbox, archive: Path) -> str:
     return sb.names.compilation_output(NEO_JOB)
 
 
+def put_model(sb: Sandbox, uri: str, data: bytes) -> str:
+    """Put a model archive at ``uri``/model.tar.gz (bucket/prefix): a compile output without waiting for Neo."""
+    bucket, _, prefix = uri.partition("/")
+    sb.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=data)
+    return uri
+
+
 @dataclass
 class HealthyRun:
     state_path: Path
     state: RunState
     archives: dict[str, Path]
     model_uri: str
+    compiled: bytes
     tmp: Path
 
 
@@ -135,7 +143,9 @@ def healthy(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -
     state = StateStore(outcome.state_path).load()
     assert state is not None
     archives = {c["name"]: Path(c["archive"]) for c in state.steps["variants"]["candidates"]}
-    yield HealthyRun(outcome.state_path, state, archives, outcome.neo_model_s3_uri, tmp)
+    bucket, _, key = outcome.neo_model_s3_uri.partition("/")
+    compiled = sb.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    yield HealthyRun(outcome.state_path, state, archives, outcome.neo_model_s3_uri, compiled, tmp)
 
 
 # ------------------------------------------------------------------------------------- the healthy run
@@ -178,7 +188,9 @@ def test_credentials_of_another_account_fail_and_everything_else_is_skipped(
 
 def test_a_tag_moved_to_another_model_fails_the_image_check(sandbox_server: Sandbox, healthy: HealthyRun) -> None:
     """The pushed tag must hold the chosen artifact's model.pth: point NEO_MODEL_S3_URI elsewhere and it does not."""
-    other = neo_job(sandbox_server, healthy.archives["basic"])
+    other = put_model(
+        sandbox_server, f"{sandbox_server.names.bucket}/elsewhere", healthy.archives["basic"].read_bytes()
+    )
     ctx = context(sandbox_server, healthy.tmp, healthy.state_path)
     update_project(ctx, variables={"NEO_MODEL_S3_URI": other})
     result = run_check(ctx.fresh(), "image")
@@ -220,7 +232,7 @@ def test_missing_permissions_fail_the_role_check_and_the_build_names_the_action(
     sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
 ) -> None:
     sandbox.reset("missing-permissions")
-    output = neo_job(sandbox, healthy.archives["basic"])
+    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled)
     make_project(sandbox, output)
     assert not build(sandbox)
     ctx = context(sandbox, tmp_path)
@@ -245,7 +257,7 @@ def test_no_privileged_mode_fails_the_project_check_and_the_fix_makes_the_next_b
     sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
 ) -> None:
     sandbox.reset("no-privileged-mode")
-    output = neo_job(sandbox, healthy.archives["basic"])
+    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled)
     make_project(sandbox, output, privileged=sandbox.project_defaults()["privilegedMode"])
     assert not build(sandbox)
     ctx = context(sandbox, tmp_path)

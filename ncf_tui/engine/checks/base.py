@@ -220,10 +220,15 @@ class ChecklistContext:
 def update_project(ctx: ChecklistContext, *, variables: dict[str, str] | None = None, **environment: Any) -> None:
     """Change some of the project's environment (``privilegedMode``, ``image``) or variables, keeping the rest.
 
-    UpdateProject replaces the whole environment object, so the current one is sent back with the changes."""
-    project = ctx.project()
-    if project is None:
+    UpdateProject replaces the whole environment object, so the current one is sent back with the changes. It
+    is read afresh (never from the context's cache): two fixes applied one after the other must not undo each
+    other with a stale copy."""
+    client = ctx.aws.client("codebuild")
+    with aws_errors(ctx.aws.target):
+        found = client.batch_get_projects(names=[ctx.project_name]).get("projects") or []
+    if not found:
         raise ValueError(f"no CodeBuild project {ctx.project_name}")
+    project = dict(found[0])
     env = dict(project.get("environment") or {})
     env.update(environment)
     if variables:
@@ -236,9 +241,7 @@ def update_project(ctx: ChecklistContext, *, variables: dict[str, str] | None = 
         env["environmentVariables"] = current
     keep = ("type", "image", "computeType", "privilegedMode", "environmentVariables", "imagePullCredentialsType")
     with aws_errors(ctx.aws.target):
-        ctx.aws.client("codebuild").update_project(
-            name=ctx.project_name, environment={k: env[k] for k in keep if k in env}
-        )
+        client.update_project(name=ctx.project_name, environment={k: env[k] for k in keep if k in env})
 
 
 def bullet(lines: list[str], indent: str = "  ") -> str:
