@@ -331,9 +331,23 @@ def test_error_lines_come_from_output_never_from_the_echoed_script() -> None:
     )  # fmt: skip
     assert classify(["Cannot connect to the Docker daemon at unix:///var/run/docker.sock."], s).related == "project"
     assert classify(["COPY failed: file not found in build context: serve.py"], s).related == "image"
+    buildkit = 'ERROR: failed to compute cache key: failed to calculate checksum of ref: "serve.py": not found'
+    assert classify([buildkit], s).kind == "copy-failed"
     assert classify(["fatal: something unknown"], s).kind == "unknown"
 
 
 def test_an_unknown_check_id_is_refused(sandbox_server: Sandbox, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown check"):
         run_checklist(context(sandbox_server, tmp_path), only=["nope"])
+
+
+def test_neo_model_warns_on_an_s3_prefix_and_fails_on_a_missing_bucket(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Without a project, NEO_MODEL_S3_URI comes from the user's settings (here the environment)."""
+    uri = put_model(sandbox, f"{sandbox.names.bucket}/models/ok", b"not even an archive: only existence counts here")
+    prefixed = run_check(context(sandbox, tmp_path, NEO_MODEL_S3_URI=f"s3://{uri}"), "neo-model")
+    assert prefixed.status == "warn" and "starts with s3://" in prefixed.evidence
+    assert f"model archive found at s3://{uri}/model.tar.gz" in prefixed.evidence
+    missing = run_check(context(sandbox, tmp_path, NEO_MODEL_S3_URI="no-such-bucket-here/x"), "neo-model")
+    assert missing.status == "fail" and "bucket 'no-such-bucket-here' does not exist" in missing.evidence
+    assert "no COMPLETED Neo compilation job" in missing.fix and "--until compile" in missing.fix
+    assert missing.apply is None  # nothing to point the project at

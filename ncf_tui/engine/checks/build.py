@@ -15,7 +15,6 @@ with the one in the chosen artifact (the archive NEO_MODEL_S3_URI points at).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import re
@@ -332,7 +331,7 @@ def check_image(ctx: ChecklistContext) -> CheckResult:
             s.image_repo_name,
             s.image_tag,
             discard,
-            build_values=dataclasses.replace(values),
+            build_values=values,
             expected_model_sha256=expected[0] if expected else None,
         )
     except NcfError as exc:

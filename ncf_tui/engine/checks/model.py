@@ -55,11 +55,10 @@ def check_neo_model(ctx: ChecklistContext) -> CheckResult:
     uri, source = s.neo_model_s3_uri, s.source("NEO_MODEL_S3_URI")
     problems: list[str] = []
     notes: list[str] = []
+    prefixed = uri.strip().lower().startswith("s3://")
     if not uri:
         problems.append("NEO_MODEL_S3_URI is not set")
     else:
-        if uri.strip().lower().startswith("s3://"):
-            problems.append(f"{uri} starts with s3://; the build expects bucket/key")
         try:
             _checked, verdicts = validate(s, ctx.aws, only=["NEO_MODEL_S3_URI"])
         except NcfError as exc:
@@ -69,6 +68,11 @@ def check_neo_model(ctx: ChecklistContext) -> CheckResult:
         notes += [i.reason for i in v.issues if i.severity != "error"] + list(v.notes)
     shown = f"NEO_MODEL_S3_URI={uri} ({source})" if uri else "NEO_MODEL_S3_URI"
     if not problems:
+        if prefixed:  # the buildspec strips it, but the seed's contract is bucket/key
+            notes.insert(0, "it starts with s3://, which the build strips; the seed's form is bucket/key")
+            return CheckResult(
+                "neo-model", title, WARN, f"{shown}: " + "; ".join(notes), "drop s3:// (the project check does it)"
+            )
         status = WARN if any("could not verify" in n for n in notes) else PASS
         return CheckResult("neo-model", title, status, f"{shown}: " + "; ".join(notes))
     evidence = f"{shown}:\n" + bullet(problems)
