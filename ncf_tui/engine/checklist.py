@@ -44,6 +44,7 @@ __all__ = [
     "AppliedFix",
     "CheckResult",
     "CheckSpec",
+    "Checklist",
     "ChecklistContext",
     "ChecklistReport",
     "apply_fixes",
@@ -235,6 +236,52 @@ def apply_fixes(
     by_id = {r.id: r for r in rerun.results}
     merged = [by_id.get(r.id, r) for r in report.results]
     return ChecklistReport(merged, report.applied + applied), fresh
+
+
+class Checklist:
+    """A front end's handle on one checklist: run everything, then fix or re-run one check at a time.
+
+    Made for the TUI's screen (a key per check): it keeps the context and the latest report, and every call
+    is blocking (run it in a thread worker) and emits one ``check`` event per check it (re-)runs. One call at
+    a time: a second worker must wait for the first.
+    """
+
+    def __init__(self, ctx: ChecklistContext) -> None:
+        self.ctx = ctx
+        self.report: ChecklistReport | None = None
+
+    def run(self, emit: Emit = discard) -> ChecklistReport:
+        self.ctx = self.ctx.fresh()
+        self.report = run_checklist(self.ctx, emit)
+        return self.report
+
+    def result(self, check_id: str) -> CheckResult | None:
+        if self.report is None:
+            return None
+        try:
+            return self.report.get(check_id)
+        except KeyError:
+            return None
+
+    def rerun(self, check_id: str, emit: Emit = discard) -> CheckResult:
+        """Run one check again against the account as it is now (nothing cached)."""
+        self.ctx = self.ctx.fresh()
+        result = run_check(self.ctx, check_id, emit)
+        if self.report is not None:
+            self.report = ChecklistReport(
+                [result if r.id == check_id else r for r in self.report.results], self.report.applied
+            )
+        return result
+
+    def fix(self, check_id: str, emit: Emit = discard) -> AppliedFix | None:
+        """Apply that check's safe fix (the caller has confirmed) and re-run what it affects; None when the
+        check offers no fix to apply."""
+        current = self.result(check_id)
+        if self.report is None or current is None or not current.fixable:
+            return None
+        before = len(self.report.applied)
+        self.report, self.ctx = apply_fixes(self.ctx, self.report, emit, confirm=True, only=[check_id])
+        return self.report.applied[before] if len(self.report.applied) > before else None
 
 
 # ------------------------------------------------------------------------------------------- inputs

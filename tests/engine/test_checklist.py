@@ -351,3 +351,23 @@ def test_neo_model_warns_on_an_s3_prefix_and_fails_on_a_missing_bucket(sandbox: 
     assert missing.status == "fail" and "bucket 'no-such-bucket-here' does not exist" in missing.evidence
     assert "no COMPLETED Neo compilation job" in missing.fix and "--until compile" in missing.fix
     assert missing.apply is None  # nothing to point the project at
+
+
+def test_the_checklist_handle_fixes_one_check_and_reruns_it(sandbox: Sandbox, tmp_path: Path) -> None:
+    """What the TUI's key per check does: run all, fix one (a deleted ECR repository), see it pass."""
+    from ncf_tui.engine.checklist import Checklist
+
+    sandbox.client("ecr").delete_repository(repositoryName=sandbox.names.ecr_repo, force=True)
+    handle = Checklist(context(sandbox, tmp_path))
+    events: list[Event] = []
+    report = handle.run(events.append)
+    repo = report.get("ecr-repository")
+    assert repo.status == "fail" and "does not exist" in repo.evidence and repo.fixable
+    assert handle.fix("credentials") is None  # passing: nothing to apply
+    applied = handle.fix("ecr-repository", events.append)
+    assert applied is not None and applied.ok and sandbox.names.ecr_repo in applied.message
+    result = handle.result("ecr-repository")
+    assert result is not None and result.status == "pass"
+    assert [e.status for e in events if isinstance(e, CheckEvent) and e.id == "ecr-repository"] == ["fail", "pass"]
+    assert handle.rerun("ecr-repository").status == "pass"
+    sandbox.client("ecr").describe_repositories(repositoryNames=[sandbox.names.ecr_repo])  # really there
