@@ -43,6 +43,8 @@ class AppConfig:
     """An already running ``ncf_tui.sandbox.server.Sandbox`` to use instead of starting one (tests)."""
     animate: bool = True
     """False freezes spinners (snapshots)."""
+    force: tuple[str, ...] = ()
+    """Variants to submit to Neo even though the preflight rejects them (``--force``)."""
     saved_dir: Path | None = None
     """Folder of the saved answers (config.toml); None is the user's config folder."""
     env: dict[str, str] | None = None
@@ -65,6 +67,7 @@ class AppConfig:
             endpoint_url=args.endpoint_url,
             release=args.tvm_release,
             checklist=bool(args.checklist),
+            force=tuple(args.force or ()),
         )
 
 

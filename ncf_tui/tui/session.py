@@ -50,7 +50,7 @@ class Session:
         self._aws: Aws | None = None
         self.connection: Connection | None = None
         self.checkpoint: Path | None = config.checkpoint
-        self.force: set[str] = set()
+        self.force: set[str] = set(config.force)
         self.pipeline: Pipeline | None = None
         self.cancel = threading.Event()
         self.resume_store: StateStore | None = None

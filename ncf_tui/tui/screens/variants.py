@@ -132,6 +132,8 @@ class VariantsScreen(StepScreen):
         self.phase, self.message, self.hint, self.chosen_uri = "idle", "", "", ""
         self.skipped: dict[str, str] = {}
         if self.is_mounted:
+            for widget in self.query(VariantRow):
+                widget.state = self.rows[widget.state.name]  # the row widgets show the new run's rows
             self.refresh_view()
 
     def body(self) -> ComposeResult:
@@ -146,6 +148,8 @@ class VariantsScreen(StepScreen):
             yield Static("", id="result", classes="panel")
 
     def on_mount(self) -> None:
+        for name in self.wizard.session.force & set(self.rows):
+            self.rows[name].forced = True  # --force on the command line
         self.set_interval(0.25, self._tick)
         self.refresh_view()
 
