@@ -209,9 +209,9 @@ def apply_fixes(
 ) -> tuple[ChecklistReport, ChecklistContext]:
     """Apply every offered safe fix that ``confirm`` accepts (True: all), then re-run the affected checks.
 
-    Affected: the fixed checks, the checks that pointed at them (``related``) and the build and image checks,
-    which read everything else. Re-runs use a fresh context (nothing cached from before the fixes), which is
-    returned with the merged report so a caller can keep checking against the changed account.
+    Affected: the fixed checks, the checks they point at and that point at them (``related``), and the build
+    and image checks, which read everything else. Re-runs use a fresh context (nothing cached from before the
+    fixes), which is returned with the merged report so a caller can keep checking against the changed account.
     """
     applied: list[AppliedFix] = []
     for r in report.results:
@@ -229,7 +229,8 @@ def apply_fixes(
     if not applied:
         return ChecklistReport(list(report.results), []), ctx
     fixed = {a.id for a in applied}
-    affected = fixed | {r.id for r in report.results if r.related in fixed} | {"build", "image"}
+    pointed = {r.related for r in report.results if r.id in fixed and r.related}
+    affected = fixed | pointed | {r.id for r in report.results if r.related in fixed} | {"build", "image"}
     affected &= {r.id for r in report.results}
     fresh = ctx.fresh()
     rerun = run_checklist(fresh, emit, only=affected)

@@ -248,7 +248,7 @@ def test_missing_permissions_fail_the_role_check_and_the_build_names_the_action(
     assert f"may not s3:ListBucket on {sandbox.names.bucket_arn}" in failed_build.evidence
     assert report.exit_code == 3
     fixed, _ctx = apply_fixes(ctx, report, confirm=True)
-    assert "service-role" in [a.id for a in fixed.applied]
+    assert [(a.id, a.ok) for a in fixed.applied] == [("build", True), ("service-role", True)]
     assert fixed.get("service-role").status == "pass", fixed.get("service-role").evidence
     assert fixed.get("build").status == "warn" and "allows s3:ListBucket" in fixed.get("build").evidence
 
@@ -267,8 +267,9 @@ def test_no_privileged_mode_fails_the_project_check_and_the_fix_makes_the_next_b
     failed_build = report.get("build")
     assert failed_build.status == "fail" and failed_build.related == "project"
     assert "Cannot connect to the Docker daemon" in failed_build.evidence
-    assert "privileged mode on" in failed_build.fix
-    fixed, _ctx = apply_fixes(ctx, report, confirm=True)
+    assert "privileged mode on" in failed_build.fix and failed_build.fixable
+    fixed, _ctx = apply_fixes(ctx, report, confirm=lambda r: r.id == "build")  # the build's own fix key
+    assert [(a.id, a.ok) for a in fixed.applied] == [("build", True)]
     assert fixed.get("project").status == "pass"
     assert fixed.get("build").status == "warn" and "privileged mode is on now" in fixed.get("build").evidence
     assert build(sandbox)  # the fix was the real cause: the next build pushes the image

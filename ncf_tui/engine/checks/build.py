@@ -19,6 +19,7 @@ import hashlib
 import io
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,19 @@ from ..codebuild import FAILED_STATES
 from ..ecr import verify_image
 from ..errors import NcfError
 from ..events import discard
-from ..iam import Permission, simulate
+from ..iam import (
+    POLICY_NAME,
+    Permission,
+    PermissionResult,
+    attach_fix,
+    least_privilege_policy,
+    required_permissions,
+    role_name,
+    simulate,
+)
 from ..logs import BuildValues
 from ..settings import Settings, validate
-from .base import FAIL, PASS, SKIP, WARN, ChecklistContext, CheckResult, bullet
+from .base import FAIL, PASS, SKIP, WARN, ChecklistContext, CheckResult, bullet, update_project
 
 TITLES = {
     "build": "Latest build succeeded",
@@ -236,7 +246,47 @@ def check_build(ctx: ChecklistContext) -> CheckResult:
         evidence += f"\nfixed since: {since}"
         again = f"start a new build: aws codebuild start-build --project-name {ctx.project_name}"
         return CheckResult("build", title, WARN, evidence, again)
-    return CheckResult("build", title, FAIL, evidence, fix, None, cause.related)
+    return CheckResult("build", title, FAIL, evidence, fix, _cure(cause, ctx), cause.related)
+
+
+def _cure(cause: Cause, ctx: ChecklistContext) -> Callable[[], str] | None:
+    """The safe fix of the cause itself, so the build's own fix key repairs it (the related check offers the
+    same one; both are idempotent, so applying the two is harmless)."""
+    if cause.kind == "docker-daemon":
+
+        def privileged() -> str:
+            update_project(ctx, privilegedMode=True)
+            return f"privileged mode on for the CodeBuild project {ctx.project_name}"
+
+        return privileged
+    if cause.kind == "access-denied" and cause.action and cause.resource:
+        s = ctx.effective()
+        role = s.service_role
+        if not role:
+            return None
+        sid = next((p.sid for p in required_permissions(s) if p.action == cause.action), "BuildFix")
+        pair = PermissionResult(Permission(cause.action, cause.resource, sid, ""), "implicitDeny")
+        policy = least_privilege_policy([pair])
+        if policy is None:
+            return None
+
+        def grant() -> str:
+            attach_fix(ctx.aws, role, policy)
+            return f"allowed {cause.action} on {cause.resource} for {role_name(role)} ({POLICY_NAME})"
+
+        return grant
+    if cause.kind == "model-not-found":
+
+        def repoint() -> str:
+            from .model import check_neo_model
+
+            result = check_neo_model(ctx.fresh())
+            if result.apply is None:
+                raise NcfError(f"no safe fix for the model: {result.fix or result.evidence}")
+            return result.apply()
+
+        return repoint
+    return None
 
 
 def _when(build: dict[str, Any]) -> str:
