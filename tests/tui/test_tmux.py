@@ -64,7 +64,8 @@ def tmux(tmp_path: Path):
     }
     exports = " ".join(f"{k}={v}" for k, v in env.items())
     # the pane stays open after the app exits so its last screen and exit code can be read
-    command = f"cd {tmp_path} && env {exports} {entry} --sandbox --output-dir out; echo EXIT=$?; sleep 30"
+    # a short pause first: tmux sizes the new window just after starting its shell
+    command = f"cd {tmp_path} && sleep 1 && env {exports} {entry} --sandbox --output-dir out; echo EXIT=$?; sleep 30"
     subprocess.run(["tmux", "new", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), command], check=True)
     try:
         yield Tmux(name)
