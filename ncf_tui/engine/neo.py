@@ -26,6 +26,8 @@ from .events import Emit, VariantEvent
 from .variants import VARIANT_NAMES, file_sha256
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+STOPPED = frozenset({"STOPPING", "STOPPED"})
+"""A job in these states was stopped on request; a resumed run compiles its variant again."""
 JOB_NAME_MAX = 63
 _JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 NEO_FRAMEWORK_VERSION = "2.0"
@@ -95,9 +97,12 @@ class CompileResult:
         }
 
 
-def job_name(run_id: str, variant: str) -> str:
-    """``ncf-<run-id>-<variant>``: unique per run, traceable to it, within SageMaker's 63-character rule."""
-    name = f"ncf-{run_id}-{variant.replace('_', '-')}"
+def job_name(run_id: str, variant: str, attempt: int = 1) -> str:
+    """``ncf-<run-id>-<variant>``: unique per run, traceable to it, within SageMaker's 63-character rule.
+
+    A later ``attempt`` (a job compiled again after it was stopped) adds ``-r<attempt>``: SageMaker never
+    reuses a job name."""
+    name = f"ncf-{run_id}-{variant.replace('_', '-')}" + (f"-r{attempt}" if attempt > 1 else "")
     if len(name) > JOB_NAME_MAX or not _JOB_NAME_RE.match(name):
         raise NcfError(f"job name {name!r} breaks SageMaker's naming rule (run id too long?)")
     return name
@@ -217,17 +222,28 @@ def compile_step(
                 snapshot = {k: Job(**asdict(v)) for k, v in jobs.items()}
             on_jobs(snapshot)
 
-    def submit(c: Candidate) -> None:
-        if cancel is not None and cancel.is_set():
-            return
-        name = job_name(run_id, c.name)
-        job = jobs.get(c.name) or Job(
+    def new_job(c: Candidate, attempt: int) -> Job:
+        name = job_name(run_id, c.name, attempt)
+        return Job(
             variant=c.name,
             job_name=name,
             input_uri=f"s3://{cfg.bucket}/{cfg.prefix}/{run_id}/{c.name}/model.tar.gz",
             output_uri=f"s3://{cfg.bucket}/{cfg.prefix}/compilation-output/{name}/",
         )
-        existing = _describe(aws, name, calls)
+
+    def submit(c: Candidate) -> None:
+        if cancel is not None and cancel.is_set():
+            return
+        job = jobs.get(c.name) or new_job(c, 1)
+        existing = _describe(aws, job.job_name, calls)
+        attempt = 1
+        while existing is not None and existing["CompilationJobStatus"] in STOPPED:
+            # Stopped when an earlier run was cancelled: resuming means compiling it again, as a new job
+            # (SageMaker never reuses a name), instead of ending with "no variant compiled".
+            attempt += 1
+            job = new_job(c, attempt)
+            existing = _describe(aws, job.job_name, calls)
+        name = job.job_name
         if existing is not None:
             job.status = existing["CompilationJobStatus"]
             job.failure_reason = existing.get("FailureReason") or None
@@ -251,7 +267,7 @@ def compile_step(
 
     try:
         with aws_errors(aws.target), ThreadPoolExecutor(max_workers=min(8, len(eligible))) as pool:
-            todo = [c for c in eligible if c.name not in jobs or jobs[c.name].status not in TERMINAL]
+            todo = [c for c in eligible if c.name not in jobs or jobs[c.name].status not in TERMINAL - STOPPED]
             for future in [pool.submit(submit, c) for c in todo]:
                 future.result()
             _poll(aws, jobs, cfg, run_id, emit, calls, cancel, changed)
