@@ -60,7 +60,11 @@ class _Progress:
                 mark, style = MARK.get(event.status, ("?", ""))
                 first = event.evidence.splitlines()[0] if event.evidence else ""
                 self.console.print(
-                    f"[{style}]{mark} {event.status:<4}[/] {event.id:<15} [dim]{first[:100]}[/]", highlight=False
+                    f"[{style}]{mark} {event.status:<4}[/] {event.id:<15} [dim]{first}[/]",
+                    highlight=False,
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    crop=True,
                 )
             elif isinstance(event, StepEvent):
                 style = "green" if event.status == "done" else "red"
@@ -219,10 +223,7 @@ def run_checklist_cli(args: argparse.Namespace) -> int:
                     message = f"{len(report.fixable)} safe fix(es) offered; pass --yes to apply them"
                     emit(StepEvent(name="fix", status="skipped", message=message))
                 else:
-                    before = len(report.applied)
                     report, ctx = apply_fixes(ctx, report, emit, confirm=confirm)
-                    for a in report.applied[before:]:
-                        emit(StepEvent(name=f"fix {a.id}", status="done" if a.ok else "failed", message=a.message))
     except NcfError as exc:
         if args.json:
             emit(DoneEvent(status="failed", exit_code=int(exc.exit_code), message=str(exc)))

@@ -107,6 +107,9 @@ def test_json_fix_yes_applies_the_safe_fixes_and_reruns_the_checks(
     assert project == ["fail", "pass"] and image == ["warn", "pass"]
     fixes = {e["name"]: e["status"] for e in events if e["event"] == "step"}
     assert fixes == {"fix project": "done", "fix build-image": "done"}
+    kinds = [(e["event"], e.get("id") or e.get("name")) for e in events]
+    fixed_at = kinds.index(("step", "fix project"))
+    assert kinds.index(("check", "project")) < fixed_at < len(kinds) - 1 - kinds[::-1].index(("check", "project"))
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 0 and code == 0
     env = account.client("codebuild").batch_get_projects(names=[account.names.codebuild_project])["projects"][0]
     assert env["environment"]["privilegedMode"] is True and env["environment"]["image"] != SEED_IMAGE

@@ -30,7 +30,7 @@ from .checks.base import FAIL, PASS, SKIP, WARN, ChecklistContext, CheckResult
 from .checks.build import check_build, check_image
 from .checks.model import check_neo_compile, check_neo_model
 from .errors import ExitCode, NcfError
-from .events import Emit, discard
+from .events import Emit, StepEvent, discard
 from .settings import resolve_settings
 from .state import RunState, StateStore, default_state_dir
 
@@ -209,6 +209,9 @@ def apply_fixes(
 ) -> tuple[ChecklistReport, ChecklistContext]:
     """Apply every offered safe fix that ``confirm`` accepts (True: all), then re-run the affected checks.
 
+    Each fix applied emits a ``step`` event named ``fix <check id>`` (status done or failed, the message saying
+    what changed), then the re-run checks emit their ``check`` events.
+
     Affected: the fixed checks, the checks they point at and that point at them (``related``), and the build
     and image checks, which read everything else. Re-runs use a fresh context (nothing cached from before the
     fixes), which is returned with the merged report so a caller can keep checking against the changed account.
@@ -221,11 +224,13 @@ def apply_fixes(
             continue
         assert r.apply is not None
         try:
-            applied.append(AppliedFix(r.id, True, r.apply()))
+            outcome = AppliedFix(r.id, True, r.apply())
         except NcfError as exc:
-            applied.append(AppliedFix(r.id, False, f"fix failed: {exc}"))
+            outcome = AppliedFix(r.id, False, f"fix failed: {exc}")
         except Exception as exc:
-            applied.append(AppliedFix(r.id, False, f"fix failed: {type(exc).__name__}: {error_message(exc)}"))
+            outcome = AppliedFix(r.id, False, f"fix failed: {type(exc).__name__}: {error_message(exc)}")
+        applied.append(outcome)
+        emit(StepEvent(name=f"fix {r.id}", status="done" if outcome.ok else "failed", message=outcome.message))
     if not applied:
         return ChecklistReport(list(report.results), []), ctx
     fixed = {a.id for a in applied}

@@ -110,9 +110,9 @@ def check_project(ctx: ChecklistContext) -> CheckResult:
             title,
             FAIL,
             f"no CodeBuild project named {name!r} in {ctx.aws.region}",
-            "create it with the wizard's build step ("
-            + ctx.command()
-            + "), or set project_name (NCF_TUI_PROJECT_NAME) to the project you use",
+            "create it (the wizard's build step does: ncf-tui), or by hand with privileged mode on, the five "
+            f"variables and the service role {ctx.effective().service_role or '(service_role)'}; or set "
+            "project_name (NCF_TUI_PROJECT_NAME) to the project you use",
         )
     env = project.get("environment") or {}
     variables = ctx.project_variables()
