@@ -372,3 +372,10 @@ def test_the_checklist_handle_fixes_one_check_and_reruns_it(sandbox: Sandbox, tm
     assert [e.status for e in events if isinstance(e, CheckEvent) and e.id == "ecr-repository"] == ["fail", "pass"]
     assert handle.rerun("ecr-repository").status == "pass"
     sandbox.client("ecr").describe_repositories(repositoryNames=[sandbox.names.ecr_repo])  # really there
+
+
+def test_a_missing_service_role_fails_the_role_check(sandbox: Sandbox, tmp_path: Path) -> None:
+    role = f"arn:aws:iam::{sandbox.names.account_id}:role/service-role/nobody-made-this-role"
+    result = run_check(context(sandbox, tmp_path, NCF_TUI_SERVICE_ROLE=role), "service-role")
+    assert result.status == "fail" and role in result.evidence and "does not exist" in result.evidence
+    assert result.apply is None
