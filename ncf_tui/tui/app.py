@@ -34,7 +34,7 @@ STEP_ORDER: tuple[str, ...] = ("connection", "checkpoint", "variants", "settings
 class NcfApp(App[int]):
     """``ncf-tui``: take a pruned NCF checkpoint through Neo and CodeBuild to an image in ECR."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute, so subclasses elsewhere find it too
     TITLE = "ncf-tui"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -70,9 +70,12 @@ class NcfApp(App[int]):
         self.push_screen("connection")
         if self.config.checklist:
             self.push_screen("checklist")
-        self.connect()
         if self.config.offer_resume and not self.config.checklist:
             self.offer_resume()
+
+    def on_ready(self) -> None:
+        """After the first paint: the connection worker imports boto3 (and moto), which would delay it."""
+        self.connect()
 
     def offer_resume(self) -> None:
         from .screens.modals import ResumeModal
