@@ -461,24 +461,32 @@ class _Watch:
         stopped_at: float | None = None
         try:
             while True:
-                changed = self._report(build)
-                self._maybe_follow(build)
-                if build.get("buildComplete"):
-                    break
-                if self.cancel.is_set():
-                    if not self.stop_on_cancel:
+                try:
+                    changed = self._report(build)
+                    self._maybe_follow(build)
+                    if build.get("buildComplete"):
                         break
-                    if stopped_at is None:
-                        stopped_at = time.monotonic()
-                        self._stop()
-                    elif time.monotonic() - stopped_at > self.polling.stop_timeout:
-                        break
-                interval = self.polling.fast if changed else min(self.polling.slow, interval * self.polling.factor)
-                if self.cancel.is_set():
-                    time.sleep(self.polling.fast)  # stopping: watch it end
-                else:
-                    self.cancel.wait(interval)  # a cancel wakes us at once
-                build = self._get()
+                    if self.cancel.is_set():
+                        if not self.stop_on_cancel:
+                            break
+                        if stopped_at is None:
+                            stopped_at = time.monotonic()
+                            self._stop()
+                        elif time.monotonic() - stopped_at > self.polling.stop_timeout:
+                            break
+                    interval = self.polling.fast if changed else min(self.polling.slow, interval * self.polling.factor)
+                    if self.cancel.is_set():
+                        time.sleep(self.polling.fast)  # stopping: watch it end
+                    else:
+                        self.cancel.wait(interval)  # a cancel wakes us at once
+                    build = self._get()
+                except KeyboardInterrupt:
+                    # Ctrl-C and SIGTERM reach the main thread as KeyboardInterrupt, not as the cancel flag:
+                    # treat the first as the cancel it is (stop the build unless told to leave it running);
+                    # a second one stops waiting.
+                    if self.cancel.is_set():
+                        raise
+                    self.cancel.set()
         finally:
             self._finish_logs(complete=bool(build.get("buildComplete")))
         result = self._result(build, time.monotonic() - started)
