@@ -28,15 +28,11 @@ _OPERATORS = re.compile(r"operators? (?:are|is) not (?:implemented|supported)[^\
 def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
     """(job name, its output as bucket/key without ``s3://``) of the newest COMPLETED Neo job, or None."""
     sm = ctx.aws.client("sagemaker")
-    summaries: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"MaxResults": 100}
-    with aws_errors(ctx.aws.target):
-        for _page in range(50):
-            page = sm.list_compilation_jobs(**kwargs)
-            summaries += page.get("CompilationJobSummaries", [])
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+    with aws_errors(ctx.aws.target):  # newest first: the first page holds the answer
+        page = sm.list_compilation_jobs(
+            StatusEquals="COMPLETED", SortBy="CreationTime", SortOrder="Descending", MaxResults=100
+        )
+    summaries: list[dict[str, Any]] = page.get("CompilationJobSummaries", [])
     done = [j for j in summaries if j.get("CompilationJobStatus") == "COMPLETED"]
     done.sort(key=lambda j: str(j.get("CompilationEndTime") or j.get("CreationTime") or ""), reverse=True)
     for job in done:
