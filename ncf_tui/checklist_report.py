@@ -155,6 +155,8 @@ def _state(args: argparse.Namespace, mode: str, console: Console) -> tuple[RunSt
         if not store.path.exists():
             raise BadInputError(f"--state {args.state}: no such run state file")
         return store.load(), store.path
+    if mode == "sandbox":  # each --sandbox process is a fresh account: an earlier run's jobs are not in it
+        return None, None
     found = latest_run(mode)
     if found is None:
         return None, None

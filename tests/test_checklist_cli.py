@@ -156,3 +156,40 @@ def test_sandbox_json_report_in_a_child_process(tmp_path: Path) -> None:
     model = next(e for e in events if e["event"] == "check" and e["id"] == "neo-model")
     assert model["status"] == "fail" and "ncf-tui --headless --sandbox --until compile" in str(model["fix"])
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 3
+
+
+def test_the_newest_saved_run_is_read_and_the_fix_command_reaches_the_same_account(
+    account: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --state the newest run of this mode in NCF_TUI_STATE_DIR is used; a job SageMaker no longer
+    knows is judged on what the state recorded."""
+    from ncf_tui.engine.state import RunState, StateStore
+
+    reason = (
+        "ClientError: InputConfiguration: The following operators are not implemented: ['aten::linalg_vector_norm']"
+    )
+    job = {"variant": "original", "job_name": "ncf-gone-original", "input_uri": "s3://b/i", "output_uri": "s3://b/o/",
+           "status": "FAILED", "failure_reason": reason}  # fmt: skip
+    state = RunState(run_id="20261130-010203-beef", mode="aws", checkpoint="/data/ncf.pt")
+    state.steps = {
+        "variants": {"status": "done", "candidates": [
+            {"name": "original", "archive": "a", "accepted": False, "fidelity": {"top10_overlap": 1.0}},
+            {"name": "mlp", "archive": "b", "accepted": True, "fidelity": {"top10_overlap": 0.6}},
+            {"name": "full_manual_norm", "archive": "c", "accepted": True, "fidelity": {"top10_overlap": 0.9}},
+        ]},
+        "compile": {"status": "running", "jobs": {"original": job}},
+    }  # fmt: skip
+    path = Path(os.environ["NCF_TUI_STATE_DIR"]) / "run-20261130-010203-beef.json"
+    StateStore(path).save(state)
+    argv = ["--json", "--endpoint-url", account.endpoint_url, "--region", account.region]
+    assert run_checklist_cli(parse(argv)) == 3
+    events = json_lines(capsys.readouterr().out)
+    compiled = next(e for e in events if e["event"] == "check" and e["id"] == "neo-compile")
+    assert compiled["status"] == "fail" and "original FAILED" in str(compiled["evidence"])
+    fix = str(compiled["fix"])
+    assert "full_manual_norm avoids aten::linalg_vector_norm" in fix  # the most faithful accepted variant
+    expected = (
+        f"ncf-tui --headless --region {account.region} --endpoint-url {account.endpoint_url} "
+        f"--resume --state {path} --until compile"
+    )
+    assert expected in fix
