@@ -171,7 +171,8 @@ class VariantsScreen(StepScreen):
             if isinstance(ev, VariantEvent) and ev.name in self.rows:
                 self._apply(ev)
             elif isinstance(ev, StepEvent) and ev.status == "skipped":
-                self.skipped[ev.name] = ev.message
+                if self.wizard.session.resume_store is not None:  # news only when continuing an earlier run
+                    self.skipped[ev.name] = ev.message
             else:
                 return
         elif isinstance(message, RunFinished) and message.until in ("variants", "compile"):
