@@ -133,6 +133,7 @@ def resolve_checkpoint(path: Path) -> Path:
 def load_checkpoint(path: Path) -> Checkpoint:
     """Load, check and describe a checkpoint; every failure is a ``CheckpointError`` with one clear line."""
     import pickle
+    import warnings
 
     import torch
 
@@ -143,7 +144,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if size > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{path}: {size / 1024**3:.1f} GiB is too large for an NCF checkpoint (limit 2 GiB)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns on stderr about a file's pickle protocol before refusing it; the refusal below says
+        # what matters in one line, so the warning is only noise above it (or a stray line in --json runs).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise _unpickling_error(path, exc) from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError) as exc:
