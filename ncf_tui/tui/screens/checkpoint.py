@@ -42,7 +42,8 @@ def _human_size(n: int) -> str:
     return f"{n} B"
 
 
-def render_summary(s: dict[str, Any]) -> Text:
+def render_summary(s: dict[str, Any], width: int = 70) -> Text:
+    """The summary for a pane ``width`` cells wide (bars shrink so a layer stays on one line)."""
     rows: list[tuple[str, object]] = [
         ("File", Path(s["path"]).name),
         ("Architecture", s["architecture"]),
@@ -54,10 +55,12 @@ def render_summary(s: dict[str, Any]) -> Text:
     layers = s.get("layers") or []
     if layers:
         text.append("\n\nSparsity per layer (share of zero weights)\n", style="bold")
-        width = max(len(x["name"]) for x in layers)
+        name_width = max(len(x["name"]) for x in layers)
+        shape_width = max(len("×".join(str(d) for d in x["shape"])) for x in layers)
+        bar_width = max(5, min(16, width - name_width - shape_width - 9))
         for x in layers:
             shape = "×".join(str(d) for d in x["shape"])
-            text.append(f"{x['name']:<{width}} {bar(float(x['sparsity']), 16)}  {shape}\n")
+            text.append(f"{x['name']:<{name_width}} {bar(float(x['sparsity']), bar_width)}  {shape}\n")
     meta = s.get("metadata") or {}
     if meta:
         text.append("\nMetadata\n", style="bold")
@@ -108,6 +111,10 @@ class CheckpointScreen(StepScreen):
             self.refresh_view()
             self.query_one("#tree").focus()
 
+    def on_resize(self) -> None:
+        if self.summary is not None:
+            self.call_after_refresh(self.refresh_view)
+
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         event.stop()
         self.choose(Path(event.path))
@@ -146,7 +153,9 @@ class CheckpointScreen(StepScreen):
             self.set_status(f"… reading {self.selected}", "busy")
             self.set_primary(enabled=False)
         else:
-            out.update(render_summary(self.summary))
+            pane = self.query_one("#summary-pane")
+            width = pane.content_size.width or max(40, self.app.size.width - 36)
+            out.update(render_summary(self.summary, width))
             self.set_status(Text.assemble(("✔ ", "bold"), f"{self.selected.name} is an NCF checkpoint"), "ok")
             self.set_primary(enabled=True, focus=True)
 

@@ -41,9 +41,9 @@ class QuitModal(ModalScreen[str | None]):
             body += " The run is saved either way; start ncf-tui again to resume it."
             yield Static(body)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Stop it and quit (s)", id="stop", variant="error")
-                yield Button("Leave it running (l)", id="leave", variant="warning")
-                yield Button("Keep working (esc)", id="stay", variant="primary")
+                yield Button("Stop and quit (s)", id="stop", variant="error")
+                yield Button("Leave running (l)", id="leave", variant="warning")
+                yield Button("Stay (esc)", id="stay", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()

@@ -114,8 +114,9 @@ class VariantsScreen(StepScreen):
         Binding("s", "stop", "Stop job"),
         Binding("o", "override", "Choose this"),
         Binding("c", "cancel_run", "Cancel run"),
-        Binding("up", "focus_row(-1)", "Up", show=False),
-        Binding("down", "focus_row(1)", "Down", show=False),
+        # priority: the scrolling container would take up/down first and the rows could not be walked
+        Binding("up", "focus_row(-1)", "Up", show=False, priority=True),
+        Binding("down", "focus_row(1)", "Down", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
