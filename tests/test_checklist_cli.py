@@ -153,6 +153,8 @@ def test_sandbox_json_report_in_a_child_process(tmp_path: Path) -> None:
     status = {e["id"]: e["status"] for e in events if e["event"] == "check"}
     assert status["credentials"] == "pass" and status["service-role"] == "pass"
     assert status["project"] == "fail" and status["build"] == "skip" and status["image"] == "skip"
+    project = next(e for e in events if e["event"] == "check" and e["id"] == "project")
+    assert "ncf-tui --headless --sandbox --until build" in str(project["fix"])
     model = next(e for e in events if e["event"] == "check" and e["id"] == "neo-model")
     assert model["status"] == "fail" and "ncf-tui --headless --sandbox --until compile" in str(model["fix"])
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 3

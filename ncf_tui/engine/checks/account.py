@@ -110,9 +110,9 @@ def check_project(ctx: ChecklistContext) -> CheckResult:
             title,
             FAIL,
             f"no CodeBuild project named {name!r} in {ctx.aws.region}",
-            "create it (the wizard's build step does: ncf-tui), or by hand with privileged mode on, the five "
-            f"variables and the service role {ctx.effective().service_role or '(service_role)'}; or set "
-            "project_name (NCF_TUI_PROJECT_NAME) to the project you use",
+            f"the pipeline's build step creates it: {_build_command(ctx)}; or create it by hand with privileged "
+            f"mode on, the five variables and the service role {ctx.effective().service_role or '(service_role)'}; "
+            "or set project_name (NCF_TUI_PROJECT_NAME) to the project you use",
         )
     env = project.get("environment") or {}
     variables = ctx.project_variables()
@@ -159,6 +159,13 @@ def check_project(ctx: ChecklistContext) -> CheckResult:
             return f"updated CodeBuild project {name}: " + ", ".join(done)
 
     return CheckResult("project", title, FAIL, f"{name}:\n" + bullet(problems), "; ".join(fixes), apply)
+
+
+def _build_command(ctx: ChecklistContext) -> str:
+    """The run that reaches the build step: the unfinished run of the state resumed, else a new run."""
+    if ctx.state is not None and ctx.state_path is not None and not ctx.state.finished:
+        return ctx.command("--resume", "--state", str(ctx.state_path), "--until", "build")
+    return ctx.command("--until", "build")
 
 
 def check_ecr_repository(ctx: ChecklistContext) -> CheckResult:
