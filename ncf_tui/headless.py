@@ -229,6 +229,16 @@ def sandbox_saved_dir(sandbox: Any) -> Path:
     return folder
 
 
+def _profile_region(profile: str) -> str:
+    """The region a named profile sets in ~/.aws/config ("" when none)."""
+    import botocore.session
+
+    try:
+        return str(botocore.session.Session(profile=profile).get_config_variable("region") or "")
+    except Exception:  # a missing profile is reported by the first AWS call, with its own message
+        return ""
+
+
 def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -297,7 +307,11 @@ def run_headless(args: argparse.Namespace) -> int:
                     )
             else:
                 region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+                if not region and args.profile is not None:
+                    region = _profile_region(args.profile)
                 target = AwsTarget(region=region, profile=args.profile, endpoint_url=args.endpoint_url)
+                if not region and STEPS.index(options.until) >= STEPS.index("compile"):
+                    raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
 
             def aws_factory() -> Aws:
                 if not target.region:

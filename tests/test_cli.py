@@ -107,7 +107,9 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path: Path, sample_path: Path
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
     bad = hostile.not_a_zip(tmp_path / "bad.pt")
-    proc = run_cli("--headless", "--json", "--checkpoint", str(bad), "--output-dir", str(tmp_path / "o"))
+    proc = run_cli(
+        "--headless", "--json", "--until", "variants", "--checkpoint", str(bad), "--output-dir", str(tmp_path / "o")
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "not a readable PyTorch checkpoint" in proc.stderr
@@ -131,6 +133,13 @@ def test_usage_errors_exit_2(args: list[str], capsys) -> None:
     assert "usage: ncf-tui" in capsys.readouterr().err
 
 
-def test_steps_not_built_yet_say_so(capsys) -> None:
-    assert cli.main(["--headless", "--until", "build"]) == 2
-    assert "not built yet" in capsys.readouterr().err
+def test_aws_steps_without_a_region_fail_fast_with_exit_3(tmp_path: Path, monkeypatch, capsys) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("NCF_TUI_STATE_DIR", str(tmp_path / "state"))
+    out_dir = tmp_path / "out"
+    assert cli.main(["--headless", "--until", "build", "--output-dir", str(out_dir)]) == 3
+    err = capsys.readouterr().err
+    assert "no AWS region set" in err and "--region" in err
+    assert not out_dir.exists(), "it fails before any work"
