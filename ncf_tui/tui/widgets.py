@@ -37,12 +37,8 @@ class WizardHeader(Widget):
     def _badge_changed(self, _value: str) -> None:
         self.refresh()
 
-    def render(self) -> Text:
-        badge = str(getattr(self.app, "badge", ""))
-        sandbox = bool(getattr(self.app, "sandbox_mode", False))
-        width = self.size.width or 100
+    def _trail(self, compact: bool) -> Text:
         trail = Text()
-        compact = width < 100
         for i, (name, title) in enumerate(STEP_TITLES, 1):
             label = f"{i}" if compact and name != self.step else f"{i} {title}"
             if name == self.step:
@@ -52,8 +48,17 @@ class WizardHeader(Widget):
             trail.append(" ")
         if self.step == "checklist":
             trail.append("▸Checklist", style="bold reverse")
+        return trail
+
+    def render(self) -> Text:
+        badge = str(getattr(self.app, "badge", ""))
+        sandbox = bool(getattr(self.app, "sandbox_mode", False))
+        width = self.size.width or 100
         left = Text(" ncf-tui ", style="bold")
-        right = Text(f" {badge} ", style="bold white on dark_magenta" if sandbox else "bold")
+        right = Text(f" {badge} ", style="bold white on dark_magenta" if sandbox else "bold reverse")
+        trail = self._trail(compact=False)
+        if left.cell_len + trail.cell_len + right.cell_len + 1 > width:
+            trail = self._trail(compact=True)  # the badge always stays whole: it says where this runs
         pad = max(1, width - left.cell_len - trail.cell_len - right.cell_len)
         return Text.assemble(left, trail, " " * pad, right)
 
