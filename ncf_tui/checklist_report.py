@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,6 +209,9 @@ def run_checklist_cli(args: argparse.Namespace) -> int:
             state, state_path = _state(args, mode, console)
             if args.config is not None and not Path(args.config).is_file():
                 raise BadInputError(f"--config {args.config}: no such file")
+            sandboxed: dict[str, Any] = {}
+            if mode == "sandbox":  # a fresh account: neither the environment nor the user's saved answers apply
+                sandboxed = {"env": {}, "saved_dir": Path(stack.enter_context(tempfile.TemporaryDirectory()))}
             ctx = build_context(
                 Aws(target),
                 state=state,
@@ -215,6 +219,7 @@ def run_checklist_cli(args: argparse.Namespace) -> int:
                 config=args.config,
                 derived=derived,
                 cli_args=_cli_args(args, mode),
+                **sandboxed,
             )
             if not args.json and state_path is not None:
                 console.print(f"run state: {state_path}", highlight=False)

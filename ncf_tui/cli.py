@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--headless", action="store_true", help="run without the interactive UI")
     mode.add_argument("--json", action="store_true", help="with --headless: one JSON event per line on stdout")
     mode.add_argument("--checklist", action="store_true", help="run the troubleshooting checklist")
+    mode.add_argument(
+        "--fix",
+        action="store_true",
+        help="with --checklist: apply the safe fixes after confirmation (--yes confirms them all)",
+    )
     mode.add_argument("--sandbox", action="store_true", help="use the embedded local AWS (no account needed)")
     mode.add_argument(
         "--sandbox-scenario",
@@ -132,10 +137,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .engine.errors import ExitCode, NcfError
 
     try:
-        if args.checklist:
-            _error("the troubleshooting checklist is not built yet in this release")
+        interactive = not args.headless and os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty()
+        if args.fix and not args.checklist:
+            _error("--fix goes with --checklist (the wizard and headless runs fix with --yes)")
             return int(ExitCode.BAD_INPUT)
-        if not args.headless and os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty():
+        if args.checklist and not interactive:
+            from .checklist_report import run_checklist_cli
+
+            return run_checklist_cli(args)
+        if interactive:
             from .tui.app import run_tui  # Textual loads only here, so --help stays instant
 
             return run_tui(args)

@@ -42,3 +42,13 @@ def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
 
 # ---- engine fixtures --------------------------------------------------------------------------------
 from tests.engine.fixtures import measured_variants, sample_ckpt, sample_path, small_state_dict  # noqa: E402, F401
+
+
+# ---- isolation: no test may read or write the real user's config or run state ----------------------
+def pytest_configure(config: pytest.Config) -> None:
+    import os
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="ncf-tui-tests-")
+    os.environ.setdefault("NCF_TUI_CONFIG_DIR", os.path.join(root, "config"))
+    os.environ.setdefault("NCF_TUI_STATE_DIR", os.path.join(root, "state"))
