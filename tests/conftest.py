@@ -48,7 +48,8 @@ from tests.engine.fixtures import measured_variants, sample_ckpt, sample_path, s
 def pytest_configure(config: pytest.Config) -> None:
     import os
     import tempfile
+    from pathlib import Path
 
-    root = tempfile.mkdtemp(prefix="ncf-tui-tests-")
-    os.environ.setdefault("NCF_TUI_CONFIG_DIR", os.path.join(root, "config"))
-    os.environ.setdefault("NCF_TUI_STATE_DIR", os.path.join(root, "state"))
+    root = Path(tempfile.mkdtemp(prefix="ncf-tui-tests-"))
+    os.environ.setdefault("NCF_TUI_CONFIG_DIR", str(root / "config"))
+    os.environ.setdefault("NCF_TUI_STATE_DIR", str(root / "state"))
