@@ -90,7 +90,7 @@ class Session:
             profile=cfg.profile or "",
             endpoint_url=self.target.endpoint_url or "",
             scenario=self.sandbox.scenario.name if self.sandbox is not None else "",
-            saved_answers=_saved_answers(),
+            saved_answers=_saved_answers(cfg),
         )
         return self.connection
 
@@ -171,6 +171,8 @@ class Session:
             "saved_dir": self.config.saved_dir,
             "env": self.config.env,
             "ask": self._ask,
+            # sandbox answers (its bucket, its roles) must never become the saved answers for real AWS
+            "save_answers": not self.config.sandbox,
         }
         known = {f.name for f in fields(RunOptions)}
         options = RunOptions(
@@ -278,8 +280,10 @@ class Session:
                 prefix=d["prefix"],
                 sagemaker_role=d["sagemakerRoleArn"],
             )
-        elif self.connection is not None:
-            values.update(AWS_DEFAULT_REGION=self.connection.region, AWS_ACCOUNT_ID=self.connection.account)
+        else:
+            if self.connection is not None:
+                values.update(AWS_DEFAULT_REGION=self.connection.region, AWS_ACCOUNT_ID=self.connection.account)
+            values.update(self.saved_answers())
         if self.pipeline is not None:
             compiled = self.pipeline.state.steps.get("compile") or {}
             if compiled.get("neo_model_s3_uri"):
@@ -288,14 +292,25 @@ class Session:
         return values
 
 
-def _saved_answers() -> str:
+    def saved_answers(self) -> dict[str, str]:
+        """The answers saved by an earlier run against AWS ({} when there are none or they cannot be read)."""
+        try:
+            from ..engine import settings as engine_settings
+
+            path = engine_settings.saved_config_path(self.config.saved_dir, self.config.env)
+            return engine_settings.load(path) if path.is_file() else {}
+        except Exception:
+            return {}
+
+
+def _saved_answers(config: AppConfig) -> str:
     """Where saved answers live and how many there are (empty when the settings module is absent)."""
     try:
         from ..engine import settings as engine_settings
     except ImportError:
         return ""
     try:
-        path = engine_settings.saved_config_path()
+        path = engine_settings.saved_config_path(config.saved_dir, config.env)
         if not path.is_file():
             return f"none yet ({path})"
         return f"{len(engine_settings.load(path))} answer(s) from {path}"

@@ -73,6 +73,8 @@ def make_app(sandbox: Any, state_dir: Path, tmp_path: Path) -> Callable[..., Any
             "output_dir": tmp_path / "out",
             "run_id": RUN_ID,
             "offer_resume": False,
+            "saved_dir": tmp_path / "config",  # never the user's own saved answers
+            "env": {},
         }
         config.update(overrides)
         return create_app(**config)
