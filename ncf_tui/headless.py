@@ -143,14 +143,16 @@ def variants_table(candidates: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     t = Table(title="Neo-compatible variants", title_justify="left")
-    for col in ("variant", "Neo preflight", "max |Δscore|", "top-10 overlap", "AUC", "HR@10"):
-        t.add_column(col, justify="left" if col in ("variant", "Neo preflight") else "right")
+    t.add_column("variant", no_wrap=True)
+    t.add_column("Neo preflight")
+    for col in ("max |Δscore|", "top-10 overlap", "AUC", "HR@10"):
+        t.add_column(col, justify="right", no_wrap=True)
     for c in candidates:
         f = c.get("fidelity") or {}
-        missing = c.get("preflight_message", "").partition(": ")[2]
+        missing = c.get("preflight_message", "").partition(": ")[2].strip("[]").replace("'", "")
         t.add_row(
             c["name"],
-            "accepted" if c["accepted"] else f"rejected {missing}",
+            "accepted" if c["accepted"] else f"rejected: {missing.replace('aten::', '')}",
             f"{f['max_abs_diff']:.2g}" if f else "-",
             f"{f['top10_overlap']:.0%}" if f else "-",
             f"{f['auc']:.3f}" if f.get("auc") is not None else "-",
