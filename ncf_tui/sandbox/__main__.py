@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # What the scenario did, so a test or a rehearsal can tell a fault really happened.
+        counts = sandbox.fault_counts
+        print(f"faults: throttled={counts['throttled']} dropped={counts['dropped']}", flush=True)
         sandbox.close()
     return 0
 

@@ -1,0 +1,106 @@
+"""Faults: the full headless run against a standalone sandbox process under each fault scenario.
+
+Nothing lost, nothing duplicated: the build's log lines the run emitted are compared with the CloudWatch
+stream itself, and the account is counted afterwards (one build, one Neo job per variant, one image).
+A sandbox killed mid-run is a clear one-line error with exit 3, and ``--resume`` against a fresh sandbox on
+the same port finishes the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .kit import (
+    NAMES,
+    Run,
+    SandboxProcess,
+    build_stream_lines,
+    builds,
+    free_port,
+    run_args,
+    run_cli,
+    run_env,
+    run_jobs,
+    run_until,
+)
+
+pytestmark = pytest.mark.slow
+
+STEPS = ["checkpoint", "variants", "compile", "settings", "permissions", "build", "verify"]
+
+
+def run_id_of(run: Run) -> str:
+    return run.events[-1]["message"].split()[1]
+
+
+def assert_complete_and_exact(run: Run, sb: SandboxProcess, steps: list[str] = STEPS) -> None:
+    """The run finished, and every count in the account matches one run: nothing lost, nothing twice."""
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [e["name"] for e in run.of("step", status="done")] == steps, "each step done exactly once"
+    (build_id,) = {e["build_id"] for e in run.of("build")}
+    assert builds(sb) == [build_id], "exactly one build"
+    stream = build_stream_lines(sb, build_id)
+    assert len(stream) > 50
+    assert run.log_lines == stream, "the run's log lines are the stream's, in order, none lost or repeated"
+    assert len(run_jobs(sb, run_id_of(run))) == 4, "one Neo job per accepted variant"
+    (image,) = run.of("image")
+    described = sb.client("ecr").describe_images(repositoryName=NAMES.ecr_repo)["imageDetails"]
+    assert [d["imageDigest"] for d in described] == [image["digest"]]
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("scenario", "fault"), [("throttling", "throttled"), ("flaky-logs", "dropped")])
+def test_full_run_under_faults_loses_and_repeats_nothing(tmp_path: Path, scenario: str, fault: str) -> None:
+    with SandboxProcess(scenario, free_port()) as sb:
+        run = run_cli(run_args(sb, tmp_path), run_env(sb, tmp_path))
+        assert_complete_and_exact(run, sb)
+    assert sb.faults[fault] > 0, f"the {scenario} scenario really injected faults: {sb.faults}"
+
+
+def test_sandbox_killed_mid_compile_is_one_clear_line_and_resume_finishes(tmp_path: Path) -> None:
+    port = free_port()
+    sb = SandboxProcess("healthy", port, neo_seconds=3).start()
+    try:
+        run = run_until(
+            run_args(sb, tmp_path),
+            run_env(sb, tmp_path),
+            lambda e: e["event"] == "variant" and e["status"] == "STARTING",
+            lambda _proc: sb.kill(),
+        )
+    finally:
+        sb.kill()
+    assert run.returncode == 3
+    assert "Traceback" not in run.stderr
+    first, *rest = run.stderr.strip().splitlines()
+    assert first.startswith(f"ncf-tui: error: cannot reach http://127.0.0.1:{port}"), run.stderr
+    assert [line.strip()[:6] for line in rest] == ["hint: "] and "--resume" in rest[0]
+    assert run.events[-1]["event"] == "done" and run.events[-1]["exit_code"] == 3
+    # A fresh sandbox on the same port (new credentials, an empty account): the run continues from its state.
+    with SandboxProcess("healthy", port) as fresh:
+        again = run_cli(run_args(fresh, tmp_path, "--resume"), run_env(fresh, tmp_path))
+        assert [e["name"] for e in again.of("step", status="skipped")] == ["checkpoint", "variants"]
+        assert_complete_and_exact(again, fresh, STEPS[2:])
+
+
+def test_sandbox_killed_mid_build_is_clear_and_resume_starts_no_second_build(tmp_path: Path) -> None:
+    """The fresh account has neither the build nor the compiled model: resume says so and builds nothing."""
+    port = free_port()
+    sb = SandboxProcess("healthy", port).start()
+    try:
+        run = run_until(
+            run_args(sb, tmp_path),
+            run_env(sb, tmp_path),
+            lambda e: e["event"] == "build" and e["phase"] == "PRE_BUILD",
+            lambda _proc: sb.kill(),
+        )
+    finally:
+        sb.kill()
+    assert run.returncode == 3 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("ncf-tui: error: cannot reach")
+    with SandboxProcess("healthy", port) as fresh:
+        again = run_cli(run_args(fresh, tmp_path, "--resume"), run_env(fresh, tmp_path))
+        assert again.returncode == 2 and "Traceback" not in again.stderr
+        assert again.stderr.startswith("ncf-tui: error: CodeBuild has no build ncf-recommender-build:")
+        assert builds(fresh) == [], "no second build was started behind the user's back"
