@@ -291,7 +291,6 @@ class Session:
         values.update(self.settings)
         return values
 
-
     def saved_answers(self) -> dict[str, str]:
         """The answers saved by an earlier run against AWS ({} when there are none or they cannot be read)."""
         try:

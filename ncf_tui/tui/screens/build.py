@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Input, Log, Static
 
@@ -20,12 +21,12 @@ from ..messages import EngineEvent, RunFinished
 from .base import StepScreen
 
 PHASE_MARK = {
-    "SUCCEEDED": ("✔", "green"),
-    "FAILED": ("✘", "red"),
-    "FAULT": ("✘", "red"),
-    "TIMED_OUT": ("✘", "red"),
-    "STOPPED": ("■", "yellow"),
-    "IN_PROGRESS": ("…", "cyan"),
+    "SUCCEEDED": ("✔", "$success"),
+    "FAILED": ("✘", "$error"),
+    "FAULT": ("✘", "$error"),
+    "TIMED_OUT": ("✘", "$error"),
+    "STOPPED": ("■", "$warning"),
+    "IN_PROGRESS": ("…", "$accent"),
 }
 
 
@@ -124,7 +125,7 @@ class BuildScreen(StepScreen):
         for ev in self.phases.values():
             mark, style = PHASE_MARK.get(ev.status, ("·", "dim"))
             took = f"{ev.duration:.0f}s" if ev.duration is not None else ""
-            table.add_row(Text(mark, style=style), ev.phase, Text(ev.status, style=style), took)
+            table.add_row(Content.styled(mark, style), ev.phase, Content.styled(ev.status, style), took)
         out = self.query_one("#image", Static)
         if self.image is not None:
             uri = self.image.uri

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
@@ -106,7 +107,7 @@ class PermissionsScreen(StepScreen):
         table.clear()
         for p in self.perms.values():
             allowed = p.decision == "allowed"
-            mark = Text("✔ allow" if allowed else "✘ deny", style="green" if allowed else "bold red")
+            mark = Content.styled("✔ allow" if allowed else "✘ deny", "$success" if allowed else "bold $error")
             table.add_row(mark, p.action, p.decision, ", ".join(p.matched) or "-", p.resource)
         denied = [p for p in self.perms.values() if p.decision != "allowed"]
         policy = self.query_one("#policy", Static)

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
@@ -41,7 +42,15 @@ STATUS_WORDS: dict[str, tuple[str, str, str]] = {
     "STOPPED": ("■", "stopped", "warn"),
     "chosen": ("★", "chosen", "chosen"),
 }
-STYLE = {"dim": "dim", "ok": "green", "warn": "yellow", "busy": "cyan", "error": "red", "chosen": "bold green"}
+STYLE = {
+    # theme variables: readable on dark and light themes alike (and every status also has a symbol and words)
+    "dim": "dim",
+    "ok": "$success",
+    "warn": "$warning",
+    "busy": "$accent",
+    "error": "$error",
+    "chosen": "bold $success",
+}
 
 
 @dataclass
@@ -80,15 +89,16 @@ class VariantRow(Static, can_focus=True):
         overlap = f"{float(f['top10_overlap']):>4.0%}" if "top10_overlap" in f else "   -"
         diff = f"{float(f['max_abs_diff']):>7.2g}" if "max_abs_diff" in f else "      -"
         pre = "-" if s.accepted is None else ("✔ ok" if s.accepted else "✘ no")
-        line = Text()
-        line.append(f"{'★' if s.status == 'chosen' else ' '} ", style="bold")
-        line.append(f"{s.name:<17}", style="bold")
-        line.append(f"{overlap}  {diff}  {pre:<5}  ")
-        line.append(f"{symbol} {words}{elapsed}", style=STYLE[kind])
+        parts: list[str | tuple[str, str]] = [
+            ("★ " if s.status == "chosen" else "  ", "bold"),
+            (f"{s.name:<17}", "bold"),
+            f"{overlap}  {diff}  {pre:<5}  ",
+            (f"{symbol} {words}{elapsed}", STYLE[kind]),
+        ]
         if s.forced and s.status in ("rejected", "ready", "not-submitted", "waiting", "measured", "traced"):
-            line.append("  [force]", style="bold")
+            parts.append(("  [force]", "bold"))
         elif s.forced:
-            line.append("  (forced)", style="dim")
+            parts.append(("  (forced)", "dim"))
         reason = ""
         if s.status == "chosen" and s.chosen_reason:
             reason = s.chosen_reason
@@ -97,7 +107,8 @@ class VariantRow(Static, can_focus=True):
         elif s.note:
             reason = s.note
         if reason:
-            line.append(f"\n    └ {reason}", style=STYLE["error" if s.status == "FAILED" else "dim"])
+            parts.append((f"\n    └ {reason}", STYLE["error" if s.status == "FAILED" else "dim"]))
+        line = Content.assemble(*parts)
         self.update(line)
 
 
