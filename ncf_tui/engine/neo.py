@@ -97,6 +97,30 @@ class CompileResult:
         }
 
 
+def check_config(cfg: CompileConfig) -> None:
+    """Refuse a malformed or hostile bucket, prefix, role or target device before any AWS call.
+
+    These values come straight from flags or a config file and are used here, ahead of the settings step
+    that validates the rest; unchecked, a bucket such as ``x;touch f`` reached botocore's own validation
+    and ended the run with a traceback. ``SettingsError`` (exit 3), as for any other refused setting.
+    """
+    from .settings import SettingIssue, SettingsError, check_value, shown
+
+    values = (
+        ("bucket", cfg.bucket),
+        ("prefix", cfg.prefix),
+        ("sagemaker_role", cfg.role_arn),
+        ("target_device", cfg.target_device),
+    )
+    issues = []
+    for name, value in values:
+        check = check_value(name, value)
+        if not check.ok:
+            issues.append(SettingIssue(name, shown(value), "compile", check.reason))
+    if issues:
+        raise SettingsError(issues, hint="fix them with --set NAME=VALUE or in the --config file")
+
+
 def job_name(run_id: str, variant: str, attempt: int = 1) -> str:
     """``ncf-<run-id>-<variant>``: unique per run, traceable to it, within SageMaker's 63-character rule.
 
@@ -197,6 +221,7 @@ def compile_step(
     called whenever the job table changes so the caller can save it. On cancel the jobs still running are
     stopped (unless ``stop_on_cancel`` is False) and ``Cancelled`` is raised.
     """
+    check_config(cfg)
     calls = _Counter()
     jobs: dict[str, Job] = dict(known_jobs or {})
     lock = threading.Lock()
