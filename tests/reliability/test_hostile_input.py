@@ -202,3 +202,21 @@ def test_a_hostile_bucket_is_one_clear_error(tmp_path: Path) -> None:
         assert run.stderr.startswith("ncf-tui: error: 1 setting(s) failed validation: bucket: refused: contains ';'")
         assert not marker.exists()
         assert sb.client("sagemaker").list_compilation_jobs()["CompilationJobSummaries"] == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"version": 1, "run_id": ',
+        b"\x00\xff garbage",
+        b'{"version": 1, "run_id": "r", "mode": "sandbox", "steps": []}',
+    ],
+)
+def test_a_corrupt_state_file_on_resume_is_reported_and_set_aside(tmp_path: Path, content: bytes) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    p = _cli(tmp_path, "--sandbox", "--resume", "--state", str(state))
+    _one_clear_error(p, 2, "is unreadable")
+    assert "set aside as state.json.corrupt-" in p.stderr
+    assert not state.exists() and [f.read_bytes() for f in tmp_path.glob("state.json.corrupt-*")] == [content]
+    assert not (tmp_path / "out").exists()
