@@ -76,3 +76,26 @@ def test_help_over_the_variants_screen(snap_compare: Any, make_app: Any, resumab
         await pilot.pause()
 
     assert snap_compare(still(make_app, offer_resume=True), terminal_size=SIZE, run_before=before)
+
+
+def test_permissions_denied_with_the_proposed_policy(
+    snap_compare: Any, make_app: Any, resumable: Path, sandbox: Any
+) -> None:
+    sandbox.reset("missing-permissions")
+
+    async def before(pilot: Any) -> None:
+        app = pilot.app
+        await resume_and_compile(pilot, force=())
+        app.screen.query_one("#primary").focus()
+        await pilot.press("enter")
+        settings = app.get_screen("settings")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: settings.state == "ok", 60, "the settings check")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", 60, "the attach question")
+        await pilot.press("escape")  # refuse: the denies and the proposed policy stay on screen
+        permissions = app.get_screen("permissions")
+        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 30, "the refusal")
+        await pilot.pause()
+
+    assert snap_compare(still(make_app, offer_resume=True), terminal_size=SIZE, run_before=before)

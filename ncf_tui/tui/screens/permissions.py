@@ -105,7 +105,8 @@ class PermissionsScreen(StepScreen):
     def refresh_view(self) -> None:
         table = self.query_one("#perms", DataTable)
         table.clear()
-        for p in self.perms.values():
+        # denies first: they are what needs doing
+        for p in sorted(self.perms.values(), key=lambda p: p.decision == "allowed"):
             allowed = p.decision == "allowed"
             mark = Content.styled("✔ allow" if allowed else "✘ deny", "$success" if allowed else "bold $error")
             table.add_row(mark, p.action, p.decision, ", ".join(p.matched) or "-", p.resource)
