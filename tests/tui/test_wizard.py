@@ -160,6 +160,13 @@ async def test_cancel_stops_a_running_job(make_app: Any, resumable: Path, sandbo
         await wait_for(pilot, lambda: row(app, "full_manual_norm").status in ("STARTING", "INPROGRESS"), 30, "a job")
         shown = str(app.screen.query_one("#row-full_manual_norm").render())
         assert "starting" in shown or "compiling" in shown
+        # s stops the focused row's job alone
+        await wait_for(pilot, lambda: row(app, "mlp").status in ("STARTING", "INPROGRESS"), 30, "the mlp job")
+        app.screen.query_one("#row-mlp").focus()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: row(app, "mlp").status in ("STOPPING", "STOPPED"), 30, "the mlp job to stop")
+        assert row(app, "full_manual_norm").status in ("STARTING", "INPROGRESS")
+        # c cancels the run and stops every job still going
         await pilot.press("c")
         await wait_for(pilot, lambda: variants.phase == "cancelled", 30, "the cancel")
         assert row(app, "full_manual_norm").status in ("STOPPING", "STOPPED")
