@@ -20,7 +20,15 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from .config import AppConfig
-from .messages import CheckpointDescribed, Connected, ConnectFailed, EngineEvent, PolicyProposed, RunFinished
+from .messages import (
+    ChecklistFinished,
+    CheckpointDescribed,
+    Connected,
+    ConnectFailed,
+    EngineEvent,
+    PolicyProposed,
+    RunFinished,
+)
 from .session import Session
 
 if TYPE_CHECKING:
@@ -230,6 +238,35 @@ class NcfApp(App[int]):
             return
         self.post_message(CheckpointDescribed(str(path), summary))
 
+    @work(thread=True, exclusive=True, group="checklist")
+    def run_checklist(self, fix: str | None = None) -> None:
+        """Run every check, or apply one check's safe fix (after a yes) and re-run what it affects."""
+        from ..engine.errors import NcfError
+
+        try:
+            if not self.connected.wait(120):
+                raise NcfError("not connected to AWS yet (see the connection step)")
+            checklist = self.session.checklist()
+            if fix is None:
+                self.session.forget_checklist()
+                report = self.session.checklist().run(self.emit)
+                counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+                self.post_message(ChecklistFinished(f"{len(report.results)} checks: {counts}"))
+                return
+            result = checklist.result(fix)
+            if result is None or not result.fixable:
+                self.post_message(ChecklistFinished(f"{fix}: no safe fix to apply"))
+                return
+            if not self.ask_user("checklist-fix", result):
+                self.post_message(ChecklistFinished(f"{fix}: fix not applied"))
+                return
+            applied = checklist.fix(fix, self.emit)
+            self.post_message(ChecklistFinished(f"{fix}: {getattr(applied, 'message', 'fix applied')}"))
+        except NcfError as exc:
+            self.post_message(ChecklistFinished("", exc.message, exc.hint or ""))
+        except Exception as exc:  # shown on the screen, never a traceback
+            self.post_message(ChecklistFinished("", f"{type(exc).__name__}: {exc}"))
+
     def start_run(self, until: str) -> bool:
         """Run the pipeline through ``until`` in a worker; False when a run is already going."""
         if self.run_active:
@@ -314,6 +351,9 @@ class NcfApp(App[int]):
         self._route(message)
 
     def on_checkpoint_described(self, message: CheckpointDescribed) -> None:
+        self._route(message)
+
+    def on_checklist_finished(self, message: ChecklistFinished) -> None:
         self._route(message)
 
     def on_run_finished(self, message: RunFinished) -> None:

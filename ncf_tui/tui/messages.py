@@ -54,3 +54,12 @@ class PolicyProposed(Message):
     """The engine proposes this policy document for the denied permissions (it asks before attaching)."""
 
     policy: Any
+
+
+@dataclass
+class ChecklistFinished(Message):
+    """The checklist (or one fix and its re-runs) finished; ``error`` when it could not run."""
+
+    message: str
+    error: str = ""
+    hint: str = ""

@@ -55,6 +55,7 @@ class Session:
         self.cancel = threading.Event()
         self.resume_store: StateStore | None = None
         self.settings: dict[str, str] = {}
+        self._checklist: Any = None
         self.ask: Callable[[str, Any], bool] | None = None
         """Answers the engine's confirmations (fix a setting, attach a policy, update the project)."""
 
@@ -290,6 +291,38 @@ class Session:
                 values["NEO_MODEL_S3_URI"] = str(compiled["neo_model_s3_uri"])
         values.update(self.settings)
         return values
+
+    def checklist(self) -> Any:
+        """The engine's checklist for this session's account, run state and settings (blocking: no AWS call
+        here, but it imports the engine's checklist)."""
+        from ..engine.checklist import Checklist, build_context, latest_run
+
+        if self._checklist is None:
+            state = self.pipeline.state if self.pipeline is not None else None
+            state_path = self.pipeline.store.path if self.pipeline is not None else None
+            if state is None and self.sandbox is None:
+                found = latest_run(self.config.mode, self.config.state_dir)
+                if found is not None:
+                    try:
+                        state, state_path = found.load(), found.path
+                    except Exception:  # a corrupt state is reported by the run step; check without it
+                        state, state_path = None, None
+            ctx = build_context(
+                self.aws(),
+                state=state,
+                state_path=state_path,
+                env=self.config.env if self.sandbox is None else {},
+                saved_dir=self.config.saved_dir,
+                derived=self.suggested_settings() if self.sandbox is not None else None,
+                flags=dict(self.settings),
+                cli_args=("--sandbox",) if self.sandbox is not None else (),
+            )
+            self._checklist = Checklist(ctx)
+        return self._checklist
+
+    def forget_checklist(self) -> None:
+        """Build the checklist afresh next time (the run or the settings changed)."""
+        self._checklist = None
 
     def saved_answers(self) -> dict[str, str]:
         """The answers saved by an earlier run against AWS ({} when there are none or they cannot be read)."""

@@ -69,7 +69,12 @@ async def test_healthy_account_builds_the_image(make_app: Any, resumable: Any, s
         await pilot.press("y")
         assert app.clipboard == build.image.uri
         await pilot.press("enter")
-        assert app.screen is app.get_screen("checklist")
+        checklist = app.get_screen("checklist")
+        assert app.screen is checklist
+        # after a healthy run every check that can judge it passes: the build, the image, the model
+        await wait_for(pilot, lambda: "checks:" in checklist.status, 90, "the checklist's end")
+        for check_id in ("neo-model", "build", "image", "service-role", "project", "ecr-repository"):
+            assert checklist.checks[check_id].status == "pass", (check_id, checklist.checks[check_id].evidence)
 
 
 async def test_a_denied_permission_is_fixed_in_the_ui(make_app: Any, resumable: Any, sandbox: Any) -> None:

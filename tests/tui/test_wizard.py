@@ -225,6 +225,11 @@ async def test_the_checklist_opens_from_any_screen(make_app: Any) -> None:
         checklist = app.get_screen("checklist")
         assert app.screen is checklist
         assert "SANDBOX" in app.screen.query_one("WizardHeader").render().plain
+        # the engine's checks really run against the sandbox account: nothing compiled yet, so no model
+        await wait_for(pilot, lambda: "ecr-repository" in checklist.checks, 60, "the checks")
+        await wait_for(pilot, lambda: "checks:" in checklist.status, 60, "the checklist's end")
+        assert checklist.checks["neo-model"].status == "fail"
+        assert checklist.checks["ecr-repository"].status == "pass"
         assert "NEO_MODEL_S3_URI" in str(checklist.query_one("#checks").render())
         await pilot.press("escape")
         assert app.screen is checkpoint

@@ -133,6 +133,10 @@ class ConfirmModal(ModalScreen[bool]):
         if topic == "update-project":
             changes = "\n".join(str(c) for c in (detail or []))
             return cls("Update the CodeBuild project with these changes?", changes or str(detail), yes="Update")
+        if topic == "checklist-fix":
+            title = getattr(detail, "title", "this check")
+            body = f"{title}\n\n{getattr(detail, 'evidence', '')}\n\nfix: {getattr(detail, 'fix', '')}"
+            return cls(f"Apply the safe fix for {getattr(detail, 'id', 'this check')}?", body, yes="Apply and re-check")
         return cls(f"Go ahead? ({topic})", str(detail))
 
     def compose(self) -> ComposeResult:
