@@ -231,6 +231,26 @@ def sandbox_saved_dir(sandbox: Any) -> Path:
     return folder
 
 
+def precheck_settings(flags: dict[str, str | None], options: Any, emit: Any) -> None:
+    """Refuse a bad config file or a hostile answer before any work: nothing is written, no job launched.
+
+    Only the values the user gave (flags, environment, --config) are checked here, locally and without AWS;
+    the settings step checks everything against the account later.
+    """
+    from .engine.settings import SettingIssue, SettingsError, check_value, resolve_settings, shown
+
+    s = resolve_settings(flags=flags, env=options.env, config=options.config, saved_dir=options.saved_dir, derived={})
+    issues = []
+    for name, value, source in s.items():
+        if value and source.split(":", 1)[0] in ("flag", "env", "config"):
+            check = check_value(name, value)
+            if not check.ok:
+                issues.append(SettingIssue(name, shown(value), source, check.reason))
+                emit(SettingEvent(name=name, value=shown(value), ok=False, message=check.reason, source=source))
+    if issues:
+        raise SettingsError(issues)
+
+
 def _profile_region(profile: str) -> str:
     """The region a named profile sets in ~/.aws/config ("" when none)."""
     import botocore.session
@@ -311,9 +331,21 @@ def run_headless(args: argparse.Namespace) -> int:
                 region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
                 if not region and args.profile is not None:
                     region = _profile_region(args.profile)
-                target = AwsTarget(region=region, profile=args.profile, endpoint_url=args.endpoint_url)
+                from .engine.secrets import credentials_for
+
+                choice = credentials_for(args.profile)
+                if choice.source == "keyring" and not args.json:
+                    console.print(choice.message, highlight=False)
+                target = AwsTarget(
+                    region=region,
+                    profile=None if choice.source == "keyring" else args.profile,
+                    endpoint_url=args.endpoint_url,
+                    credentials=choice.credentials,
+                )
                 if not region and STEPS.index(options.until) >= STEPS.index("compile"):
                     raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
+
+            precheck_settings(flags, options, emit)
 
             def aws_factory() -> Aws:
                 if not target.region:

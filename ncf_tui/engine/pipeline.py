@@ -505,7 +505,7 @@ class Pipeline:
 
         with StepTimer("build", self.emit):
             try:
-                if entry.get("build_id"):
+                if entry.get("build_id") and entry.get("status") == "running":
                     log_pos = LogPosition.from_dict(entry["log_position"]) if entry.get("log_position") else None
                     result = watch_build(
                         aws,
@@ -546,7 +546,9 @@ class Pipeline:
                 }
                 self.save()
                 raise
-            except BuildCancelled:
+            except BuildCancelled as exc:
+                if exc.result.status == "STOPPED":  # stopped on CodeBuild: a resume starts a new build
+                    self.state.steps["build"] = {"status": "stopped", "build_id": exc.result.build_id}
                 self.save()
                 raise Cancelled("cancelled while building") from None
         self.state.steps["build"] = {
