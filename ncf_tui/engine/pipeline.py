@@ -246,9 +246,10 @@ class Pipeline:
         *,
         store: StateStore | None = None,
         state_dir: Path | None = None,
+        run_id: str | None = None,
         **kw: Any,
     ) -> Pipeline:
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         store = store or StateStore.for_run(run_id, state_dir)
         existing = store.load()
         if existing is not None and not existing.finished:

@@ -160,7 +160,6 @@ class Session:
         """A new (or resumed) pipeline for the chosen checkpoint; the TUI stops jobs itself on cancel."""
         from ..engine.pipeline import Pipeline, RunOptions
         from ..engine.preflight import DEFAULT_TVM_RELEASE
-        from ..engine.state import RunState, StateStore
 
         checkpoint = self.checkpoint or self.default_checkpoint()
         if checkpoint is None and resume is None:
@@ -192,21 +191,10 @@ class Session:
             if self._owns_sandbox:
                 # a sandbox started by this process holds none of the earlier run's jobs, objects or builds
                 self.forget_from("compile")
-        elif self.config.run_id is not None:
-            from ..engine.pipeline import _sha_or_empty
-
-            run_id = self.config.run_id
-            store = StateStore.for_run(run_id, self.config.state_dir)
-            state = RunState(
-                run_id=run_id,
-                mode=options.mode,
-                checkpoint=str(options.checkpoint),
-                checkpoint_sha256=_sha_or_empty(options.checkpoint),
-                output_dir=str(options.output_dir),
-            )
-            self.pipeline = Pipeline(options, emit, store, state, **kw)
         else:
-            self.pipeline = Pipeline.new(options, emit, state_dir=self.config.state_dir, **kw)
+            self.pipeline = Pipeline.new(
+                options, emit, state_dir=self.config.state_dir, run_id=self.config.run_id, **kw
+            )
         return self.pipeline
 
     def run(self, until: str) -> RunOutcome:
