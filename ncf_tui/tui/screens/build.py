@@ -62,7 +62,10 @@ class BuildScreen(StepScreen):
                 with Vertical(id="phases-pane", classes="panel") as left:
                     left.border_title = "Phases"
                     table: DataTable[Any] = DataTable(id="phases", cursor_type="none", show_cursor=False)
-                    table.add_columns("", "phase", "status", "time")
+                    table.add_column("", width=1)
+                    table.add_column("phase", width=16)
+                    table.add_column("status", width=11)  # IN_PROGRESS, SUCCEEDED: never cut short
+                    table.add_column("time", width=5)
                     yield table
                 with Vertical(id="log-pane", classes="panel") as right:
                     right.border_title = "Build log"
