@@ -114,15 +114,7 @@ def _target(args: argparse.Namespace, stack: ExitStack, console: Console) -> tup
             sandbox = stack.enter_context(Sandbox(args.sandbox_scenario, region=args.region or "us-east-1"))
         except ValueError as exc:
             raise BadInputError(str(exc)) from None
-        d = sandbox.project_defaults()
-        derived = {
-            **sandbox.suggested_settings(),
-            "project_name": d["name"],
-            "service_role": d["serviceRole"],
-            "bucket": d["bucket"],
-            "prefix": d["prefix"],
-            "sagemaker_role": d["sagemakerRoleArn"],
-        }
+        derived = sandbox.user_answers()
         if not getattr(args, "json", False):
             console.print(
                 f"[bold magenta]SANDBOX[/] embedded local AWS at {sandbox.endpoint_url} (scenario "

@@ -213,19 +213,10 @@ def sandbox_saved_dir(sandbox: Any) -> Path:
 
     from .engine.settings import dumps
 
-    d = sandbox.project_defaults()
-    values = {
-        "AWS_ACCOUNT_ID": sandbox.names.account_id,
-        "IMAGE_REPO_NAME": sandbox.names.ecr_repo,
-        "IMAGE_TAG": sandbox.names.image_tag,
-        "project_name": d["name"],
-        "service_role": d["serviceRole"],
-        "bucket": d["bucket"],
-        "prefix": d["prefix"],
-        "sagemaker_role": d["sagemakerRoleArn"],
-    }
-    if sandbox.scenario.model_uri_suffix:  # the scenario's saved answer points at an object that is not there
-        values["NEO_MODEL_S3_URI"] = sandbox.suggested_settings()["NEO_MODEL_S3_URI"]
+    values = sandbox.user_answers()
+    if not sandbox.scenario.model_uri_suffix:  # healthy accounts take NEO_MODEL_S3_URI from the run's compile
+        values.pop("NEO_MODEL_S3_URI")
+    values.pop("AWS_DEFAULT_REGION")
     folder = Path(tempfile.mkdtemp(prefix="ncf-tui-sandbox-config-"))
     (folder / "config.toml").write_text(dumps(values), encoding="utf-8")
     return folder

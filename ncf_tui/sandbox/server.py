@@ -220,6 +220,19 @@ class Sandbox:
             "NEO_MODEL_S3_URI": f"{self.names.bucket}/{self.names.prefix}/{suffix}",
         }
 
+    def user_answers(self) -> dict[str, str]:
+        """Every setting a user of this account would have answered: the five variables and the rest
+        (project, roles, bucket, prefix), scenario applied. The one place front ends read them from."""
+        d = self.project_defaults()
+        return {
+            **self.suggested_settings(),
+            "project_name": d["name"],
+            "service_role": d["serviceRole"],
+            "bucket": d["bucket"],
+            "prefix": d["prefix"],
+            "sagemaker_role": d["sagemakerRoleArn"],
+        }
+
     def project_defaults(self) -> dict[str, Any]:
         """What the CodeBuild project should be created with in this account (scenario applied)."""
         return {

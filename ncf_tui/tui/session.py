@@ -260,15 +260,7 @@ class Session:
         """Starting values for the settings form: the sandbox's account, or what the run produced."""
         values: dict[str, str] = {}
         if self.sandbox is not None:
-            values.update(self.sandbox.suggested_settings())
-            d = self.sandbox.project_defaults()
-            values.update(
-                project_name=d["name"],
-                service_role=d["serviceRole"],
-                bucket=d["bucket"],
-                prefix=d["prefix"],
-                sagemaker_role=d["sagemakerRoleArn"],
-            )
+            values.update(self.sandbox.user_answers())
         else:
             if self.connection is not None:
                 values.update(AWS_DEFAULT_REGION=self.connection.region, AWS_ACCOUNT_ID=self.connection.account)
