@@ -69,13 +69,74 @@ class JsonPrinter:
 class HumanPrinter:
     """Readable progress on stderr: one line per change, failure reasons under the line that failed."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, live: bool = False) -> None:
         self.console = console
         self.lock = threading.Lock()
+        self.live_enabled = live
+        self._live: Any = None
+        self._jobs: dict[str, dict[str, Any]] = {}
 
     def __call__(self, event: Event) -> None:
         with self.lock:
+            if self._live_event(event):
+                return
             self._print(event)
+
+    # A live per-variant table while Neo compiles (terminal only): one row per job, a spinner and the elapsed
+    # time while it runs, the failure reason under a failed row. Elsewhere, one line per change.
+    def _live_event(self, event: Event) -> bool:
+        if not self.live_enabled:
+            return False
+        if isinstance(event, StepEvent) and event.name == "compile":
+            if event.status == "started":
+                from rich.live import Live
+
+                self._jobs = {}
+                self._live = Live(self._job_table(), console=self.console, refresh_per_second=8, transient=False)
+                self._live.start()
+                self._print(event)
+                return True
+            if self._live is not None:
+                self._live.update(self._job_table())
+                self._live.stop()
+                self._live = None
+            return False
+        if self._live is not None and isinstance(event, VariantEvent) and event.status not in ("traced", "measured"):
+            row = self._jobs.setdefault(event.name, {"started": time.monotonic()})
+            row.update(status=event.status, reason=event.failure_reason or row.get("reason"))
+            if event.status in ("COMPLETED", "FAILED", "STOPPED", "chosen"):
+                row.setdefault("ended", time.monotonic())
+            if event.status == "chosen":
+                row["status"], row["chosen"] = "COMPLETED", event.message
+            self._live.update(self._job_table())
+            return True
+        return False
+
+    def _job_table(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        lines: list[Any] = []
+        for name, row in self._jobs.items():
+            status = row.get("status", "")
+            running = status in ("STARTING", "INPROGRESS", "STOPPING")
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(width=2)
+            grid.add_column(width=17, no_wrap=True)
+            grid.add_column(width=13, no_wrap=True)
+            grid.add_column(width=6, justify="right")
+            done = {"COMPLETED": "✔", "FAILED": "✘", "STOPPED": "■", "not-submitted": "–"}.get(status, "·")
+            mark: Any = Spinner("dots") if running else Text("★" if row.get("chosen") else done)
+            took = (row.get("ended") or time.monotonic()) - row["started"]
+            grid.add_row(mark, name, Text(status.lower(), style=STATUS_STYLE.get(status, "cyan")), f"{took:.0f} s")
+            lines.append(grid)
+            if row.get("reason") and status in ("FAILED", "not-submitted"):
+                lines.append(Text(f"     └ {row['reason']}", style="yellow"))
+            if row.get("chosen"):
+                lines.append(Text(f"     └ chosen: {row['chosen']}", style="green"))
+        return Group(*lines)
 
     def _print(self, event: Event) -> None:
         c = self.console
@@ -291,7 +352,7 @@ def run_headless(args: argparse.Namespace) -> int:
     )
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)
-    emit = JsonPrinter() if args.json else HumanPrinter(console)
+    emit = JsonPrinter() if args.json else HumanPrinter(console, live=console.is_terminal and not ci)
     started = time.monotonic()
     _sigterm_as_interrupt()
 
