@@ -105,7 +105,7 @@ def report_text(report: ChecklistReport) -> str:
 
 def _target(args: argparse.Namespace, stack: ExitStack, console: Console) -> tuple[AwsTarget, dict[str, str], str]:
     """Where to check, what the account's own defaults are, and the flags that reach it again."""
-    from .engine.aws import AwsError, AwsTarget
+    from .engine.aws import AwsError, AwsTarget, resolve_region
 
     if getattr(args, "sandbox", False):
         from .sandbox.server import Sandbox
@@ -123,7 +123,7 @@ def _target(args: argparse.Namespace, stack: ExitStack, console: Console) -> tup
             )
         target = AwsTarget(region=sandbox.region, endpoint_url=sandbox.endpoint_url, credentials=sandbox.credentials)
         return target, derived, "sandbox"
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    region = resolve_region(args.region, args.profile)
     if not region:
         raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
     return AwsTarget(region=region, profile=args.profile, endpoint_url=args.endpoint_url), {}, "aws"

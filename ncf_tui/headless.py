@@ -303,20 +303,10 @@ def precheck_settings(flags: dict[str, str | None], options: Any, emit: Any) -> 
         raise SettingsError(issues)
 
 
-def _profile_region(profile: str) -> str:
-    """The region a named profile sets in ~/.aws/config ("" when none)."""
-    import botocore.session
-
-    try:
-        return str(botocore.session.Session(profile=profile).get_config_variable("region") or "")
-    except Exception:  # a missing profile is reported by the first AWS call, with its own message
-        return ""
-
-
 def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .engine.aws import Aws, AwsError, AwsTarget
+    from .engine.aws import Aws, AwsError, AwsTarget, resolve_region
     from .engine.pipeline import DEFAULT_OUTPUT_DIR, STEPS, Pipeline, RunOptions, agree, check_output_dir, refuse
     from .engine.preflight import DEFAULT_TVM_RELEASE, operator_table
     from .engine.sample import sample_checkpoint_path
@@ -380,9 +370,7 @@ def run_headless(args: argparse.Namespace) -> int:
                         highlight=False,
                     )
             else:
-                region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
-                if not region and args.profile is not None:
-                    region = _profile_region(args.profile)
+                region = resolve_region(args.region, args.profile)
                 from .engine.secrets import credentials_for
 
                 choice = credentials_for(args.profile)

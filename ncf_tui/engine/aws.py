@@ -99,6 +99,22 @@ class Aws:
         return list(self.session.get_available_regions(service))
 
 
+def resolve_region(explicit: str | None = None, profile: str | None = None) -> str:
+    """The region a run uses: the flag, then AWS_REGION, AWS_DEFAULT_REGION, then the profile's configured
+    region; "" when none says (the caller reports that with its fix). One rule for every front end."""
+    import os
+
+    region = explicit or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    if region:
+        return region
+    try:
+        import botocore.session
+
+        return str(botocore.session.Session(profile=profile).get_config_variable("region") or "")
+    except Exception:  # a missing profile is reported by the first AWS call, with its own message
+        return ""
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError (empty for anything else)."""
     response = getattr(exc, "response", None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .model import Architecture, infer_architecture
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise _unpickling_error(path, exc) from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError) as exc:
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt: {_first_line(exc)})"
+            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt: {first_line(exc)})"
         ) from None
     state, metadata = _split(path, obj)
     arch = infer_architecture(state)
@@ -248,11 +248,6 @@ def _unpickling_error(path: Path, exc: Exception) -> CheckpointError:
         f"{path}: refused: its pickle holds {what}, not plain tensors; ncf-tui loads weights only",
         hint="save model.state_dict() instead of the whole model",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _jsonable(value: Any) -> Any:

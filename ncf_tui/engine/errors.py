@@ -45,6 +45,12 @@ class CheckpointError(BadInputError):
     """A checkpoint file is missing, unreadable, unsafe or not an NCF model."""
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's text (its type name when it has none), cut to ``limit`` characters."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class Cancelled(NcfError):
     """The user asked to stop; the step stopped at a safe point."""
 

@@ -23,6 +23,7 @@ from typing import Any
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError, check_cancel
 from .events import Emit, VariantEvent
+from .settings import split_s3_uri
 from .variants import VARIANT_NAMES, file_sha256
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
@@ -64,6 +65,11 @@ class Job:
     sha256: str = ""
     started: float | None = None
     ended: float | None = None
+
+    @property
+    def model_uri(self) -> str:
+        """NEO_MODEL_S3_URI for this job: its compiled artifact, without ``s3://``."""
+        return strip_s3(self.artifact_uri or self.output_uri.rstrip("/") + "/model.tar.gz")
 
 
 @dataclass
@@ -136,11 +142,6 @@ def strip_s3(uri: str) -> str:
     return uri[5:] if uri.startswith("s3://") else uri
 
 
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, key = strip_s3(uri).partition("/")
-    return bucket, key
-
-
 def rank_key(c: Candidate) -> tuple[float, float, int]:
     """Most faithful first (top-10 overlap, then max score difference); ties go to the simplest variant."""
     f = c.fidelity or {}
@@ -161,7 +162,7 @@ class _Counter:
 def _upload(aws: Aws, c: Candidate, job: Job, calls: _Counter) -> bool:
     """Upload the archive unless the same sha256 is already at the key; True when skipped."""
     s3 = aws.client("s3")
-    bucket, key = _split(job.input_uri)
+    bucket, key = split_s3_uri(job.input_uri)
     calls.add()
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
@@ -315,7 +316,7 @@ def compile_step(
     if len(compiled) > 1:
         reason += f"; {len(compiled) - 1} other compiled variant(s) rank lower"
     job = jobs[best.name]
-    uri = strip_s3(job.artifact_uri or job.output_uri.rstrip("/") + "/model.tar.gz")
+    uri = job.model_uri
     emit(VariantEvent(name=best.name, status="chosen", job_name=job.job_name, fidelity=best.fidelity, message=reason))
     return CompileResult(
         jobs=jobs, chosen=best.name, reason=reason, neo_model_s3_uri=uri, api_calls=calls.n, skipped_uploads=skipped

@@ -33,7 +33,7 @@ from .iam import Permission, permissions_step
 from .logs import BuildValues, LogPosition
 from .neo import Candidate, CompileConfig, Job, compile_step, neo_inference_image
 from .preflight import DEFAULT_TVM_RELEASE
-from .settings import Settings, save, saved_config_path, settings_step
+from .settings import Settings, save, saved_config_path, settings_step, split_s3_uri
 from .state import RunState, StateStore, new_run_id
 from .variants import VARIANT_NAMES, Variant, build_module, file_sha256, measure_fidelity, package, trace
 
@@ -617,7 +617,7 @@ def compiled_model_sha256(aws: Aws, neo_model_s3_uri: str, model_key: str = "") 
     import io
     import tarfile
 
-    bucket, _, key = neo_model_s3_uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3_uri(neo_model_s3_uri)
     key = model_key or key
     if not key.endswith(".tar.gz"):
         key = key.rstrip("/") + "/model.tar.gz"

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import BadInputError
+from .errors import BadInputError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -106,10 +106,5 @@ def preflight_file(model_pth: Path, release: str = DEFAULT_TVM_RELEASE) -> Prefl
     try:
         module = torch.jit.load(str(model_pth), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as exc:
-        raise BadInputError(f"{model_pth}: not a TorchScript model ({_first_line(exc)})") from exc
+        raise BadInputError(f"{model_pth}: not a TorchScript model ({first_line(exc)})") from exc
     return preflight(module, release)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -63,7 +63,7 @@ class Session:
 
     def connect(self) -> Connection:
         """Start the sandbox if needed, then ask STS who we are (blocking: call from a worker)."""
-        from ..engine.aws import Aws, AwsError, AwsTarget
+        from ..engine.aws import Aws, AwsError, AwsTarget, resolve_region
 
         cfg = self.config
         if cfg.sandbox:
@@ -75,9 +75,7 @@ class Session:
             sb = self.sandbox
             self.target = AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
         else:
-            import os
-
-            region = cfg.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+            region = resolve_region(cfg.region, cfg.profile)
             if not region:
                 raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
             self.target = AwsTarget(region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url)
@@ -244,14 +242,14 @@ class Session:
     def override_choice(self, variant: str) -> str:
         """Make ``variant`` (a compiled one) the chosen model; returns its NEO_MODEL_S3_URI."""
         from ..engine.errors import BadInputError
-        from ..engine.neo import strip_s3
+        from ..engine.neo import Job
 
         assert self.pipeline is not None
         entry = self.pipeline.state.steps.get("compile") or {}
         job = (entry.get("jobs") or {}).get(variant)
         if entry.get("status") != "done" or not job or job.get("status") != "COMPLETED":
             raise BadInputError(f"{variant} did not compile, so it cannot be chosen")
-        uri = strip_s3(job.get("artifact_uri") or job["output_uri"].rstrip("/") + "/model.tar.gz")
+        uri = Job(**job).model_uri
         entry.update(chosen=variant, neo_model_s3_uri=uri, reason="chosen by you in the wizard")
         self.pipeline.save()
         return uri

@@ -10,9 +10,16 @@ from ncf_tui.engine.aws import Aws, AwsTarget
 from ncf_tui.engine.events import Event
 from ncf_tui.engine.neo import CompileConfig
 
+_AWS: dict[str, Aws] = {}
+
 
 def aws_for(sandbox: Any) -> Aws:
-    return Aws(AwsTarget(region=sandbox.region, endpoint_url=sandbox.endpoint_url, credentials=sandbox.credentials))
+    """One Aws per sandbox server: its credentials survive resets, and botocore's data loads once (~1 s)."""
+    if sandbox.endpoint_url not in _AWS:
+        _AWS[sandbox.endpoint_url] = Aws(
+            AwsTarget(region=sandbox.region, endpoint_url=sandbox.endpoint_url, credentials=sandbox.credentials)
+        )
+    return _AWS[sandbox.endpoint_url]
 
 
 def compile_config_for(sandbox: Any, **kw: Any) -> CompileConfig:

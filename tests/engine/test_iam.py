@@ -26,16 +26,9 @@ from ncf_tui.engine.iam import (
 from ncf_tui.engine.settings import Settings, resolve_settings, settings_step
 from ncf_tui.sandbox.server import Sandbox
 
-_AWS: dict[str, Aws] = {}
+from .aws_kit import aws_for
 
-
-def sandbox_aws(sb: Sandbox) -> Aws:
-    """One Aws per sandbox server (credentials survive resets; botocore loads its data once)."""
-    if sb.endpoint_url not in _AWS:
-        _AWS[sb.endpoint_url] = Aws(
-            AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
-        )
-    return _AWS[sb.endpoint_url]
+sandbox_aws = aws_for
 
 
 def validated_settings(sb: Sandbox, tmp_path: Path) -> Settings:

@@ -26,16 +26,9 @@ from ncf_tui.engine.settings import (
 )
 from ncf_tui.sandbox.server import Sandbox
 
-_AWS: dict[str, Aws] = {}
+from .aws_kit import aws_for
 
-
-def sandbox_aws(sb: Sandbox) -> Aws:
-    """One Aws per sandbox server: its credentials survive resets, and botocore's data loads once (~1 s)."""
-    if sb.endpoint_url not in _AWS:
-        _AWS[sb.endpoint_url] = Aws(
-            AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
-        )
-    return _AWS[sb.endpoint_url]
+sandbox_aws = aws_for
 
 
 def sandbox_flags(sb: Sandbox, **overrides: str) -> dict[str, str | None]:
