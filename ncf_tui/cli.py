@@ -19,6 +19,7 @@ SCENARIOS = (
     "no-privileged-mode",
     "throttling",
     "flaky-logs",
+    "neo-compiled-pt",
 )
 
 EPILOG = """\

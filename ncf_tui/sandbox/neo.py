@@ -1,11 +1,16 @@
 """SageMaker Neo compilation jobs that really run: STARTING -> INPROGRESS -> COMPLETED | FAILED.
 
 moto marks a new job COMPLETED at once and writes nothing. Here a worker thread per job downloads
-the input archive from the sandbox's S3, checks it the way Neo does (archive, `model.pth` at the
-root, DataInputConfig, framework), runs the engine's operator preflight for the emulated TVM
-release, and on success writes `model.tar.gz` (the traced model frozen and optimised for inference,
-plus the sidecar with `"compiled": true`) to the job's output location. Failure reasons use Neo's
-wording so the product's explanations can be tested against them.
+the input archive from the sandbox's S3 as the job's role, checks it the way Neo's PyTorch loader does
+(a tar.gz holding exactly one ``.pth`` file, a DataInputConfig, the framework), runs the engine's
+operator preflight for the emulated TVM release, and on success writes what real Neo writes: one
+archive ``<input-stem>-<target>.tar.gz`` (``model-ml_c5.tar.gz`` for ``model.tar.gz`` compiled for
+``ml_c5``) under OutputConfig.S3OutputLocation, holding the compiled TorchScript alone (``model.pth``;
+``compiled.pt`` in the ``neo-compiled-pt`` scenario, the name older Neo releases used) and nothing of
+ncf-tui's: Neo does not know our sidecar. ``ModelArtifacts.S3ModelArtifacts`` names that archive.
+FailureReasons use Neo's wording (neo-ai/neo-loader's PyTorch loader, behind SageMaker's
+``ClientError: `` prefix) and are cut to the 1,024 characters botocore's ``FailureReason`` shape allows.
+Sources for each behaviour: docs/AWS-FIDELITY.md.
 """
 
 from __future__ import annotations
@@ -30,12 +35,46 @@ from .tvm_check import TvmFailure, compile_and_check, tvm_available
 DEFAULT_NEO_SECONDS = 1.5
 NEO_SECONDS_ENV = "NCF_SANDBOX_NEO_SECONDS"
 MODEL_FILE = "model.pth"
-SIDECAR_FILE = "ncf-model.json"
+"""The compiled TorchScript's name in the output archive (Neo's current PyTorch examples load model.pth)."""
+LEGACY_MODEL_FILE = "compiled.pt"
+"""The name the SageMaker developer guide's PyTorch model_fn loads ("The compiled model is saved as compiled.pt")."""
+FAILURE_REASON_MAX = 1024
+"""botocore's sagemaker model: shape FailureReason is a string of at most 1,024 characters."""
 _PREFIX = "ClientError: InputConfiguration: "
+_CANNOT_CONVERT = (
+    "TVM cannot convert the PyTorch model. Invalid model or input-shape mismatch. Make sure that inputs are "
+    "lexically ordered and of the correct dimensionality. "
+)
+"""neo-ai/neo-loader, pytorch_model_loader.py: the message Neo gives when TVM's PyTorch frontend raises."""
 
 
 class NeoFailure(Exception):
     """A compile that fails the job; the message is the job's FailureReason."""
+
+
+def failure_reason(text: str) -> str:
+    """``text`` as DescribeCompilationJob can carry it: at most FAILURE_REASON_MAX characters."""
+    return text if len(text) <= FAILURE_REASON_MAX else text[: FAILURE_REASON_MAX - 3] + "..."
+
+
+def output_name(input_key: str, target: str) -> str:
+    """Neo's output archive name: the input archive's stem, ``-``, the target (``model-ml_c5.tar.gz``)."""
+    base = input_key.rsplit("/", 1)[-1]
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return f"{base or 'model'}-{target}.tar.gz"
+
+
+def _target(output_config: dict[str, Any]) -> str:
+    """TargetDevice, or for a TargetPlatform its OS and architecture (Neo documents no name for that case)."""
+    device = str(output_config.get("TargetDevice") or "")
+    if device:
+        return device
+    platform = output_config.get("TargetPlatform") or {}
+    parts = [str(platform.get(k, "")).lower() for k in ("Os", "Arch", "Accelerator") if platform.get(k)]
+    return "_".join(parts) or "unknown"
 
 
 def neo_seconds_from_env(default: float = DEFAULT_NEO_SECONDS) -> float:
@@ -71,54 +110,45 @@ def _parse_data_input_config(raw: str) -> list[int]:
     return list(shapes[0])
 
 
-def _read_archive(data: bytes) -> tuple[bytes, dict[str, Any] | None]:
+def _read_archive(data: bytes) -> bytes:
+    """The one ``.pth`` file of the input archive, as Neo's PyTorch loader finds it (any other file is ignored)."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
-            if MODEL_FILE not in members:
+            pth = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".pth")]
+            if not pth:
                 raise NeoFailure(
-                    f"{_PREFIX}No {MODEL_FILE} found at the root of the model archive "
-                    f"(found: {sorted(members) or 'nothing'}). Please make sure the framework you select "
-                    "is correct and the model file is at the root of model.tar.gz."
+                    f"{_PREFIX}No pth file found for PyTorch model. "
+                    "Please make sure the framework you select is correct."
                 )
-            model = tar.extractfile(members[MODEL_FILE])
-            model_bytes = model.read() if model else b""
-            sidecar: dict[str, Any] | None = None
-            if SIDECAR_FILE in members:
-                handle = tar.extractfile(members[SIDECAR_FILE])
-                try:
-                    sidecar = json.loads(handle.read()) if handle else None
-                except ValueError:
-                    sidecar = None
-            return model_bytes, sidecar
+            if len(pth) > 1:
+                raise NeoFailure(f"{_PREFIX}Exactly one .pth file is allowed for PyTorch models.")
+            model = tar.extractfile(pth[0])
+            return model.read() if model else b""
     except (tarfile.TarError, EOFError, OSError):
         raise NeoFailure(f"{_PREFIX}Unable to untar input model. Please confirm the model is a tar.gz file.") from None
 
 
-def compile_archive(data: bytes, data_input_config: str, framework: str) -> tuple[bytes, str]:
-    """Compile one input archive as the sandbox's Neo does; returns (output archive, compiler note)."""
+def compile_archive(
+    data: bytes, data_input_config: str, framework: str, model_file: str = MODEL_FILE
+) -> tuple[bytes, str]:
+    """Compile one input archive as the sandbox's Neo does; returns (output archive, compiler note).
+
+    The output archive holds ``model_file`` (the compiled TorchScript) and nothing else."""
     if framework.upper() != "PYTORCH":
         raise NeoFailure(
             f"{_PREFIX}Framework {framework} is not supported by the sandbox's Neo, which compiles "
             "PyTorch (TorchScript) models: set Framework to PYTORCH."
         )
     shape = _parse_data_input_config(data_input_config)
-    model_bytes, sidecar = _read_archive(data)
-    traced_shape = (sidecar or {}).get("input_shape")
-    if isinstance(traced_shape, list) and (len(traced_shape) != len(shape) or traced_shape[1:] != shape[1:]):
-        raise NeoFailure(
-            f"{_PREFIX}TVM cannot convert the PyTorch model. The input shape {shape} given in DataInputConfig "
-            f"does not match the traced model, which takes {traced_shape}."
-        )
+    model_bytes = _read_archive(data)
     with warnings.catch_warnings():
         # torch 2.x marks the TorchScript API deprecated; it is still what Neo consumes.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _compile_torchscript(model_bytes, sidecar, shape, data_input_config)
+        compiled, compiler = _compile_torchscript(model_bytes, shape)
+    return _make_archive({model_file: compiled}), compiler
 
 
-def _compile_torchscript(
-    model_bytes: bytes, sidecar: dict[str, Any] | None, shape: list[int], data_input_config: str
-) -> tuple[bytes, str]:
+def _compile_torchscript(model_bytes: bytes, shape: list[int]) -> tuple[bytes, str]:
 
     import torch
 
@@ -130,22 +160,16 @@ def _compile_torchscript(
         try:
             module = torch.jit.load(str(model_path), map_location="cpu")  # type: ignore[no-untyped-call]
         except Exception as exc:
-            raise NeoFailure(
-                f"{_PREFIX}Framework cannot load PyTorch model. Please make sure the model is a TorchScript "
-                f"file made with torch.jit.trace or torch.jit.save: {_first_line(exc)}"
-            ) from None
+            raise NeoFailure(f"{_PREFIX}Framework cannot load PyTorch model. {_first_line(exc)}") from None
         verdict = preflight_file(model_path, DEFAULT_TVM_RELEASE)
         if not verdict.accepted:
-            raise NeoFailure(f"{_PREFIX}TVM cannot convert the PyTorch model. {verdict.message}")
+            raise NeoFailure(f"{_PREFIX}{_CANNOT_CONVERT}{verdict.message}")
         module.eval()
         try:
             with torch.no_grad():
                 reference = module(torch.zeros(shape, dtype=torch.float32))
         except Exception as exc:
-            raise NeoFailure(
-                f"{_PREFIX}TVM cannot convert the PyTorch model. The input shape {shape} given in "
-                f"DataInputConfig does not match the traced model: {_first_line(exc)}"
-            ) from None
+            raise NeoFailure(f"{_PREFIX}{_CANNOT_CONVERT}{_first_line(exc)}") from None
         optimized = torch.jit.optimize_for_inference(torch.jit.freeze(module))
         with torch.no_grad():
             check = optimized(torch.zeros(shape, dtype=torch.float32))
@@ -156,20 +180,11 @@ def _compile_torchscript(
             try:
                 compiler += f"; compiled and checked with {compile_and_check(module, shape)}"
             except TvmFailure as exc:
-                raise NeoFailure(f"{_PREFIX}TVM cannot compile the PyTorch model: {exc}") from None
+                raise NeoFailure(f"{_PREFIX}{_CANNOT_CONVERT}{exc}") from None
         compiler += ")"
         buffer = io.BytesIO()
         torch.jit.save(optimized, buffer)
-    compiled = buffer.getvalue()
-    meta = dict(sidecar or {"format": "ncf-tui/1", "input_name": "input0", "framework": "PYTORCH"})
-    meta.update(
-        compiled=True,
-        compiler=compiler,
-        model_sha256=hashlib.sha256(compiled).hexdigest(),
-        data_input_config=data_input_config,
-        torch_version=str(torch.__version__).split("+")[0],
-    )
-    return _make_archive({MODEL_FILE: compiled, SIDECAR_FILE: json.dumps(meta, indent=2).encode()}), compiler
+    return buffer.getvalue(), compiler
 
 
 def _make_archive(files: dict[str, bytes]) -> bytes:
@@ -201,10 +216,17 @@ class _Job:
 class NeoWorker:
     """Runs every compilation job of the sandbox in its own daemon thread."""
 
-    def __init__(self, s3_client: Callable[[dict[str, str]], Any], seconds: float = DEFAULT_NEO_SECONDS) -> None:
+    def __init__(
+        self,
+        s3_client: Callable[[dict[str, str]], Any],
+        seconds: float = DEFAULT_NEO_SECONDS,
+        model_file: Callable[[], str] = lambda: MODEL_FILE,
+    ) -> None:
         # s3_client(credentials) -> an S3 client acting with those credentials (the job's role).
         self._s3 = s3_client
         self.seconds = seconds
+        # The compiled model's name inside the output archive (the scenario's, read when a job compiles).
+        self._model_file = model_file
         self._jobs: dict[tuple[str, str, str], _Job] = {}
         self._lock = threading.Lock()
 
@@ -260,7 +282,7 @@ class NeoWorker:
                     job.region,
                     job.name,
                     status="FAILED",
-                    failure_reason=str(outcome),
+                    failure_reason=failure_reason(str(outcome)),
                     ended=True,
                 )
             else:
@@ -284,7 +306,9 @@ class NeoWorker:
                     job.region,
                     job.name,
                     status="FAILED",
-                    failure_reason=f"InternalServerError: the sandbox's compiler crashed: {_first_line(exc)}",
+                    failure_reason=failure_reason(
+                        f"InternalServerError: the sandbox's compiler crashed: {_first_line(exc)}"
+                    ),
                     ended=True,
                 )
             except moto_glue.SandboxApiError:
@@ -317,10 +341,14 @@ class NeoWorker:
                     ) from None
                 raise NeoFailure(f"{_PREFIX}Unable to download the model from S3: {_first_line(exc)}") from None
             archive, _compiler = compile_archive(
-                data, str(input_config.get("DataInputConfig", "")), str(input_config.get("Framework", ""))
+                data,
+                str(input_config.get("DataInputConfig", "")),
+                str(input_config.get("Framework", "")),
+                self._model_file(),
             )
             out_bucket, out_prefix = split_s3_uri(str(output_config.get("S3OutputLocation", "")))
-            out_key = f"{out_prefix.rstrip('/')}/model.tar.gz".lstrip("/")
+            name = output_name(key, _target(output_config))
+            out_key = f"{out_prefix.rstrip('/')}/{name}".lstrip("/")
             try:
                 s3.put_object(Bucket=out_bucket, Key=out_key, Body=archive)
             except Exception as exc:

@@ -31,6 +31,8 @@ class Scenario:
     # After this many log events of a stream have been served, the next log reads drop the connection.
     flaky_logs_after_events: int | None = None
     flaky_logs_drops: int = 6
+    # The compiled model's name inside Neo's output archive: model.pth today, compiled.pt in older releases.
+    neo_model_file: str = "model.pth"
     tags: tuple[str, ...] = field(default=())
 
 
@@ -62,6 +64,11 @@ SCENARIOS: dict[str, Scenario] = {
             "flaky-logs",
             "The CloudWatch Logs connection drops mid-stream; a follower must resume from its token.",
             flaky_logs_after_events=5,
+        ),
+        Scenario(
+            "neo-compiled-pt",
+            "Neo names the compiled model compiled.pt inside its output archive, as older Neo releases did.",
+            neo_model_file="compiled.pt",
         ),
     )
 }

@@ -63,7 +63,11 @@ class Sandbox:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self.endpoint_url = ""
-        self.neo = NeoWorker(lambda creds: self.internal_client("s3", creds), self.neo_seconds)
+        self.neo = NeoWorker(
+            lambda creds: self.internal_client("s3", creds),
+            self.neo_seconds,
+            model_file=lambda: self.scenario.neo_model_file,
+        )
         from .codebuild import BuildRunner
 
         self.builds = BuildRunner(self)

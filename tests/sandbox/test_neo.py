@@ -104,11 +104,12 @@ def test_a_compatible_variant_compiles_and_its_output_scores_like_the_input(
     assert statuses[0] == "STARTING" and "INPROGRESS" in statuses and statuses[-1] == "COMPLETED"
     assert desc["CompilationStartTime"] <= desc["CompilationEndTime"]
     uri = desc["ModelArtifacts"]["S3ModelArtifacts"]
-    assert uri == f"s3://{jobs.sb.names.compilation_output('ncf-basic')}/model.tar.gz"
+    output = jobs.sb.names.compilation_output("ncf-basic")
+    assert uri == f"s3://{output}/model-ml_c5.tar.gz"  # the input model.tar.gz's stem, then the target
     bucket, key = uri[5:].split("/", 1)
     compiled = jobs.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    sidecar = json.loads(_member(compiled, "ncf-model.json"))
-    assert sidecar["compiled"] is True and "sandbox" in sidecar["compiler"]
+    with tarfile.open(fileobj=io.BytesIO(compiled)) as tar:
+        assert tar.getnames() == ["model.pth"]  # the compiled model alone: Neo knows nothing of our sidecar
     original = torch.jit.load(io.BytesIO(_member(data, "model.pth")))
     optimized = torch.jit.load(io.BytesIO(_member(compiled, "model.pth")))
     x = torch.tensor([[0.0, 0.0], [3.0, 7.0], [10.0, 20.0]])
@@ -121,7 +122,8 @@ def test_f_normalize_is_rejected_with_neo_s_operator_message(jobs: Jobs, archive
     desc = jobs.wait(jobs.start("ncf-original", archives["original"].read_bytes()))
     assert desc["CompilationJobStatus"] == "FAILED"
     assert desc["FailureReason"] == (
-        "ClientError: InputConfiguration: TVM cannot convert the PyTorch model. "
+        "ClientError: InputConfiguration: TVM cannot convert the PyTorch model. Invalid model or input-shape "
+        "mismatch. Make sure that inputs are lexically ordered and of the correct dimensionality. "
         "The following operators are not implemented: ['aten::linalg_vector_norm']"
     )
     assert not desc.get("ModelArtifacts")
@@ -134,10 +136,11 @@ def test_f_normalize_is_rejected_with_neo_s_operator_message(jobs: Jobs, archive
     [
         ("missing", None, {}, "S3 object does not exist"),
         ("not-a-tar", b"this is not an archive", {}, "Unable to untar input model"),
-        ("no-model-pth", "tar:weights.pt", {}, "No model.pth found at the root"),
+        ("no-pth", "tar:weights.pt", {}, "No pth file found for PyTorch model"),
+        ("two-pth", "tar:a.pth,b.pth", {}, "Exactly one .pth file is allowed"),
         ("not-torchscript", "tar:model.pth", {}, "Framework cannot load PyTorch model"),
         ("bad-config", "basic", {"config": "{input0: [1, 2]"}, "Unable to parse DataInputConfig"),
-        ("wrong-shape", "basic", {"config": '{"input0": [1, 3]}'}, "does not match the traced model"),
+        ("wrong-shape", "basic", {"config": '{"input0": [2]}'}, "TVM cannot convert the PyTorch model"),
         ("wrong-framework", "basic", {"framework": "TENSORFLOW"}, "Framework TENSORFLOW is not supported"),
     ],
 )
@@ -147,11 +150,33 @@ def test_bad_inputs_fail_with_neo_s_reason(
     if body == "basic":
         body = archives["basic"].read_bytes()
     elif isinstance(body, str) and body.startswith("tar:"):
-        body = _tar({body[4:]: b"not a model"})
+        body = _tar(dict.fromkeys(body[4:].split(","), b"not a model"))
     desc = jobs.wait(jobs.start(f"ncf-{case}", body, **kwargs))
     assert desc["CompilationJobStatus"] == "FAILED"
     assert desc["FailureReason"].startswith("ClientError: InputConfiguration: ")
     assert reason in desc["FailureReason"]
+
+
+def test_a_failure_reason_is_cut_to_the_1024_characters_the_api_allows(jobs: Jobs, archives: dict[str, Path]) -> None:
+    """botocore's sagemaker model: FailureReason is a string of at most 1,024 characters."""
+    config = json.dumps({"input0": [1, 2], "input1": [1, 2], "note": "x" * 900})
+    desc = jobs.wait(jobs.start("ncf-long-reason", archives["basic"].read_bytes(), config=config))
+    assert desc["CompilationJobStatus"] == "FAILED"
+    reason = desc["FailureReason"]
+    assert len(reason) == 1024 and reason.startswith("ClientError: InputConfiguration: ") and reason.endswith("...")
+
+
+def test_the_neo_compiled_pt_scenario_names_the_model_as_older_neo_did(
+    sandbox: Sandbox, archives: dict[str, Path]
+) -> None:
+    sandbox.reset("neo-compiled-pt")
+    jobs = Jobs(sandbox)
+    desc = jobs.wait(jobs.start("ncf-old-neo", archives["basic"].read_bytes()))
+    assert desc["CompilationJobStatus"] == "COMPLETED", desc.get("FailureReason")
+    bucket, key = desc["ModelArtifacts"]["S3ModelArtifacts"][5:].split("/", 1)
+    assert key.endswith("/model-ml_c5.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(jobs.s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+        assert tar.getnames() == ["compiled.pt"]
 
 
 def test_stop_moves_a_running_job_to_stopping_then_stopped(jobs: Jobs, archives: dict[str, Path]) -> None:

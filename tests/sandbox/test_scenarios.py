@@ -44,8 +44,9 @@ def test_wrong_model_uri_points_at_an_object_that_does_not_exist(sandbox: Sandbo
     bucket, key = wrong.split("/", 1)
     assert bucket == sandbox.names.bucket
     with pytest.raises(ClientError) as err:
-        sandbox.client("s3").head_object(Bucket=bucket, Key=f"{key}/model.tar.gz")
+        sandbox.client("s3").head_object(Bucket=bucket, Key=f"{key}/model-ml_c5.tar.gz")
     assert err.value.response["Error"]["Code"] == "404"
+    assert sandbox.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{key}/")["KeyCount"] == 0
 
 
 def test_missing_permissions_scenario_changes_only_the_role(sandbox: Sandbox) -> None:
