@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ncf_serve.app import log_event
-from ncf_serve.model import MODEL_NAME, ModelDirError, check_model_dir, file_sha256, torch_threads_default
+from ncf_serve.model import ModelDirError, check_model_dir, file_sha256, model_file, torch_threads_default
 
 RUNTIME_TEXT = {
     "torchscript": "TorchScript (torch.jit.load; no Neo runtime importable)",
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         graceful_timeout=_env_int("NCF_GRACEFUL_TIMEOUT", 8, low=0),
         access_log=os.environ.get("NCF_ACCESS_LOG", "1") not in ("0", "false", "off"),
     )
-    model_file = args.model_dir / MODEL_NAME
-    actual_sha = file_sha256(model_file) if model_file.is_file() else ""
+    compiled = model_file(args.model_dir)
+    actual_sha = file_sha256(compiled) if compiled.is_file() else ""
     log_event(
         "runtime",
         runtime=runtime,
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if sidecar.model_sha256 and actual_sha and sidecar.model_sha256 != actual_sha:
         log_event(
             "warning",
-            message=f"{MODEL_NAME} sha256 differs from the sidecar's model_sha256",
+            message=f"{compiled.name} sha256 differs from the sidecar's model_sha256",
             sidecar_sha256=sidecar.model_sha256,
         )
     run(options, sidecar, runtime)

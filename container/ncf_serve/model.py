@@ -18,6 +18,8 @@ from typing import Any
 
 SIDECAR_NAME = "ncf-model.json"
 MODEL_NAME = "model.pth"
+MODEL_NAMES = (MODEL_NAME, "compiled.pt")
+"""A Neo archive names the compiled model model.pth (Neo today) or compiled.pt (older Neo); looked for in order."""
 SIDECAR_FORMAT = "ncf-tui/1"
 # Rows per forward when ranking: bounds memory for catalogues far larger than MovieLens.
 RANK_CHUNK = 8192
@@ -59,7 +61,7 @@ def read_sidecar(model_dir: Path) -> Sidecar:
     """Parse and check the sidecar; every failure names the field so the build log is enough to fix it."""
     path = model_dir / SIDECAR_NAME
     if not path.is_file():
-        raise ModelDirError(f"{path} is missing: the model archive must hold {SIDECAR_NAME} next to {MODEL_NAME}")
+        raise ModelDirError(f"{path} is missing: the build fetches {SIDECAR_NAME} into the model directory")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -99,6 +101,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_file(model_dir: Path) -> Path:
+    """The compiled model in ``model_dir``: the first of MODEL_NAMES present (``model.pth`` when none is)."""
+    for name in MODEL_NAMES:
+        if (model_dir / name).is_file():
+            return model_dir / name
+    return model_dir / MODEL_NAME
+
+
 def _importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -114,7 +124,7 @@ def choose_runtime(model_dir: Path) -> str:
     - `dlr`: the DLR runtime, for a Neo artifact without `model.pth` (compiled `.so` + params).
     - `torchscript`: plain `torch.jit.load`, for traced models and when no Neo runtime is installed.
     """
-    if (model_dir / MODEL_NAME).is_file():
+    if model_file(model_dir).is_file():
         return "neo-pytorch" if _importable("neopytorch") else "torchscript"
     if _importable("dlr") and any(model_dir.glob("*.so")):
         return "dlr"
@@ -127,8 +137,10 @@ def check_model_dir(model_dir: Path) -> tuple[Sidecar, str]:
         raise ModelDirError(f"model directory {model_dir} does not exist (pass --model-dir)")
     sidecar = read_sidecar(model_dir)
     runtime = choose_runtime(model_dir)
-    if runtime != "dlr" and not (model_dir / MODEL_NAME).is_file():
-        raise ModelDirError(f"{model_dir / MODEL_NAME} is missing: the model archive must hold it at its root")
+    if runtime != "dlr" and not model_file(model_dir).is_file():
+        raise ModelDirError(
+            f"neither {' nor '.join(MODEL_NAMES)} is in {model_dir}: the Neo archive must hold one at its root"
+        )
     return sidecar, runtime
 
 
@@ -144,7 +156,7 @@ def _load_torchscript(model_dir: Path, runtime: str) -> Forward:
         configure = getattr(neopytorch, "config", None)
         if callable(configure):
             configure(model_dir=str(model_dir), neo_runtime=True)
-    module = torch.jit.load(str(model_dir / MODEL_NAME), map_location="cpu").eval()  # type: ignore[no-untyped-call]
+    module = torch.jit.load(str(model_file(model_dir)), map_location="cpu").eval()  # type: ignore[no-untyped-call]
     if runtime == "torchscript":
         # Freezing inlines the weights and folds constants: on a full-size NCF (embeddings 64, MLP
         # 256-128-64-32) about 1.5x faster at batch 1 and for ranking 1,682 items on one thread here;

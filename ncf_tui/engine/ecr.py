@@ -54,7 +54,8 @@ def verify_image(
 ) -> ImageInfo:
     """Check ``repository:tag`` in ECR against what the build reported; raise ``ImageCheckError`` (exit 5)
     naming the mismatch. ``expected_digest`` defaults to the build's ``image-digest`` line; the build's
-    ``model-sha256`` line is compared with ``expected_model_sha256`` (the uploaded artifact's)."""
+    ``model-sha256`` line (the file the build copied into the image) is compared with ``expected_model_sha256``
+    (the compiled model inside the Neo archive in S3, which the build downloaded)."""
     values = build_values or BuildValues()
     client = aws.client("ecr")
     try:
@@ -110,10 +111,11 @@ def verify_image(
             )
         if recorded != expected_model_sha256.lower():
             raise ImageCheckError(
-                f"the image holds model.pth {recorded[:12]}…, not the chosen variant's {expected_model_sha256[:12]}…",
+                f"the image holds the model {recorded[:12]}…, not the compiled model in the Neo archive "
+                f"({expected_model_sha256[:12]}…)",
                 hint="NEO_MODEL_S3_URI points at another compile output; fix it and rebuild",
             )
-        verified.append("the model inside is the chosen variant (model.pth sha256 matches)")
+        verified.append("the model inside is the compiled model of the Neo archive (sha256 matches)")
 
     pushed = detail.get("imagePushedAt")
     info = ImageInfo(

@@ -120,6 +120,14 @@ def model_object_arn(settings: Settings) -> str:
     return f"{bucket}/{key}" if key else f"{bucket}/{settings.model_path}/*"
 
 
+def sidecar_object_arn(settings: Settings) -> str:
+    """The sidecar object the build reads: ``ncf-model.json`` in the folder of the Neo archive."""
+    from .artifact import sidecar_key
+
+    key = sidecar_key(settings.model_key or settings.model_path)
+    return f"arn:{settings.partition}:s3:::{settings.model_bucket}/{key}"
+
+
 def required_permissions(settings: Settings, extra: Sequence[Permission] = ()) -> list[Permission]:
     """The (action, resource ARN) pairs the build needs, in the order the build uses them.
 
@@ -134,10 +142,16 @@ def required_permissions(settings: Settings, extra: Sequence[Permission] = ()) -
         *(Permission(a, repo, "EcrPush", "docker push to the repository") for a in ECR_PUSH_ACTIONS),
         Permission("s3:GetObject", model_object_arn(settings), "ModelRead", "download the Neo-compiled model"),
         Permission(
+            "s3:GetObject",
+            sidecar_object_arn(settings),
+            "ModelRead",
+            "download ncf-model.json, which ncf-tui wrote beside the Neo output",
+        ),
+        Permission(
             "s3:ListBucket",
             f"arn:{settings.partition}:s3:::{settings.model_bucket}",
             "ModelList",
-            "find model.tar.gz under NEO_MODEL_S3_URI (aws s3 ls)",
+            "find the Neo archive under NEO_MODEL_S3_URI (aws s3 ls)",
         ),
         Permission("logs:CreateLogGroup", group, "BuildLogGroup", "CodeBuild creates the project's log group"),
         Permission("logs:CreateLogStream", streams, "BuildLogStreams", "CodeBuild opens one stream per build"),

@@ -2,16 +2,22 @@
 
 Every variant that passed the offline preflight (or that the user forces) is uploaded to
 ``s3://BUCKET/PREFIX/<run-id>/<variant>/model.tar.gz`` (skipped when the same sha256 is already there) and
-compiled by its own Neo job, all created concurrently. One poller watches them all: a single
-``ListCompilationJobs`` call per round (filtered to the run), a ``DescribeCompilationJob`` only for a job
-whose status changed, and an interval of a tenth of the jobs' running time (so a finish is seen within ~10%
+compiled by its own Neo job, all created concurrently. Neo writes its own archive (``model-<target>.tar.gz``,
+reported in S3ModelArtifacts) holding only the compiled model; once a job completes, the engine writes the
+sidecar ``ncf-model.json`` beside it (``artifact.py``), since the server needs the id ranges Neo knows nothing of.
+One poller watches them all: a single ``ListCompilationJobs`` call per round (filtered to the run), a
+``DescribeCompilationJob`` only for a job whose status changed, and an interval of a tenth of the jobs' running time (so a finish is seen within ~10%
 of a job's length), doubled on throttling. Job names are derived from the run id and the variant, so a
 resumed run finds its jobs by name and never launches one twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import re
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .artifact import SIDECAR_NAME, compiled_model_in, sidecar_key
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError, check_cancel
 from .events import Emit, VariantEvent
@@ -65,11 +72,21 @@ class Job:
     sha256: str = ""
     started: float | None = None
     ended: float | None = None
+    model_file: str | None = None
+    """The compiled model's name inside Neo's archive (``model.pth`` or ``compiled.pt``), once read."""
+    compiled_sha256: str | None = None
+    """sha256 of that file: what the image must hold."""
+    sidecar_uri: str | None = None
+    """Where the engine wrote ``ncf-model.json`` for this job (``s3://``), beside Neo's archive."""
 
     @property
     def model_uri(self) -> str:
-        """NEO_MODEL_S3_URI for this job: its compiled artifact, without ``s3://``."""
-        return strip_s3(self.artifact_uri or self.output_uri.rstrip("/") + "/model.tar.gz")
+        """NEO_MODEL_S3_URI for this job, as the seed means it: the bucket/prefix of its Neo output, no ``s3://``.
+
+        The folder of S3ModelArtifacts when SageMaker reported it, else the S3OutputLocation asked for."""
+        if self.artifact_uri:
+            return strip_s3(self.artifact_uri).rsplit("/", 1)[0]
+        return strip_s3(self.output_uri).rstrip("/")
 
 
 @dataclass
@@ -93,13 +110,21 @@ class CompileResult:
     neo_model_s3_uri: str
     api_calls: int = 0
     skipped_uploads: list[str] = field(default_factory=list)
+    framework_version: str = NEO_FRAMEWORK_VERSION
+    """The FrameworkVersion sent to Neo."""
+    trace_torch_version: str = ""
+    """The torch that traced the chosen variant (from its sidecar)."""
 
     def to_state(self) -> dict[str, Any]:
+        chosen = self.jobs.get(self.chosen)
         return {
             "jobs": {k: asdict(v) for k, v in self.jobs.items()},
             "chosen": self.chosen,
             "reason": self.reason,
             "neo_model_s3_uri": self.neo_model_s3_uri,
+            "sidecar_uri": chosen.sidecar_uri if chosen else None,
+            "framework_version": self.framework_version,
+            "trace_torch_version": self.trace_torch_version,
         }
 
 
@@ -297,13 +322,22 @@ def compile_step(
             for future in [pool.submit(submit, c) for c in todo]:
                 future.result()
             _poll(aws, jobs, cfg, run_id, emit, calls, cancel, changed)
+            by_name = {c.name: c for c in candidates}
+            for name, job in sorted(jobs.items()):
+                if job.status == "COMPLETED" and not job.sidecar_uri and name in by_name:
+                    check_cancel(cancel)
+                    write_sidecar(aws, job, by_name[name], cfg, emit, calls)
+                    changed()
     except (Cancelled, KeyboardInterrupt):
         if stop_on_cancel:
             _stop_all(aws, jobs, emit, calls)
             changed()
         raise Cancelled("cancelled while compiling") from None
     by_name = {c.name: c for c in candidates}
-    compiled = sorted((by_name[n] for n, j in jobs.items() if j.status == "COMPLETED"), key=rank_key)
+    compiled = sorted(
+        (by_name[n] for n, j in jobs.items() if j.status == "COMPLETED" and j.sidecar_uri and n in by_name),
+        key=rank_key,
+    )
     if not compiled:
         reasons = "; ".join(f"{n}: {j.failure_reason or j.status}" for n, j in sorted(jobs.items()))
         raise NoVariantCompiled(f"no variant compiled ({reasons})")
@@ -319,8 +353,99 @@ def compile_step(
     uri = job.model_uri
     emit(VariantEvent(name=best.name, status="chosen", job_name=job.job_name, fidelity=best.fidelity, message=reason))
     return CompileResult(
-        jobs=jobs, chosen=best.name, reason=reason, neo_model_s3_uri=uri, api_calls=calls.n, skipped_uploads=skipped
+        jobs=jobs,
+        chosen=best.name,
+        reason=reason,
+        neo_model_s3_uri=uri,
+        api_calls=calls.n,
+        skipped_uploads=skipped,
+        framework_version=cfg.framework_version,
+        trace_torch_version=str(_traced_sidecar(aws, best, job).get("torch_version", "")),
     )
+
+
+def _traced_sidecar(aws: Aws, c: Candidate, job: Job) -> dict[str, Any]:
+    """The sidecar the engine packed with the traced variant: from the local archive, else the uploaded one."""
+    data: bytes | None = None
+    path = Path(c.archive)
+    if path.is_file():
+        data = path.read_bytes()
+    else:
+        bucket, key = split_s3_uri(job.input_uri)
+        try:
+            data = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchKey", "404", "AccessDenied"):
+                raise
+    if not data:
+        return {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            handle = tar.extractfile(SIDECAR_NAME)
+            raw = json.loads(handle.read()) if handle else {}
+    except (tarfile.TarError, KeyError, OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def write_sidecar(
+    aws: Aws, job: Job, c: Candidate, cfg: CompileConfig, emit: Emit, calls: _Counter | None = None
+) -> None:
+    """Read the compiled model from Neo's archive and write ``ncf-model.json`` beside it (never inside it).
+
+    The sidecar is the traced variant's (id ranges, input, variant) with what only now is known: the
+    compiled file's name and sha256, the Neo job, the target, the FrameworkVersion sent to Neo and the torch
+    that traced the variant. On success ``job`` records where it went; a Neo archive without ``model.pth``
+    or ``compiled.pt`` leaves ``job.sidecar_uri`` unset (the variant cannot be built) and says so."""
+    counter = calls or _Counter()
+    if not job.artifact_uri:
+        emit(
+            VariantEvent(name=job.variant, status=job.status, job_name=job.job_name, message="Neo reported no artifact")
+        )
+        return
+    s3 = aws.client("s3")
+    bucket, key = split_s3_uri(job.artifact_uri)
+    counter.add()
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    found = compiled_model_in(body)
+    if found is None:
+        emit(
+            VariantEvent(
+                name=job.variant,
+                status=job.status,
+                job_name=job.job_name,
+                message=f"{job.artifact_uri} holds neither model.pth nor compiled.pt: this variant cannot be built",
+            )
+        )
+        return
+    name, model = found
+    job.model_file = name
+    job.compiled_sha256 = hashlib.sha256(model).hexdigest()
+    traced = _traced_sidecar(aws, c, job)
+    sidecar = {
+        **traced,
+        "format": traced.get("format", "ncf-tui/1"),
+        "variant": c.name,
+        "compiled": True,
+        "compiler": f"SageMaker Neo job {job.job_name} for {cfg.target_device}",
+        "model_file": name,
+        "model_sha256": job.compiled_sha256,
+        "traced_model_sha256": traced.get("model_sha256"),
+        "neo_job": job.job_name,
+        "neo_artifact": job.artifact_uri,
+        "target_device": cfg.target_device,
+        "neo_framework_version": cfg.framework_version,
+        "trace_torch_version": traced.get("torch_version"),
+    }
+    target = sidecar_key(key)
+    counter.add()
+    s3.put_object(
+        Bucket=bucket,
+        Key=target,
+        Body=json.dumps(sidecar, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+    )
+    job.sidecar_uri = f"s3://{bucket}/{target}"
 
 
 def _poll(

@@ -612,23 +612,27 @@ def _settings_from_state(values: dict[str, str]) -> Settings:
 
 
 def compiled_model_sha256(aws: Aws, neo_model_s3_uri: str, model_key: str = "") -> str | None:
-    """sha256 of ``model.pth`` inside the compiled archive the build downloads (None if it cannot be read)."""
+    """sha256 of the compiled model (``model.pth``, else ``compiled.pt``) inside the Neo archive the build
+    downloads: ``model_key`` when settings found it, else the archive NEO_MODEL_S3_URI names or the one the
+    build's rule picks under it (None if it cannot be read)."""
     import hashlib
-    import io
-    import tarfile
+
+    from .artifact import choose_archive, compiled_model_in
 
     bucket, key = split_s3_uri(neo_model_s3_uri)
     key = model_key or key
-    if not key.endswith(".tar.gz"):
-        key = key.rstrip("/") + "/model.tar.gz"
+    s3 = aws.client("s3")
     try:
-        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
-            member = tar.extractfile("model.pth")
-            return hashlib.sha256(member.read()).hexdigest() if member else None
-    except (tarfile.TarError, KeyError, OSError):
-        return None
+        if not key.endswith(".tar.gz"):
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/").get("Contents", [])
+            found, _why = choose_archive([str(o["Key"]) for o in listed], key)
+            if found is None:
+                return None
+            key = found
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "AccessDenied"):
+        if error_code(exc) in ("NoSuchKey", "NoSuchBucket", "404", "AccessDenied"):
             return None
         raise
+    compiled = compiled_model_in(body)
+    return hashlib.sha256(compiled[1]).hexdigest() if compiled else None

@@ -50,7 +50,6 @@ CONFIG_DIR_ENV = "NCF_TUI_CONFIG_DIR"
 CONFIG_FILE_NAME = "config.toml"
 MAX_LENGTH = 2048
 """No setting is longer than this (S3 keys are at most 1024 bytes); longer input is refused unread."""
-MODEL_ARCHIVE = "model.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -869,64 +868,91 @@ def _check_bucket(settings: Settings, aws: Aws, bucket: str) -> tuple[bool, str,
 
 
 def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
-    """The model archive's key, found the way buildspec.yml finds it; "" (with an issue) when there is none."""
+    """The Neo archive's key, found the way buildspec.yml finds it (``artifact.choose_archive``), and the sidecar
+    beside it; "" (with an issue) when there is no archive."""
     from botocore.exceptions import ClientError
 
+    from .artifact import choose_archive, sidecar_key
     from .aws import aws_errors, error_code
 
     s3 = aws.client("s3")
     bucket, path = settings.model_bucket, settings.model_path
-    tried: list[str] = []
-    candidates = [path] if path.endswith(".tar.gz") else [f"{path}/{MODEL_ARCHIVE}"]
-    for key in candidates:
-        tried.append(f"s3://{bucket}/{key}")
+    key = reason = ""
+    if path.endswith(".tar.gz"):
         try:
             with aws_errors(aws.target):
-                s3.head_object(Bucket=bucket, Key=key)
+                s3.head_object(Bucket=bucket, Key=path)
+            key = path
         except ClientError as exc:
-            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                continue
             if _denied(exc):
-                why = f"could not verify s3://{bucket}/{key}: the caller may not s3:GetObject on it"
+                why = f"could not verify s3://{bucket}/{path}: the caller may not s3:GetObject on it"
                 v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
                 return ""
-            raise
-        v.notes.append(f"model archive found at s3://{bucket}/{key}")
-        return key
-    archives: list[str] = []
-    if not path.endswith(".tar.gz"):
-        tried.append(f"every .tar.gz under s3://{bucket}/{path}/")
+            if error_code(exc) not in {"404", "NoSuchKey", "NotFound"}:
+                raise
+            reason = f"no model archive at s3://{bucket}/{path}"
+    else:
+        keys: list[str] = []
         try:
             with aws_errors(aws.target):
-                pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=path + "/")
-                archives = [o["Key"] for p in pages for o in p.get("Contents", []) if o["Key"].endswith(".tar.gz")]
+                pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=path.rstrip("/") + "/")
+                keys = [o["Key"] for p in pages for o in p.get("Contents", [])]
         except ClientError as exc:
             if not _denied(exc):
                 raise
-        if len(archives) == 1:
-            v.notes.append(f"model archive found at s3://{bucket}/{archives[0]}")
-            return archives[0]
-    if len(archives) > 1:
-        listed = ", ".join(archives[:5]) + (" ..." if len(archives) > 5 else "")
-        reason = f"{len(archives)} archives under s3://{bucket}/{path}/ ({listed}); point NEO_MODEL_S3_URI at one"
-    else:
-        reason = "no model archive found; tried " + " and ".join(tried)
+            why = f"could not list s3://{bucket}/{path}/: the caller may not s3:ListBucket on {bucket}"
+            v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
+            return ""
+        found, why_found = choose_archive(keys, path)
+        if found:
+            key = found
+        else:
+            reason = f"no model archive found under s3://{bucket}/{path}/ ({why_found})"
+            if "archives under" in why_found:
+                reason += "; point NEO_MODEL_S3_URI at the folder of one Neo output"
+    if not key:
         near = _nearby_outputs(s3, bucket, path)
         if near:
             reason += "; compile outputs that do exist: " + ", ".join(near)
-    v.issues.append(_issue("NEO_MODEL_S3_URI", settings, reason))
-    return ""
+        v.issues.append(_issue("NEO_MODEL_S3_URI", settings, reason))
+        return ""
+    v.notes.append(f"model archive found at s3://{bucket}/{key}")
+    side = sidecar_key(key)
+    try:
+        with aws_errors(aws.target):
+            s3.head_object(Bucket=bucket, Key=side)
+        v.notes.append(f"sidecar found at s3://{bucket}/{side}")
+    except ClientError as exc:
+        if _denied(exc):
+            why = f"could not verify the sidecar s3://{bucket}/{side}: the caller may not s3:GetObject on it"
+            v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
+        elif error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            why = (
+                f"no ncf-model.json at s3://{bucket}/{side}: ncf-tui writes it beside the Neo output once the job "
+                "completes (the server needs its id ranges); compile with ncf-tui, or resume the run that compiled it"
+            )
+            v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why))
+        else:
+            raise
+    return key
 
 
 def _nearby_outputs(s3: Any, bucket: str, path: str) -> list[str]:
-    """Model archives one level up from ``path`` (e.g. other jobs' compile outputs), as hints; never raises."""
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    """Folders holding a model archive one level up from ``path`` (e.g. other jobs' compile outputs), as hints;
+    never raises."""
+    base = path.removesuffix("/")
+    base = base.rsplit("/", 1)[0] if base.endswith(".tar.gz") and "/" in base else base
+    parent = base.rsplit("/", 1)[0] if "/" in base else ""
     try:
         page = s3.list_objects_v2(Bucket=bucket, Prefix=f"{parent}/" if parent else "", MaxKeys=200)
     except Exception:
         return []
-    keys = [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("/" + MODEL_ARCHIVE)]
-    return [f"{bucket}/{k.rsplit('/', 1)[0]}" for k in keys[:3]]
+    folders: list[str] = []
+    for o in page.get("Contents", []):
+        k = str(o["Key"])
+        if k.endswith(".tar.gz") and "/" in k and k.rsplit("/", 1)[0] not in folders:
+            folders.append(k.rsplit("/", 1)[0])
+    return [f"{bucket}/{f}" for f in folders[:3]]
 
 
 def _check_repository(settings: Settings, aws: Aws, v: _Verdict) -> None:

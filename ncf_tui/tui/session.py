@@ -249,8 +249,13 @@ class Session:
         job = (entry.get("jobs") or {}).get(variant)
         if entry.get("status") != "done" or not job or job.get("status") != "COMPLETED":
             raise BadInputError(f"{variant} did not compile, so it cannot be chosen")
-        uri = Job(**job).model_uri
-        entry.update(chosen=variant, neo_model_s3_uri=uri, reason="chosen by you in the wizard")
+        picked = Job(**job)
+        if not picked.sidecar_uri:
+            raise BadInputError(f"{variant} has no ncf-model.json beside its Neo output, so it cannot be built")
+        uri = picked.model_uri
+        entry.update(
+            chosen=variant, neo_model_s3_uri=uri, sidecar_uri=picked.sidecar_uri, reason="chosen by you in the wizard"
+        )
         self.pipeline.save()
         return uri
 

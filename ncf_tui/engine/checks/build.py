@@ -16,13 +16,12 @@ with the one in the chosen artifact (the archive NEO_MODEL_S3_URI points at).
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..artifact import compiled_model_in
 from ..aws import aws_errors
 from ..codebuild import FAILED_STATES
 from ..ecr import verify_image
@@ -300,7 +299,8 @@ def _when(build: dict[str, Any]) -> str:
 
 
 def model_sha256_of(ctx: ChecklistContext, settings: Settings) -> tuple[str, str] | None:
-    """(sha256 of ``model.pth`` inside the archive NEO_MODEL_S3_URI leads to, that archive's URI), or None."""
+    """(sha256 of the compiled model, ``model.pth`` or ``compiled.pt``, inside the Neo archive NEO_MODEL_S3_URI
+    leads to, that archive's URI), or None."""
     checked, _verdicts = validate(settings, ctx.aws, only=["NEO_MODEL_S3_URI"])
     if not checked.model_key:
         return None
@@ -310,15 +310,10 @@ def model_sha256_of(ctx: ChecklistContext, settings: Settings) -> tuple[str, str
         if int(head.get("ContentLength", 0)) > MAX_ARCHIVE_BYTES:
             return None
         body = s3.get_object(Bucket=checked.model_bucket, Key=checked.model_key)["Body"].read()
-    try:
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-            member = tar.extractfile("model.pth")
-            if member is None:
-                return None
-            digest = hashlib.sha256(member.read()).hexdigest()
-    except (tarfile.TarError, KeyError, OSError):
+    compiled = compiled_model_in(body)
+    if compiled is None:
         return None
-    return digest, f"s3://{checked.model_bucket}/{checked.model_key}"
+    return hashlib.sha256(compiled[1]).hexdigest(), f"s3://{checked.model_bucket}/{checked.model_key}"
 
 
 def check_image(ctx: ChecklistContext) -> CheckResult:
@@ -345,8 +340,8 @@ def check_image(ctx: ChecklistContext) -> CheckResult:
             title,
             FAIL,
             f"{build.get('id')} {status}: " + "; ".join(seen) + f"\n  | {copy_error[:300]}",
-            "the COPY source is missing from the build context: check the model-copy step of the log and that "
-            "the downloaded archive holds model.pth and ncf-model.json at its root",
+            "the COPY source is missing from the build context: check the model-copy step of the log, that "
+            "the Neo archive holds model.pth (or compiled.pt) and that ncf-model.json was fetched beside it",
         )
     if status != "SUCCEEDED":
         return CheckResult(

@@ -1,8 +1,9 @@
 """Troubleshooting items 1 and 4 of the seed: the Neo model the build downloads, and the Neo jobs of the run.
 
 Item 1 checks NEO_MODEL_S3_URI the way the build reads it (``settings.validate``: no ``s3://``, the bucket
-exists in the region, the archive or one ``model.tar.gz`` under the prefix exists) and, when it is wrong,
-offers the newest COMPLETED compilation job's output. Item 4 lists every FAILED job of the run with
+exists in the region, the Neo archive it names or the one under the prefix exists, with ncf-tui's sidecar
+beside it) and, when it is wrong, offers the folder of the newest COMPLETED compilation job's output.
+Item 4 lists every FAILED job of the run with
 SageMaker's reason and, for operators Neo does not implement, the variant whose offline preflight says it
 avoids them and the one ``ncf-tui`` command that compiles it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..artifact import output_folder
 from ..aws import aws_errors
 from ..errors import NcfError
 from ..neo import Candidate, rank_key, strip_s3
@@ -26,7 +28,8 @@ _OPERATORS = re.compile(r"operators? (?:are|is) not (?:implemented|supported)[^\
 
 
 def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
-    """(job name, its output as bucket/key without ``s3://``) of the newest COMPLETED Neo job, or None."""
+    """(job name, the folder of its output as bucket/prefix without ``s3://``) of the newest COMPLETED Neo job,
+    or None. The folder (of S3ModelArtifacts) is what NEO_MODEL_S3_URI means in the seed."""
     sm = ctx.aws.client("sagemaker")
     with aws_errors(ctx.aws.target):  # newest first: the first page holds the answer
         page = sm.list_compilation_jobs(
@@ -41,7 +44,7 @@ def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
             info = sm.describe_compilation_job(CompilationJobName=name)
         artifact = (info.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         if artifact:
-            return name, strip_s3(str(artifact))
+            return name, output_folder(strip_s3(str(artifact)))
     return None
 
 
