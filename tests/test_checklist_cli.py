@@ -60,7 +60,8 @@ def account(sandbox: Sandbox, archive: bytes, tmp_path: Path, monkeypatch: pytes
     sandbox.reset("no-privileged-mode")
     settings = sandbox.suggested_settings()
     bucket, _, prefix = settings["NEO_MODEL_S3_URI"].partition("/")
-    sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=archive)
+    sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model-ml_c5.tar.gz", Body=archive)
+    sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/ncf-model.json", Body=b"{}")
     spec = ProjectSpec(
         name=sandbox.names.codebuild_project,
         service_role_arn=sandbox.names.codebuild_role_arn,

@@ -82,12 +82,47 @@ def test_headless_sandbox_run_ends_with_an_image_in_ecr(tmp_path: Path) -> None:
     builds = [e for e in events if e["event"] == "build"]
     assert builds[-1]["status"] == "SUCCEEDED"
     logs = [e["line"] for e in events if e["event"] == "log"]
-    assert any(line.startswith("NCF-TUI: model-sha256 ") for line in logs)
+    assert any(line.startswith("NCF-TUI: model-sha256 ") and line.endswith(" model.pth") for line in logs)
     assert any("sandbox builder" in line.lower() for line in logs), "the log says the sandbox built the image"
     (image,) = [e for e in events if e["event"] == "image"]
     assert image["uri"].endswith("/ncf-recommender:latest") and image["digest"].startswith("sha256:")
     done = events[-1]
     assert done["event"] == "done" and done["exit_code"] == 0 and done["image_uri"] == image["uri"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scenario", "model_file"), [("healthy", "model.pth"), ("neo-compiled-pt", "compiled.pt")])
+def test_the_run_builds_from_neo_s_own_layout(sandbox, tmp_path: Path, scenario: str, model_file: str) -> None:
+    """Neo's output, listed with boto3, is <stem>-<target>.tar.gz holding the compiled model alone; the engine's
+    sidecar lies beside it; the build takes either name and verify matches the image to the file in S3."""
+    import hashlib
+    import io
+    import tarfile
+
+    sandbox.reset(scenario)
+    p, rec = _pipeline(sandbox, tmp_path, ask=agree)
+    outcome = p.run()
+    assert outcome.image_uri, "the run ended without an image"
+    state = json.loads(p.store.path.read_text())
+    compiled = state["steps"]["compile"]
+    folder = compiled["neo_model_s3_uri"]  # bucket/prefix of the Neo output, as the seed means it
+    assert not folder.startswith("s3://") and not folder.endswith(".tar.gz")
+    bucket, _, prefix = folder.partition("/")
+    listed = sandbox.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix + "/")
+    assert sorted(o["Key"].rsplit("/", 1)[-1] for o in listed["Contents"]) == ["model-ml_c5.tar.gz", "ncf-model.json"]
+    body = sandbox.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/model-ml_c5.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert tar.getnames() == [model_file]  # no ncf-model.json inside Neo's archive
+        member = tar.extractfile(model_file)
+        assert member is not None
+        sha = hashlib.sha256(member.read()).hexdigest()
+    sidecar = json.loads(sandbox.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/ncf-model.json")["Body"].read())
+    assert sidecar["model_sha256"] == sha and sidecar["model_file"] == model_file
+    assert sidecar["neo_framework_version"] == compiled["framework_version"] == "2.0"
+    assert sidecar["trace_torch_version"] == compiled["trace_torch_version"] == sidecar["torch_version"]
+    assert compiled["sidecar_uri"] == f"s3://{folder}/ncf-model.json"
+    assert any(e.line == f"NCF-TUI: model-sha256 {sha} {model_file}" for e in rec.of("log"))
+    assert state["steps"]["verify"]["model_sha256"] == sha
 
 
 def test_missing_permissions_exit_3_with_the_policy_then_fixed(sandbox, tmp_path: Path) -> None:

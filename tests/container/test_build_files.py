@@ -99,7 +99,7 @@ def test_copy_sources_are_what_the_buildspec_puts_in_the_context(dockerfile: Doc
             assert name in allowed, f"{source} is not let through .dockerignore"
             assert name == "model" or (CONTAINER / name).exists(), f"{source} is not in container/"
     spec = BUILDSPEC.read_text()
-    assert 'tar -xzf build/model.tar.gz -C "$BUILD_CONTEXT/model"' in spec
+    assert 'tar -xzf build/neo-model.tar.gz -C "$BUILD_CONTEXT/model"' in spec
     assert 'cp -R container/. "$BUILD_CONTEXT/"' in spec
 
 
@@ -174,7 +174,8 @@ def test_only_the_docker_commands_the_contract_lists(buildspec: dict[str, Any]) 
 
 def test_the_parsed_lines_have_the_contract_wording(buildspec: dict[str, Any]) -> None:
     text = "\n".join(all_commands(buildspec))
-    assert 'echo "NCF-TUI: model-sha256 $MODEL_SHA256 model.pth"' in text
+    assert 'echo "NCF-TUI: model-sha256 $MODEL_SHA256 $MODEL_FILE"' in text
+    assert "for name in model.pth compiled.pt; do" in text  # the compiled model by its documented names
     assert 'echo "NCF-TUI: image-uri $IMAGE_URI"' in text
     assert 'echo "NCF-TUI: image-digest ${repo_digest##*@}"' in text
     assert 'IMAGE_URI="$REGISTRY/$IMAGE_REPO_NAME:$IMAGE_TAG"' in text

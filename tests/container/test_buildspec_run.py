@@ -6,16 +6,14 @@ server, so a green build here means the three parts (buildspec, Dockerfile, serv
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from ncf_tui.sandbox.server import Sandbox
 
+from ..neo_kit import put_neo_output, tar_bytes
 from ..sandbox.cb_kit import Builds
 
 pytestmark = pytest.mark.slow  # a few CodeBuild runs through the sandbox
@@ -46,12 +44,7 @@ def ncf_lines(log: list[str]) -> dict[str, str]:
 
 def test_the_build_downloads_builds_and_pushes_the_image(sandbox: Sandbox, model_archives: dict[str, Path]) -> None:
     settings = sandbox.suggested_settings()
-    archive = model_archives["mlp"]
-    upload(sandbox, f"{settings['NEO_MODEL_S3_URI']}/model.tar.gz", archive.read_bytes())
-    with tarfile.open(archive) as tar:
-        member = tar.extractfile("model.pth")
-        assert member is not None
-        model_sha = hashlib.sha256(member.read()).hexdigest()
+    _key, model_sha = put_neo_output(sandbox, settings["NEO_MODEL_S3_URI"], model_archives["mlp"])
     # a user who pastes the URI with its s3:// prefix and a trailing slash still gets a build
     variables = {**settings, "NEO_MODEL_S3_URI": f"s3://{settings['NEO_MODEL_S3_URI']}/"}
 
@@ -73,29 +66,55 @@ def test_the_build_downloads_builds_and_pushes_the_image(sandbox: Sandbox, model
     assert any("POST /invocations" in line and "-> 200" in line for line in log)
 
 
-def test_an_archive_without_model_pth_fails_before_docker_runs(sandbox: Sandbox) -> None:
+def test_the_build_takes_an_archive_that_names_the_model_compiled_pt(
+    sandbox: Sandbox, model_archives: dict[str, Path]
+) -> None:
+    """Older Neo releases (and the developer guide's model_fn) name the compiled model compiled.pt."""
+    settings = sandbox.suggested_settings()
+    folder = f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/old-neo"
+    # the input model.tar.gz lies beside Neo's output, as when S3OutputLocation is the input's folder
+    upload(sandbox, f"{folder}/model.tar.gz", model_archives["basic"].read_bytes())
+    _key, model_sha = put_neo_output(sandbox, folder, model_archives["basic"], model_file="compiled.pt")
+
+    status, log = run_build(sandbox, {**settings, "NEO_MODEL_S3_URI": folder})
+
+    assert status == "SUCCEEDED", "\n".join(log[-60:])
+    assert ncf_lines(log)["model-sha256"] == f"{model_sha} compiled.pt"
+    assert f"Downloading s3://{folder}/model-ml_c5.tar.gz" in log
+    assert any("POST /invocations" in line and "-> 200" in line for line in log)  # the server found compiled.pt
+
+
+def test_an_archive_without_a_compiled_model_fails_before_docker_runs(
+    sandbox: Sandbox, model_archives: dict[str, Path]
+) -> None:
     settings = {**sandbox.suggested_settings()}
-    uri = f"{sandbox.names.bucket}/empty-output/job/model.tar.gz"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("compiled.params")
-        info.size = 3
-        tar.addfile(info, io.BytesIO(b"abc"))
-    upload(sandbox, uri, buffer.getvalue())
-    settings["NEO_MODEL_S3_URI"] = uri  # an object key works as well as a prefix
+    folder = f"{sandbox.names.bucket}/empty-output/job"
+    key, _sha = put_neo_output(sandbox, folder, model_archives["basic"])
+    upload(sandbox, key, tar_bytes({"compiled.params": b"abc"}))  # a TVM-style artifact: no TorchScript in it
+    settings["NEO_MODEL_S3_URI"] = key  # an object key works as well as a prefix
     status, log = run_build(sandbox, settings)
     assert status == "FAILED"
-    assert ncf_lines(log)["error"].startswith("model-missing model.pth is not at the root")
+    assert ncf_lines(log)["error"].startswith("model-missing neither model.pth nor compiled.pt is at the root")
     assert not any(line.startswith("#1 [internal] load build definition") for line in log)
+
+
+def test_a_neo_output_without_the_sidecar_fails_before_docker_runs(
+    sandbox: Sandbox, model_archives: dict[str, Path]
+) -> None:
+    folder = f"{sandbox.names.bucket}/foreign-output/job"
+    put_neo_output(sandbox, folder, model_archives["basic"], sidecar=False)
+    status, log = run_build(sandbox, {**sandbox.suggested_settings(), "NEO_MODEL_S3_URI": folder})
+    assert status == "FAILED"
+    assert ncf_lines(log)["error"].startswith(f"model-missing ncf-model.json is not at s3://{folder}/ncf-model.json")
 
 
 def test_several_archives_under_the_prefix_are_named(sandbox: Sandbox, model_archives: dict[str, Path]) -> None:
     settings = {**sandbox.suggested_settings()}
     prefix = f"{sandbox.names.bucket}/two-jobs"
     for job in ("job-a", "job-b"):
-        upload(sandbox, f"{prefix}/{job}/model.tar.gz", model_archives["basic"].read_bytes())
+        put_neo_output(sandbox, f"{prefix}/{job}", model_archives["basic"])
     settings["NEO_MODEL_S3_URI"] = prefix
     status, log = run_build(sandbox, settings)
     assert status == "FAILED"
     assert ncf_lines(log)["error"].startswith("model-not-found 2 archives under")
-    assert "  two-jobs/job-a/model.tar.gz" in log and "  two-jobs/job-b/model.tar.gz" in log
+    assert "  two-jobs/job-a/model-ml_c5.tar.gz" in log and "  two-jobs/job-b/model-ml_c5.tar.gz" in log

@@ -327,7 +327,7 @@ def test_missing_model_file_is_a_clear_error(model_dirs: dict[str, Path], tmp_pa
     (tmp_path / "ncf-model.json").write_text((model_dirs["basic"] / "ncf-model.json").read_text())
     result = run_serve("--model-dir", str(tmp_path), "--port", str(free_port()))
     assert result.returncode == 2
-    assert "model.pth is missing" in result.stderr
+    assert "neither model.pth nor compiled.pt is in" in result.stderr
 
 
 @pytest.mark.parametrize(

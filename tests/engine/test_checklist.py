@@ -35,6 +35,8 @@ from ncf_tui.engine.settings import resolve_settings
 from ncf_tui.engine.state import RunState, StateStore
 from ncf_tui.sandbox.server import Sandbox
 
+from ..neo_kit import engine_sidecar
+
 pytestmark = pytest.mark.slow
 
 NEO_JOB = "ncf-checklist-basic"
@@ -105,13 +107,16 @@ def neo_job(sb: Sandbox, archive: Path) -> str:
     while sm.describe_compilation_job(CompilationJobName=NEO_JOB)["CompilationJobStatus"] != "COMPLETED":
         assert time.monotonic() < deadline, "the Neo job did not complete"
         time.sleep(0.1)
+    engine_sidecar(sb, NEO_JOB, "basic", archive)  # as the engine's compile step does once a job completes
     return sb.names.compilation_output(NEO_JOB)
 
 
-def put_model(sb: Sandbox, uri: str, data: bytes) -> str:
-    """Put a model archive at ``uri``/model.tar.gz (bucket/prefix): a compile output without waiting for Neo."""
+def put_model(sb: Sandbox, uri: str, data: bytes, sidecar: bytes = b"{}") -> str:
+    """Put a Neo archive at ``uri``/model-ml_c5.tar.gz (bucket/prefix) and a sidecar beside it: a compile
+    output without waiting for Neo."""
     bucket, _, prefix = uri.partition("/")
-    sb.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=data)
+    sb.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model-ml_c5.tar.gz", Body=data)
+    sb.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/ncf-model.json", Body=sidecar)
     return uri
 
 
@@ -123,6 +128,7 @@ class HealthyRun:
     model_uri: str
     compiled: bytes
     tmp: Path
+    sidecar: bytes = b"{}"
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +149,12 @@ def healthy(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -
     state = StateStore(outcome.state_path).load()
     assert state is not None
     archives = {c["name"]: Path(c["archive"]) for c in state.steps["variants"]["candidates"]}
-    bucket, _, key = outcome.neo_model_s3_uri.partition("/")
+    chosen = state.steps["compile"]["jobs"][state.steps["compile"]["chosen"]]
+    bucket, _, key = chosen["artifact_uri"].removeprefix("s3://").partition("/")
     compiled = sb.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    yield HealthyRun(outcome.state_path, state, archives, outcome.neo_model_s3_uri, compiled, tmp)
+    side_bucket, _, side_key = chosen["sidecar_uri"].removeprefix("s3://").partition("/")
+    sidecar = sb.client("s3").get_object(Bucket=side_bucket, Key=side_key)["Body"].read()
+    yield HealthyRun(outcome.state_path, state, archives, outcome.neo_model_s3_uri, compiled, tmp, sidecar)
 
 
 # ------------------------------------------------------------------------------------- the healthy run
@@ -195,7 +204,7 @@ def test_a_tag_moved_to_another_model_fails_the_image_check(sandbox_server: Sand
     update_project(ctx, variables={"NEO_MODEL_S3_URI": other})
     result = run_check(ctx.fresh(), "image")
     assert result.status == "fail", result.evidence
-    assert "not the chosen variant" in result.evidence and "NEO_MODEL_S3_URI" in result.fix
+    assert "not the compiled model in the Neo archive" in result.evidence and "NEO_MODEL_S3_URI" in result.fix
 
 
 # ------------------------------------------------------------------------------------------ scenarios
@@ -213,8 +222,8 @@ def test_wrong_model_uri_fails_neo_model_with_the_newest_compile_output_as_fix(
     report = run_checklist(ctx)
     model = report.get("neo-model")
     assert model.status == "fail" and wrong in model.evidence and "no model archive found" in model.evidence
-    artifact = f"{output}/model.tar.gz"  # the job's S3ModelArtifacts, which the build can name directly
-    assert f"NEO_MODEL_S3_URI={artifact} " in model.fix and NEO_JOB in model.fix and model.fixable
+    # the folder of the job's S3ModelArtifacts: NEO_MODEL_S3_URI as the seed means it (bucket/prefix)
+    assert f"NEO_MODEL_S3_URI={output} " in model.fix and NEO_JOB in model.fix and model.fixable
     failed_build = report.get("build")
     assert failed_build.status == "fail" and "PRE_BUILD" in failed_build.evidence
     assert "NCF-TUI: error model-not-found" in failed_build.evidence and failed_build.related == "neo-model"
@@ -225,14 +234,14 @@ def test_wrong_model_uri_fails_neo_model_with_the_newest_compile_output_as_fix(
     assert fixed.get("build").status == "warn" and "fixed since" in fixed.get("build").evidence
     project = sandbox.client("codebuild").batch_get_projects(names=[sandbox.names.codebuild_project])["projects"][0]
     variables = {v["name"]: v["value"] for v in project["environment"]["environmentVariables"]}
-    assert variables["NEO_MODEL_S3_URI"] == artifact
+    assert variables["NEO_MODEL_S3_URI"] == output
 
 
 def test_missing_permissions_fail_the_role_check_and_the_build_names_the_action(
     sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
 ) -> None:
     sandbox.reset("missing-permissions")
-    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled)
+    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled, healthy.sidecar)
     make_project(sandbox, output)
     assert not build(sandbox)
     ctx = context(sandbox, tmp_path)
@@ -257,7 +266,7 @@ def test_no_privileged_mode_fails_the_project_check_and_the_fix_makes_the_next_b
     sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
 ) -> None:
     sandbox.reset("no-privileged-mode")
-    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled)
+    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled, healthy.sidecar)
     make_project(sandbox, output, privileged=sandbox.project_defaults()["privilegedMode"])
     assert not build(sandbox)
     ctx = context(sandbox, tmp_path)
@@ -347,7 +356,7 @@ def test_neo_model_warns_on_an_s3_prefix_and_fails_on_a_missing_bucket(sandbox: 
     uri = put_model(sandbox, f"{sandbox.names.bucket}/models/ok", b"not even an archive: only existence counts here")
     prefixed = run_check(context(sandbox, tmp_path, NEO_MODEL_S3_URI=f"s3://{uri}"), "neo-model")
     assert prefixed.status == "warn" and "starts with s3://" in prefixed.evidence
-    assert f"model archive found at s3://{uri}/model.tar.gz" in prefixed.evidence
+    assert f"model archive found at s3://{uri}/model-ml_c5.tar.gz" in prefixed.evidence
     missing = run_check(context(sandbox, tmp_path, NEO_MODEL_S3_URI="no-such-bucket-here/x"), "neo-model")
     assert missing.status == "fail" and "bucket 'no-such-bucket-here' does not exist" in missing.evidence
     assert "no COMPLETED Neo compilation job" in missing.fix and "--until compile" in missing.fix

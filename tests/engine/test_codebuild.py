@@ -294,20 +294,15 @@ def test_a_build_left_running_is_resumed_with_its_log_position(sandbox: Sandbox)
 @pytest.mark.slow
 def test_the_repository_buildspec_builds_an_image_that_passes_the_image_check(sandbox: Sandbox, tmp_path: Path) -> None:
     """End to end with the real buildspec.yml and the sandbox's docker builder: S3 model -> image in ECR."""
-    import hashlib
-    import tarfile
-
     from ncf_tui.engine.ecr import verify_image
     from ncf_tui.engine.variants import export_variants
 
+    from ..neo_kit import put_neo_output
+
     archive = export_variants(None, out_dir=tmp_path, names=("mlp",))["mlp"]
-    with tarfile.open(archive) as tar:
-        member = tar.extractfile("model.pth")
-        assert member is not None
-        model_sha = hashlib.sha256(member.read()).hexdigest()
     settings = sandbox.suggested_settings()
-    bucket, _, prefix = settings["NEO_MODEL_S3_URI"].partition("/")
-    sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=archive.read_bytes())
+    bucket = settings["NEO_MODEL_S3_URI"].partition("/")[0]
+    _key, model_sha = put_neo_output(sandbox, settings["NEO_MODEL_S3_URI"], archive)
     aws = make_aws(sandbox)
     source = upload_source(aws, bucket, "ncf-tui/source.zip", sandbox.source_dir)
     spec = ProjectSpec(

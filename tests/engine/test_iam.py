@@ -33,7 +33,9 @@ sandbox_aws = aws_for
 
 def validated_settings(sb: Sandbox, tmp_path: Path) -> Settings:
     uri = sb.suggested_settings()["NEO_MODEL_S3_URI"]
-    sb.internal_client("s3").put_object(Bucket=sb.names.bucket, Key=uri.split("/", 1)[1] + "/model.tar.gz", Body=b"m")
+    s3, folder = sb.internal_client("s3"), uri.split("/", 1)[1]
+    s3.put_object(Bucket=sb.names.bucket, Key=f"{folder}/model-ml_c5.tar.gz", Body=b"m")
+    s3.put_object(Bucket=sb.names.bucket, Key=f"{folder}/ncf-model.json", Body=b"{}")
     flags = {**sb.suggested_settings(), "service_role": sb.names.codebuild_role_arn}
     return settings_step(sandbox_aws(sb), flags=flags, env={}, saved_dir=tmp_path)
 
@@ -58,11 +60,12 @@ def test_required_pairs_follow_the_seed_and_the_settings(sandbox: Sandbox, tmp_p
     s = validated_settings(sandbox, tmp_path)
     pairs = [(p.action, p.resource) for p in required_permissions(s)]
     n = sandbox.names
-    obj = f"{n.bucket_arn}/{n.prefix}/compilation-output/ncf-full-manual-norm/model.tar.gz"
+    folder = f"{n.bucket_arn}/{n.prefix}/compilation-output/ncf-full-manual-norm"
     assert pairs == [
         ("ecr:GetAuthorizationToken", "*"),
         *((a, n.ecr_repo_arn) for a in ECR_PUSH_ACTIONS),
-        ("s3:GetObject", obj),
+        ("s3:GetObject", f"{folder}/model-ml_c5.tar.gz"),
+        ("s3:GetObject", f"{folder}/ncf-model.json"),
         ("s3:ListBucket", n.bucket_arn),
         ("logs:CreateLogGroup", n.codebuild_log_group_arn),
         ("logs:CreateLogStream", f"{n.codebuild_log_group_arn}:log-stream:*"),
@@ -87,7 +90,7 @@ def test_healthy_role_is_allowed_everything_with_matched_statements(sandbox: San
     report = permissions_step(sandbox_aws(sandbox), s, rec)
     assert report.verified and not report.denied and report.proposed_policy is None and not report.attached
     events = [e for e in rec if isinstance(e, PermissionEvent)]
-    assert len(events) == len(required_permissions(s)) == 13
+    assert len(events) == len(required_permissions(s)) == 14
     assert {e.decision for e in events} == {"allowed"}
     assert all(m.startswith(sandbox.names.codebuild_policy_name + "@") for e in events for m in e.matched)
 
@@ -135,9 +138,9 @@ def test_fix_attaches_the_proposed_policy_and_rechecks(sandbox: Sandbox, tmp_pat
     report = permissions_step(sandbox_aws(sandbox), s, rec, fix=agree)
     assert len(offered) == 1 and report.attached and not report.denied
     assert report.proposed_policy == offered[0]
-    # 13 events for the first check, 13 for the re-check, all allowed the second time
+    # 14 events for the first check, 14 for the re-check, all allowed the second time
     decisions = [e.decision for e in rec if isinstance(e, PermissionEvent)]
-    assert len(decisions) == 26 and set(decisions[13:]) == {"allowed"}
+    assert len(decisions) == 28 and set(decisions[14:]) == {"allowed"}
     doc = sandbox.internal_client("iam").get_role_policy(
         RoleName=sandbox.names.codebuild_role_name, PolicyName=POLICY_NAME
     )["PolicyDocument"]
@@ -213,7 +216,7 @@ def test_a_caller_who_may_not_simulate_gets_told_exactly_what_it_lacks(sandbox: 
     assert not report.verified and not report.attached and report.proposed_policy is None
     assert "arn:aws:iam::123456789012:user/ci-deployer may not call iam:SimulatePrincipalPolicy" in report.warning
     assert sandbox.names.codebuild_role_arn in report.warning
-    assert set(rec.decisions().values()) == {"unverified"} and len(rec.decisions()) == 13
+    assert set(rec.decisions().values()) == {"unverified"} and len(rec.decisions()) == 14
 
 
 def test_simulate_chunks_resources_and_follows_markers(sandbox: Sandbox) -> None:
@@ -233,7 +236,7 @@ def test_throttled_simulations_still_give_every_verdict(sandbox: Sandbox, tmp_pa
     s = validated_settings(sandbox, tmp_path)
     sandbox.reset("throttling")
     report = permissions_step(sandbox_aws(sandbox), s)
-    assert len(report.results) == 13 and not report.denied
+    assert len(report.results) == 14 and not report.denied
 
 
 def test_a_missing_role_is_a_preflight_failure(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ncf_tui.engine.artifact import sidecar_key
 from ncf_tui.engine.aws import Aws, AwsTarget
 from ncf_tui.engine.errors import BadInputError, ExitCode
 from ncf_tui.engine.events import Event, SettingEvent
@@ -41,12 +42,16 @@ def sandbox_flags(sb: Sandbox, **overrides: str) -> dict[str, str | None]:
     return flags
 
 
-def put_model(sb: Sandbox, key: str | None = None) -> str:
-    """Upload bytes where the suggested NEO_MODEL_S3_URI points (or at ``key``); returns the key."""
+def put_model(sb: Sandbox, key: str | None = None, *, sidecar: bool = True) -> str:
+    """Upload bytes where Neo would put its archive for the suggested NEO_MODEL_S3_URI (or at ``key``), and
+    ncf-tui's sidecar beside it; returns the archive's key."""
     if key is None:
         uri = sb.suggested_settings()["NEO_MODEL_S3_URI"]
-        key = uri.split("/", 1)[1] + "/model.tar.gz"
-    sb.internal_client("s3").put_object(Bucket=sb.names.bucket, Key=key, Body=b"not really a tarball")
+        key = uri.split("/", 1)[1] + "/model-ml_c5.tar.gz"
+    s3 = sb.internal_client("s3")
+    s3.put_object(Bucket=sb.names.bucket, Key=key, Body=b"not really a tarball")
+    if sidecar:
+        s3.put_object(Bucket=sb.names.bucket, Key=sidecar_key(key), Body=b"{}")
     return key
 
 
@@ -500,9 +505,24 @@ def test_wrong_model_uri_says_which_keys_were_tried(sandbox: Sandbox, tmp_path: 
     (issue,) = err.value.issues
     base = f"s3://{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/ncf-job-that-never-ran"
     assert issue.name == "NEO_MODEL_S3_URI"
-    assert f"tried {base}/model.tar.gz and every .tar.gz under {base}/" in issue.reason
+    assert f"no model archive found under {base}/ (no .tar.gz under the prefix)" in issue.reason
     assert f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/ncf-full-manual-norm" in issue.reason
     assert rec.settings()["NEO_MODEL_S3_URI"].ok is False
+
+
+def test_neo_s_output_is_taken_beside_its_input_and_needs_the_sidecar(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An input model.tar.gz beside Neo's model-ml_c5.tar.gz (S3OutputLocation = the input's folder): the Neo
+    one is the model; without ncf-tui's sidecar beside it the build could not serve it, so it is refused."""
+    folder = f"{sandbox.names.prefix}/same-folder"
+    put_model(sandbox, f"{folder}/model.tar.gz", sidecar=False)
+    key = put_model(sandbox, f"{folder}/model-ml_c5.tar.gz", sidecar=False)
+    flags = sandbox_flags(sandbox, NEO_MODEL_S3_URI=f"{sandbox.names.bucket}/{folder}")
+    with pytest.raises(SettingsError) as err:
+        run_step(sandbox, tmp_path, flags=flags)
+    (issue,) = err.value.issues
+    assert f"no ncf-model.json at s3://{sandbox.names.bucket}/{folder}/ncf-model.json" in issue.reason
+    sandbox.internal_client("s3").put_object(Bucket=sandbox.names.bucket, Key=sidecar_key(key), Body=b"{}")
+    assert run_step(sandbox, tmp_path, flags=flags).model_key == key
 
 
 def test_exact_archive_uri_and_single_archive_under_a_prefix_are_found(sandbox: Sandbox, tmp_path: Path) -> None:

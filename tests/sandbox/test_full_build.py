@@ -14,6 +14,7 @@ import pytest
 
 from ncf_tui.sandbox.server import REPO_ROOT, Sandbox
 
+from ..neo_kit import engine_sidecar, put_neo_output
 from .cb_kit import Builds
 
 pytestmark = pytest.mark.slow
@@ -22,16 +23,17 @@ JOB = "ncf-basic"
 
 
 @pytest.fixture(scope="module")
-def basic_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+def basic_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ncf_tui.engine.variants import export_variants
 
-    return export_variants(out_dir=tmp_path_factory.mktemp("full"), names=("basic",))["basic"].read_bytes()
+    return export_variants(out_dir=tmp_path_factory.mktemp("full"), names=("basic",))["basic"]
 
 
-def _compile(sb: Sandbox, archive: bytes) -> str:
-    """Run a Neo job on the archive and return NEO_MODEL_S3_URI for its output (bucket/prefix)."""
+def _compile(sb: Sandbox, archive: Path) -> str:
+    """Run a Neo job on the archive, write the sidecar beside its output as the engine does, and return
+    NEO_MODEL_S3_URI for that output (bucket/prefix)."""
     key = f"{sb.names.model_input_prefix}/{JOB}/model.tar.gz"
-    sb.client("s3").put_object(Bucket=sb.names.bucket, Key=key, Body=archive)
+    sb.client("s3").put_object(Bucket=sb.names.bucket, Key=key, Body=archive.read_bytes())
     sm = sb.client("sagemaker")
     sm.create_compilation_job(
         CompilationJobName=JOB,
@@ -51,6 +53,7 @@ def _compile(sb: Sandbox, archive: bytes) -> str:
             break
         time.sleep(0.1)
     assert status == "COMPLETED"
+    engine_sidecar(sb, JOB, "basic", archive)
     return sb.names.compilation_output(JOB)
 
 
@@ -63,9 +66,10 @@ def _build(sb: Sandbox, model_uri: str) -> tuple[dict, list[str]]:  # type: igno
     return builds.run()
 
 
-def test_healthy_build_pushes_the_image_and_reports_it(sandbox: Sandbox, basic_archive: bytes) -> None:
+def test_healthy_build_pushes_the_image_and_reports_it(sandbox: Sandbox, basic_archive: Path) -> None:
     build, log = _build(sandbox, _compile(sandbox, basic_archive))
     assert build["buildStatus"] == "SUCCEEDED", "\n".join(log[-40:])
+    assert f"Downloading s3://{sandbox.names.compilation_output(JOB)}/model-ml_c5.tar.gz" in log
     uri_lines = [line for line in log if line.startswith("NCF-TUI: image-uri ")]
     assert uri_lines == [f"NCF-TUI: image-uri {sandbox.names.image_uri}"]
     digest = next(line.split()[-1] for line in log if line.startswith("NCF-TUI: image-digest "))
@@ -74,10 +78,10 @@ def test_healthy_build_pushes_the_image_and_reports_it(sandbox: Sandbox, basic_a
     assert any("sandbox" in line.lower() and "docker" in line.lower() for line in log)
 
 
-def test_missing_permissions_fail_the_build_with_the_cause_in_the_log(sandbox: Sandbox, basic_archive: bytes) -> None:
-    uri = _compile(sandbox, basic_archive)
+def test_missing_permissions_fail_the_build_with_the_cause_in_the_log(sandbox: Sandbox, basic_archive: Path) -> None:
     sandbox.reset("missing-permissions")
-    sandbox.client("s3").put_object(Bucket=sandbox.names.bucket, Key=f"{uri.split('/', 1)[1]}/model.tar.gz", Body=b"x")
+    uri = sandbox.names.compilation_output(JOB)
+    put_neo_output(sandbox, uri, basic_archive)
     build, log = _build(sandbox, uri)
     assert build["buildStatus"] == "FAILED"
     assert any("AccessDenied" in line for line in log), "\n".join(log[-30:])
@@ -91,12 +95,10 @@ def test_a_missing_model_fails_the_build_with_the_cause_in_the_log(sandbox: Sand
     assert any(line.startswith("NCF-TUI: error model-not-found") for line in log), "\n".join(log[-30:])
 
 
-def test_no_privileged_mode_fails_at_the_first_docker_command(sandbox: Sandbox, basic_archive: bytes) -> None:
-    uri = _compile(sandbox, basic_archive)
+def test_no_privileged_mode_fails_at_the_first_docker_command(sandbox: Sandbox, basic_archive: Path) -> None:
     sandbox.reset("no-privileged-mode")
-    sandbox.client("s3").put_object(
-        Bucket=sandbox.names.bucket, Key=f"{uri.split('/', 1)[1]}/model.tar.gz", Body=basic_archive
-    )
+    uri = sandbox.names.compilation_output(JOB)
+    put_neo_output(sandbox, uri, basic_archive)
     build, log = _build(sandbox, uri)
     assert build["buildStatus"] == "FAILED"
     assert any("Cannot connect to the Docker daemon" in line for line in log), "\n".join(log[-30:])
@@ -104,7 +106,7 @@ def test_no_privileged_mode_fails_at_the_first_docker_command(sandbox: Sandbox, 
     assert "docker login" in pre_build["contexts"][0]["message"]
 
 
-def test_a_missing_copy_source_fails_docker_build(sandbox: Sandbox, basic_archive: bytes, tmp_path: Path) -> None:
+def test_a_missing_copy_source_fails_docker_build(sandbox: Sandbox, basic_archive: Path, tmp_path: Path) -> None:
     shutil.copy2(REPO_ROOT / "buildspec.yml", tmp_path / "buildspec.yml")
     shutil.copytree(REPO_ROOT / "container", tmp_path / "container", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "container" / "serve.py").unlink()
@@ -117,14 +119,12 @@ def test_a_missing_copy_source_fails_docker_build(sandbox: Sandbox, basic_archiv
     )
 
 
-def test_a_role_without_put_image_fails_the_push(sandbox: Sandbox, basic_archive: bytes) -> None:
+def test_a_role_without_put_image_fails_the_push(sandbox: Sandbox, basic_archive: Path) -> None:
     """ECR checks the build role per repository ARN: with the archive named directly (no listing needed),
     the build gets as far as `docker push` and is refused there."""
-    uri = _compile(sandbox, basic_archive)
     sandbox.reset("missing-permissions")
-    key = f"{uri.split('/', 1)[1]}/model.tar.gz"
-    sandbox.client("s3").put_object(Bucket=sandbox.names.bucket, Key=key, Body=basic_archive)
-    build, log = _build(sandbox, f"{uri}/model.tar.gz")
+    archive_key, _sha = put_neo_output(sandbox, sandbox.names.compilation_output(JOB), basic_archive)
+    build, log = _build(sandbox, archive_key)
     assert build["buildStatus"] == "FAILED"
     assert dict(Builds.phases(build))["BUILD"] == "SUCCEEDED"
     post_build = next(p for p in build["phases"] if p["phaseType"] == "POST_BUILD")

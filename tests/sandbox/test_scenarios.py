@@ -17,6 +17,7 @@ def test_the_catalogue_is_the_issue_s_list() -> None:
         "no-privileged-mode",
         "throttling",
         "flaky-logs",
+        "neo-compiled-pt",
     ]
     assert all(isinstance(s, Scenario) and s.description for s in SCENARIOS.values())
     assert get_scenario(None).name == "healthy"

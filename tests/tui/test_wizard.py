@@ -85,13 +85,14 @@ async def test_first_walk_through_every_screen(make_app: Any, tmp_path: Path) ->
         assert row(app, "mlp").status == "chosen" and row(app, "full_manual_norm").status == "COMPLETED"
         saved = json.loads(app.session.pipeline.store.path.read_text())
         assert saved["steps"]["compile"]["chosen"] == "mlp"
-        assert saved["steps"]["compile"]["neo_model_s3_uri"].endswith(f"ncf-{RUN_ID}-mlp/model.tar.gz")
+        assert saved["steps"]["compile"]["neo_model_s3_uri"].endswith(f"compilation-output/ncf-{RUN_ID}-mlp")
+        assert saved["steps"]["compile"]["sidecar_uri"].endswith(f"ncf-{RUN_ID}-mlp/ncf-model.json")
 
         await pilot.press("enter")
         settings = app.get_screen("settings")
         assert app.screen is settings
         uri = app.screen.query_one("#in-NEO_MODEL_S3_URI").value
-        assert uri.endswith(f"ncf-{RUN_ID}-mlp/model.tar.gz")
+        assert uri.endswith(f"compilation-output/ncf-{RUN_ID}-mlp")
         # escape goes back a step, and forward again
         await pilot.press("escape")
         assert app.screen is variants
