@@ -6,9 +6,9 @@ compiled by its own Neo job, all created concurrently. Neo writes its own archiv
 reported in S3ModelArtifacts) holding only the compiled model; once a job completes, the engine writes the
 sidecar ``ncf-model.json`` beside it (``artifact.py``), since the server needs the id ranges Neo knows nothing of.
 One poller watches them all: a single ``ListCompilationJobs`` call per round (filtered to the run), a
-``DescribeCompilationJob`` only for a job whose status changed, and an interval of a tenth of the jobs' running time (so a finish is seen within ~10%
-of a job's length), doubled on throttling. Job names are derived from the run id and the variant, so a
-resumed run finds its jobs by name and never launches one twice.
+``DescribeCompilationJob`` only for a job whose status changed, and an interval of a tenth of the jobs'
+running time (so a finish is seen within ~10% of a job's length), doubled on throttling. Job names are
+derived from the run id and the variant, so a resumed run finds its jobs by name and never launches one twice.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ def sidecar_of(model_dir: Path) -> dict[str, Any]:
 
 def reference_scores(model_dir: Path, pairs: list[tuple[int, int]]) -> list[float]:
     """What the traced model says, loaded here independently of the server."""
-    module = torch.jit.load(str(model_dir / "model.pth")).eval()
+    path = next(p for p in (model_dir / "model.pth", model_dir / "compiled.pt") if p.is_file())
+    module = torch.jit.load(str(path)).eval()
     with torch.inference_mode():
         return module(torch.tensor(pairs, dtype=torch.float32)).reshape(-1).tolist()
 
@@ -371,24 +372,33 @@ def test_unknown_command_is_refused() -> None:
     assert "invalid choice" in result.stderr
 
 
-def test_serves_the_sandbox_neo_output(model_archives: dict[str, Path], tmp_path: Path) -> None:
-    """What the build really downloads: the Neo worker's archive (`"compiled": true`), not the engine's."""
+@pytest.mark.parametrize("model_file", ["model.pth", "compiled.pt"])
+def test_serves_the_sandbox_neo_output(model_archives: dict[str, Path], tmp_path: Path, model_file: str) -> None:
+    """What the build really puts in /opt/ml/model: the Neo worker's archive unpacked as it is (the compiled
+    model alone, under either documented name) and the sidecar fetched from its own path beside it."""
+    import hashlib
     import io
     import tarfile
 
     from ncf_tui.sandbox.neo import compile_archive
 
+    from ..neo_kit import traced_parts
+
     archive, _compiler = compile_archive(
-        model_archives["full_manual_norm"].read_bytes(), '{"input0": [1, 2]}', "PYTORCH"
+        model_archives["full_manual_norm"].read_bytes(), '{"input0": [1, 2]}', "PYTORCH", model_file
     )
     model_dir = tmp_path / "model"
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(model_dir, filter="data")
-    assert sidecar_of(model_dir)["compiled"] is True
+    assert sorted(p.name for p in model_dir.iterdir()) == [model_file]
+    _traced, meta = traced_parts(model_archives["full_manual_norm"])
+    sha = hashlib.sha256((model_dir / model_file).read_bytes()).hexdigest()
+    meta.update(compiled=True, model_file=model_file, model_sha256=sha)
+    (model_dir / "ncf-model.json").write_text(json.dumps(meta))
     server = start_server(model_dir, tmp_path / "log")
     try:
         first = json.loads(server.log().splitlines()[0])
-        assert first["compiled"] is True
+        assert first["compiled"] is True and first["model_sha256"] == sha
         assert first["runtime"] == "torchscript"
         pairs = sample_pairs(sidecar_of(model_dir), 8)
         got = server.post_json({"instances": [{"user_id": u, "item_id": i} for u, i in pairs]}).json()

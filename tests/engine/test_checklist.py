@@ -241,7 +241,8 @@ def test_missing_permissions_fail_the_role_check_and_the_build_names_the_action(
     sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
 ) -> None:
     sandbox.reset("missing-permissions")
-    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled, healthy.sidecar)
+    folder = f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x"
+    output = put_model(sandbox, folder, healthy.compiled, healthy.sidecar)
     make_project(sandbox, output)
     assert not build(sandbox)
     ctx = context(sandbox, tmp_path)
@@ -266,7 +267,8 @@ def test_no_privileged_mode_fails_the_project_check_and_the_fix_makes_the_next_b
     sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
 ) -> None:
     sandbox.reset("no-privileged-mode")
-    output = put_model(sandbox, f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x", healthy.compiled, healthy.sidecar)
+    folder = f"{sandbox.names.bucket}/{sandbox.names.prefix}/compilation-output/x"
+    output = put_model(sandbox, folder, healthy.compiled, healthy.sidecar)
     make_project(sandbox, output, privileged=sandbox.project_defaults()["privilegedMode"])
     assert not build(sandbox)
     ctx = context(sandbox, tmp_path)
