@@ -1,8 +1,9 @@
 """The image check after a build, and what to run next to serve the image from SageMaker.
 
 A green build is not proof: ``verify_image`` asks ECR for the tag (digest, size, push time), checks the
-digest is the one the build pushed and that the model the build packed (its recorded ``model.pth``
-sha256) is the model that was uploaded for compilation, then emits an ``image`` event. ``deploy_commands``
+digest is the one the build pushed and that the model the build packed (the sha256 it printed of
+``model.pth`` or ``compiled.pt``) is the compiled model inside the Neo archive in S3, then emits an ``image``
+event. ``deploy_commands``
 fills in the aws CLI commands that put the image behind a SageMaker endpoint (the model is inside the
 image, so no ModelDataUrl is needed).
 """

@@ -9,8 +9,8 @@ has been fixed since (the role now allows it, privileged mode is on, the model i
 warning: the next build should pass.
 
 Item 3 reads the same log for the model download, the ``NCF-TUI: model-sha256`` line and the COPY of the
-model into the image, then asks ECR for the pushed tag and compares the sha256 of ``model.pth`` in the build
-with the one in the chosen artifact (the archive NEO_MODEL_S3_URI points at).
+model into the image, then asks ECR for the pushed tag and compares the sha256 the build printed of the
+compiled model with the one inside the Neo archive NEO_MODEL_S3_URI leads to.
 """
 
 from __future__ import annotations
@@ -385,5 +385,5 @@ def check_image(ctx: ChecklistContext) -> CheckResult:
         )
     evidence = "; ".join(seen) + "\n" + bullet(list(info.verified))
     if expected:
-        evidence += f"\n  chosen artifact {expected[1]} holds model.pth {expected[0][:12]}…"
+        evidence += f"\n  chosen artifact {expected[1]} holds the compiled model {expected[0][:12]}…"
     return CheckResult("image", title, WARN if note else PASS, evidence + note)
