@@ -267,14 +267,22 @@ class _Hooks:
         context: list[dict[str, Any]] | None,
         max_items: int | None,
         marker: str | None,
+        boundary: list[moto_glue.PrincipalPolicy] | None = None,
     ) -> dict[str, Any]:
         from .policy import InvalidInputError, PolicyError, SourcePolicy, simulate_response
 
         # AWS reports every identity policy (inline or attached) with SourcePolicyType "IAM Policy".
         sources = [SourcePolicy(p.id, p.document) for p in policies]
+        bounds = [SourcePolicy(p.id, p.document) for p in boundary or []]
         try:
             return simulate_response(
-                sources, actions, resources or None, context or (), max_items=max_items, marker=marker
+                sources,
+                actions,
+                resources or None,
+                context or (),
+                max_items=max_items,
+                marker=marker,
+                boundary=bounds,
             )
         except PolicyError as exc:
             raise moto_glue.SandboxApiError("MalformedPolicyDocument", str(exc)) from None
