@@ -58,6 +58,8 @@ class SandboxHooks(Protocol):
         boundary: list[PrincipalPolicy] | None = None,
     ) -> dict[str, Any]: ...
 
+    def boundary_allows(self, boundary: PrincipalPolicy, action: str, resource: str) -> bool: ...
+
     def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None: ...
 
     def stop_compilation_job(self, account_id: str, region: str, job_name: str) -> None: ...
@@ -546,6 +548,24 @@ def _patch_response_classes() -> None:
             )
         )
 
+    # --- permissions boundaries on real requests: moto's access control evaluates a principal's identity
+    # policies only; IAM also requires the boundary's Allow (IAM User Guide, "Permissions boundaries for IAM
+    # entities"), so a request moto permits is refused when the caller's role has a boundary that does not allow it.
+    from moto.iam.access_control import IAMRequestBase
+
+    original_check = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        original_check(self, resource)
+        role = getattr(self._access_key, "_owner_role_name", None)
+        if not role or self._action == "sts:GetCallerIdentity" or _state.hooks is None:
+            return
+        account = self.account_id
+        arn = next((str(r.arn) for r in _iam(account).get_roles() if r.name == role), "")
+        boundary = principal_boundary(account, arn) if arn else None
+        if boundary is not None and not _state.hooks.boundary_allows(boundary, self._action, resource):
+            self._raise_access_denied()
+
     # --- exact resource ARNs for IAM checks (moto checks "*" for these services otherwise)
     from moto.ecr.responses import ECRResponse
     from moto.logs.responses import LogsResponse
@@ -627,6 +647,7 @@ def _patch_response_classes() -> None:
     patches: list[tuple[type, str, Any]] = [
         (IamResponse, "simulate_principal_policy", _guarded(simulate_principal_policy)),
         (IamResponse, "simulate_custom_policy", _guarded(simulate_custom_policy)),
+        (IAMRequestBase, "check_action_permitted", check_action_permitted),
         (ECRResponse, "_determine_resource", ecr_resource),
         (LogsResponse, "_determine_resource", logs_resource),
         (SageMakerResponse, "create_compilation_job", _guarded(create_compilation_job)),

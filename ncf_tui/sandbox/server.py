@@ -289,6 +289,15 @@ class _Hooks:
         except InvalidInputError as exc:
             raise moto_glue.SandboxApiError("InvalidInput", str(exc)) from None
 
+    def boundary_allows(self, boundary: moto_glue.PrincipalPolicy, action: str, resource: str) -> bool:
+        """Whether the caller's permissions boundary allows a real request (moto checked its policies)."""
+        from .policy import InvalidInputError, PolicyError, SourcePolicy, evaluate
+
+        try:
+            return evaluate([SourcePolicy(boundary.id, boundary.document)], action, resource).decision == "allowed"
+        except (InvalidInputError, PolicyError):
+            return True  # a request the evaluator cannot express is left to moto's verdict
+
     def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None:
         self._sb.neo.created(account_id, region, job_name)
 

@@ -82,6 +82,32 @@ def test_boundary_denied_scenario_reports_the_boundary_in_the_result(sandbox: Sa
     assert "OrganizationsDecisionDetail" not in put  # the sandbox's account is in no organisation
 
 
+def test_the_boundary_also_refuses_the_role_s_real_requests(sandbox: Sandbox) -> None:
+    # what the simulation says is what a request with the role's credentials gets: the boundary leaves out
+    # ecr:PutImage, so the push is refused while the layer upload it allows goes through
+    from ncf_tui.sandbox import moto_glue
+
+    sandbox.reset("boundary-denied")
+    creds = moto_glue.assume_role_credentials(
+        sandbox.names.account_id, sandbox.region, sandbox.names.codebuild_role_arn, "AWSCodeBuild-test"
+    )
+    ecr = sandbox.internal_client("ecr", creds)
+    ecr.initiate_layer_upload(repositoryName=sandbox.names.ecr_repo)
+    with pytest.raises(ClientError) as err:
+        ecr.put_image(repositoryName=sandbox.names.ecr_repo, imageManifest="{}", imageTag="x")
+    # (moto serialises its access-denied as a 403 XML body even for JSON services: a finding of docs/AWS-FIDELITY.md)
+    assert "is not authorized to perform: ecr:PutImage" in str(err.value.response["Error"])
+    sandbox.reset("healthy")
+    creds = moto_glue.assume_role_credentials(
+        sandbox.names.account_id, sandbox.region, sandbox.names.codebuild_role_arn, "AWSCodeBuild-test"
+    )
+    with pytest.raises(ClientError) as ok:  # no boundary: IAM lets it through, ECR judges the manifest
+        sandbox.internal_client("ecr", creds).put_image(
+            repositoryName=sandbox.names.ecr_repo, imageManifest="{}", imageTag="x"
+        )
+    assert ok.value.response["Error"]["Code"] == "InvalidParameterException"  # past IAM, refused by ECR itself
+
+
 def test_a_given_boundary_replaces_the_role_s_own(sandbox: Sandbox) -> None:
     # PermissionsBoundaryPolicyInputList: "if a permissions boundary is attached to an entity and you pass in a
     # different permissions boundary policy using this parameter, then the new ... policy is used"
