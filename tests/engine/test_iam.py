@@ -369,3 +369,22 @@ def test_every_report_says_what_the_simulation_leaves_out(sandbox: Sandbox, tmp_
     assert notes == [SIMULATION_LIMITS]
     assert report.to_dict()["limits"] == SIMULATION_LIMITS
     assert "resource-based policies" in SIMULATION_LIMITS and "SCP" in SIMULATION_LIMITS
+
+
+def test_an_scp_refusal_is_read_from_the_result_and_never_proposed() -> None:
+    # No organisation exists in the sandbox (and SCPs never apply to an organisation's management account), so
+    # this reads results shaped as botocore's iam model documents them: OrganizationsDecisionDetail on the
+    # top-level EvaluationResult, PermissionsBoundaryDecisionDetail on the resource-specific one too.
+    from ncf_tui.engine.iam import BOUNDARY, SCP, PermissionResult, _cap, _refused
+
+    by_scp = {"EvalDecision": "implicitDeny", "OrganizationsDecisionDetail": {"AllowedByOrganizations": False}}
+    assert _refused(by_scp, "OrganizationsDecisionDetail", "AllowedByOrganizations")
+    assert not _refused({"EvalDecision": "implicitDeny"}, "OrganizationsDecisionDetail", "AllowedByOrganizations")
+    specific = {"EvalResourceDecision": "explicitDeny"}
+    assert _cap(specific, True, "explicitDeny") == SCP
+    boundary = {"PermissionsBoundaryDecisionDetail": {"AllowedByPermissionsBoundary": False}}
+    assert _cap(boundary, True, "implicitDeny") == BOUNDARY
+    assert _cap({"PermissionsBoundaryDecisionDetail": {"AllowedByPermissionsBoundary": True}}, False, "allowed") == ""
+    perm = Permission("ecr:PutImage", "arn:aws:ecr:us-east-1:123456789012:repository/r", "EcrPush", "")
+    capped = [PermissionResult(perm, "implicitDeny", (), SCP)]
+    assert least_privilege_policy(capped) is None
