@@ -15,6 +15,7 @@ STEP_NAMES = ("checkpoint", "variants", "compile", "settings", "permissions", "b
 SCENARIOS = (
     "healthy",
     "missing-permissions",
+    "boundary-denied",
     "wrong-model-uri",
     "no-privileged-mode",
     "throttling",

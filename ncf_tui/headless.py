@@ -147,6 +147,8 @@ class HumanPrinter:
                 c.print(f"[green]✔ {event.name}[/] [dim]({event.elapsed:.1f} s)[/]")
             elif event.status == "skipped":
                 c.print(f"[dim]↷ {event.name}: {event.message}[/]", highlight=False)
+            elif event.status == "note":
+                c.print(f"  [dim]ⓘ {event.message}[/]", highlight=False, markup=True)
             elif event.status == "warning":
                 c.print(f"[yellow]! {event.name}: {event.message}[/]", highlight=False)
             else:
@@ -169,7 +171,11 @@ class HumanPrinter:
             mark = "[green]✔ allowed[/]" if event.decision == "allowed" else f"[red]✘ {event.decision}[/]"
             if event.decision == "unverified":
                 mark = "[yellow]? unverified[/]"
-            c.print(f"  {mark} {event.action:<32} {event.resource}", highlight=False)
+            capped = f"  [red](refused by the role's {event.blocked_by}: no inline policy lifts it)[/]"
+            if event.blocked_by and event.blocked_by != "permissions boundary":
+                capped = f"  [red](refused by an {event.blocked_by}: no inline policy lifts it)[/]"
+            tail = capped if event.blocked_by else ""
+            c.print(f"  {mark} {event.action:<32} {event.resource}{tail}", highlight=False)
         elif isinstance(event, BuildEvent):
             took = f" ({event.duration:.1f} s)" if event.duration is not None else ""
             style = "red" if event.status in ("FAILED", "FAULT", "TIMED_OUT", "STOPPED") else "cyan"

@@ -141,6 +141,30 @@ def test_missing_permissions_exit_3_with_the_policy_then_fixed(sandbox, tmp_path
     assert json.loads(p.store.path.read_text())["steps"]["permissions"]["report"]["attached"] is True
 
 
+@pytest.mark.slow
+def test_boundary_denied_exits_3_explaining_no_inline_policy_can_fix_it(tmp_path: Path) -> None:
+    # A real headless process with --yes: the boundary refuses ecr:PutImage, so nothing is attached (--yes
+    # would have attached a proposal), the run stops at permissions with exit 3 and says why, in --json too.
+    env = {**os.environ, "NCF_TUI_STATE_DIR": str(tmp_path / "s"), "NCF_SANDBOX_NEO_SECONDS": "0.5"}
+    argv = [sys.executable, "-m", "ncf_tui.cli", "--headless", "--sandbox", "--sandbox-scenario", "boundary-denied"]
+    argv += ["--json", "--yes", "--until", "permissions", "--output-dir", str(tmp_path / "o")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    capped = [e for e in events if e["event"] == "permission" and e["decision"] != "allowed"]
+    assert [(e["action"], e["blocked_by"]) for e in capped] == [("ecr:PutImage", "permissions boundary")]
+    notes = [e["message"] for e in events if e["event"] == "step" and e["status"] == "note"]
+    assert notes and "resource-based policies" in notes[0] and "SCP" in notes[0]
+    done = events[-1]
+    assert done["event"] == "done" and done["exit_code"] == 3
+    assert "refused by the role's permissions boundary" in done["message"]
+    assert "no inline policy on the role can allow them" in done["message"]
+    assert "proposed least-privilege policy" not in done["message"]
+    assert "ncf-tui-build-permissions" not in proc.stdout  # no policy was proposed, nor attached
+    assert "permissions boundary must allow" in proc.stderr  # the hint: who can fix it
+
+
 def test_wrong_model_uri_is_caught_before_any_build(sandbox, tmp_path: Path) -> None:
     sandbox.reset("wrong-model-uri")
     p, rec = _pipeline(sandbox, tmp_path)

@@ -152,6 +152,9 @@ class ProjectSpec:
             "environment": self.environment(),
             "serviceRole": self.service_role_arn,
             "timeoutInMinutes": self.timeout_minutes,
+            # The log follower reads CloudWatch Logs: a project with them off would give it nothing. No
+            # groupName: CodeBuild then writes to /aws/codebuild/<project> (CodeBuild API, CloudWatchLogsConfig).
+            "logsConfig": {"cloudWatchLogs": {"status": "ENABLED"}},
         }
 
 
@@ -207,6 +210,10 @@ def project_diff(current: Mapping[str, Any], spec: ProjectSpec) -> list[FieldCha
         ("serviceRole", current.get("serviceRole"), want["serviceRole"]),
         ("source.type", src.get("type"), want_src["type"]),
         ("artifacts.type", (current.get("artifacts") or {}).get("type"), "NO_ARTIFACTS"),
+        # CloudWatch Logs are on unless a project turns them off (CodeBuild API, LogsConfig: ENABLED default).
+        ("logsConfig.cloudWatchLogs.status", _cloudwatch_logs_status(current), "ENABLED"),
+        # A group of the project's own would be dropped: the IAM check and the follower use the default one.
+        ("logsConfig.cloudWatchLogs.groupName", _cloudwatch_logs_group(current), None),
     ]
     if want_src.get("location") and want_src["type"] != "NO_SOURCE":
         pairs.append(("source.location", src.get("location"), want_src["location"]))
@@ -228,6 +235,16 @@ def project_diff(current: Mapping[str, Any], spec: ProjectSpec) -> list[FieldCha
     for name in have_vars.keys() - spec.environment_variables.keys():
         changes.append(FieldChange(f"environment.variables.{name}", _show(have_vars[name].get("value")), "(none)"))
     return changes
+
+
+def _cloudwatch_logs_status(project: Mapping[str, Any]) -> str:
+    logs = (project.get("logsConfig") or {}).get("cloudWatchLogs") or {}
+    return str(logs.get("status") or "ENABLED")
+
+
+def _cloudwatch_logs_group(project: Mapping[str, Any]) -> str | None:
+    logs = (project.get("logsConfig") or {}).get("cloudWatchLogs") or {}
+    return str(logs["groupName"]) if logs.get("groupName") else None
 
 
 def ensure_project(aws: Aws, spec: ProjectSpec, emit: Emit, confirm: Confirm) -> ProjectChange:

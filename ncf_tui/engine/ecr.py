@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,51 @@ from .aws import Aws, aws_errors, error_code, error_message
 from .errors import ExitCode, NcfError
 from .events import Emit, ImageEvent
 from .logs import BuildValues
+
+# <registry id>.dkr.ecr[-fips].<region>.<DNS suffix of the partition>/<repository>[:tag|@digest]: the suffix is
+# read, never assumed (amazonaws.com, amazonaws.com.cn in China, others in other partitions).
+_IMAGE_URI = re.compile(
+    r"^(?:https?://)?(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.(?P<suffix>[a-z0-9.-]+)"
+    r"(?:/(?P<repo>[a-z0-9._/-]+?))?(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))?/?$"
+)
+
+
+def parse_image_uri(uri: str) -> dict[str, str] | None:
+    """The parts of an ECR image URI or registry endpoint (account, region, suffix, repo, tag, digest), or None."""
+    m = _IMAGE_URI.match(uri.strip())
+    return None if m is None else {k: v or "" for k, v in m.groupdict().items()}
+
+
+def repository_arn_of(uri: str) -> str | None:
+    """The ARN of the ECR repository ``uri`` names (e.g. AWS's Neo image repository), or None if not ECR."""
+    from .settings import partition_for
+
+    parts = parse_image_uri(uri)
+    if parts is None or not parts["repo"]:
+        return None
+    partition = partition_for(parts["region"])
+    return f"arn:{partition}:ecr:{parts['region']}:{parts['account']}:repository/{parts['repo']}"
+
+
+def registry_host(aws: Aws, registry_id: str, printed_uri: str | None = None) -> str:
+    """The registry's host name as AWS gives it: from the URI the build printed, else from
+    GetAuthorizationToken's proxyEndpoint, else from botocore's partition data for the region."""
+    from .settings import dns_suffix_for
+
+    if printed_uri:
+        parts = parse_image_uri(printed_uri)
+        if parts is not None and parts["account"] == registry_id:
+            return printed_uri.split("/", 1)[0]
+    try:
+        data = aws.client("ecr").get_authorization_token().get("authorizationData") or []
+    except Exception:
+        data = []
+    for entry in data:
+        endpoint = str(entry.get("proxyEndpoint") or "")
+        host = endpoint.removeprefix("https://").rstrip("/")
+        if host.startswith(f"{registry_id}.dkr.ecr"):
+            return host
+    return f"{registry_id}.dkr.ecr.{aws.region}.{dns_suffix_for(aws.region)}"
 
 
 class ImageCheckError(NcfError):
@@ -81,7 +127,7 @@ def verify_image(
     detail = images[0]
     digest = str(detail["imageDigest"])
     registry_id = str(detail.get("registryId", ""))
-    uri = f"{registry_id}.dkr.ecr.{aws.region}.amazonaws.com/{repository}:{tag}"
+    uri = f"{registry_host(aws, registry_id, values.image_uri)}/{repository}:{tag}"
     verified = [f"{repository}:{tag} is in ECR ({digest})"]
 
     manifest_digest = _manifest_digest(client, repository, digest)
@@ -147,20 +193,37 @@ def _manifest_digest(client: Any, repository: str, digest: str) -> str | None:
     return "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
 
 
+# A Neo model compiled for a cloud target runs only on that instance family ("Supported Instance Types and
+# Frameworks", https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html, and "Deploy a Compiled
+# Model", neo-deployment-hosting-services). The size proposed is xlarge, which every Neo cloud family offers
+# for hosting, except ml.p3, which starts at 2xlarge.
+_NEO_INSTANCE_SIZE = {"ml_p3": "2xlarge"}
+
+
+def instance_type_for(target_device: str) -> str:
+    """The SageMaker instance type of the family ``target_device`` (``ml_c5`` -> ``ml.c5.xlarge``)."""
+    target = target_device.strip().lower()
+    if not target.startswith("ml_"):
+        return "ml.c5.xlarge"  # an edge target has no SageMaker endpoint; the Neo default family (ml_c5)
+    family = target.removeprefix("ml_")
+    return f"ml.{family}.{_NEO_INSTANCE_SIZE.get(target, 'xlarge')}"
+
+
 def deploy_commands(
     image_uri: str,
     region: str,
     role_arn: str,
     *,
     name: str = "ncf-recommender",
-    instance_type: str = "ml.m5.large",
+    instance_type: str = "ml.c5.xlarge",
     instance_count: int = 1,
     request_file: str = "ncf-request.json",
 ) -> list[str]:
     """aws CLI commands that serve ``image_uri`` from a SageMaker real-time endpoint, then call it once.
 
     The model is baked into the image at /opt/ml/model, so ``create-model`` names only the image; the role
-    is the SageMaker execution role (it must be allowed to pull from the repository). The request goes
+    is the SageMaker execution role (it must be allowed to pull from the repository). ``instance_type`` must be
+    of the family the model was compiled for (``instance_type_for(target_device)``). The request goes
     through ``fileb://`` so the same line works with aws CLI v1 and v2 (v2 reads a raw ``--body`` as base64).
     """
     model, config, endpoint = name, f"{name}-config", f"{name}-endpoint"

@@ -38,7 +38,7 @@ class StepEvent(Event):
 
     kind: ClassVar[str] = "step"
     name: str
-    status: str  # started | done | skipped | failed | cancelled
+    status: str  # started | done | skipped | failed | cancelled | warning | note
     message: str = ""
     elapsed: float | None = None
 
@@ -88,6 +88,7 @@ class PermissionEvent(Event):
     resource: str
     decision: str
     matched: list[str] = field(default_factory=list)
+    blocked_by: str = ""  # "" | "permissions boundary" | "SCP": a cap no inline policy lifts
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,14 @@ explicit Denies and wildcards. For every deny we write the least-privilege polic
 ARNs, ``*`` only for ecr:GetAuthorizationToken, which has no resource) and, when the user agrees, attach it as
 an inline role policy and ask IAM again. A caller who may not run the simulator gets told exactly which
 permission it lacks, and a "could not verify" result, never a guess.
+
+The pairs are on the resource forms AWS authorises (sources beside each pair): the three CloudWatch Logs
+actions on ``log-group:/aws/codebuild/P`` and ``log-group:/aws/codebuild/P:*`` as CodeBuild's documented
+service-role policy grants them; the S3 source's object and bucket actions from the same page; the Neo base
+image's pull actions on AWS's repository ARN (from the engine's image lookup). A pair the role's permissions
+boundary or an SCP refuses (``PermissionsBoundaryDecisionDetail`` / ``OrganizationsDecisionDetail`` in the
+result, botocore's iam model) cannot be fixed by an inline policy: it is said so, and no policy is proposed
+for it. Resource-based policies are not simulated (``SIMULATION_LIMITS`` says so wherever results show).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, NcfError
-from .events import Emit, PermissionEvent, discard
+from .events import Emit, PermissionEvent, StepEvent, discard
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -35,8 +43,19 @@ ECR_PUSH_ACTIONS = (
     "ecr:CompleteLayerUpload",
     "ecr:PutImage",
 )
+ECR_PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 ALLOWED = "allowed"
 UNVERIFIED = "unverified"
+BOUNDARY = "permissions boundary"
+SCP = "SCP"
+SIMULATION_LIMITS = (
+    "not simulated: resource-based policies (the S3 bucket policy, the ECR repository policies) unless given to "
+    "the simulator (ncf-tui gives none), and an organisation's SCPs beyond what IAM's simulator itself includes "
+    "(reported as OrganizationsDecisionDetail); an allow here can still be refused by them when the build runs"
+)
+# https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-service-role.html
+CODEBUILD_SERVICE_ROLE_DOC = "CodeBuild User Guide, 'Allow CodeBuild to interact with other AWS services'"
 
 
 class PermissionsError(NcfError):
@@ -64,10 +83,16 @@ class PermissionResult:
     permission: Permission
     decision: str  # allowed | implicitDeny | explicitDeny | unverified
     matched: tuple[str, ...] = ()
+    blocked_by: str = ""  # "" | BOUNDARY | SCP: a cap no inline policy lifts
 
     @property
     def allowed(self) -> bool:
         return self.decision == ALLOWED
+
+    @property
+    def fixable(self) -> bool:
+        """Whether an inline Allow on the role would fix it (not for explicit Denies, boundaries or SCPs)."""
+        return self.decision == "implicitDeny" and not self.blocked_by
 
 
 @dataclass
@@ -89,19 +114,26 @@ class PermissionReport:
 
     @property
     def explicit_denies(self) -> list[PermissionResult]:
-        return [r for r in self.results if r.decision == "explicitDeny"]
+        return [r for r in self.results if r.decision == "explicitDeny" and not r.blocked_by]
+
+    @property
+    def capped(self) -> list[PermissionResult]:
+        """Denied pairs a permissions boundary or an SCP refuses: no inline policy can fix them."""
+        return [r for r in self.denied if r.blocked_by]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "role_arn": self.role_arn,
             "verified": self.verified,
             "warning": self.warning,
+            "limits": SIMULATION_LIMITS,
             "results": [
                 {
                     "action": r.permission.action,
                     "resource": r.permission.resource,
                     "decision": r.decision,
                     "matched": list(r.matched),
+                    "blocked_by": r.blocked_by,
                     "why": r.permission.why,
                 }
                 for r in self.results
@@ -128,18 +160,41 @@ def sidecar_object_arn(settings: Settings) -> str:
     return f"arn:{settings.partition}:s3:::{settings.model_bucket}/{key}"
 
 
-def required_permissions(settings: Settings, extra: Sequence[Permission] = ()) -> list[Permission]:
+def source_permissions(partition: str, bucket: str, key: str) -> list[Permission]:
+    """What CodeBuild needs to download an S3 source ``bucket/key``: s3:GetObject and s3:GetObjectVersion on
+    the object, s3:GetBucketAcl and s3:GetBucketLocation on the bucket (CODEBUILD_SERVICE_ROLE_DOC)."""
+    obj, bucket_arn = f"arn:{partition}:s3:::{bucket}/{key}", f"arn:{partition}:s3:::{bucket}"
+    why = "CodeBuild downloads the build's source archive"
+    return [
+        Permission("s3:GetObject", obj, "BuildSource", why),
+        Permission("s3:GetObjectVersion", obj, "BuildSource", why),
+        Permission("s3:GetBucketAcl", bucket_arn, "BuildSourceBucket", "CodeBuild checks the source bucket"),
+        Permission("s3:GetBucketLocation", bucket_arn, "BuildSourceBucket", "CodeBuild finds the source bucket"),
+    ]
+
+
+def required_permissions(
+    settings: Settings, extra: Sequence[Permission] = (), base_image: str | None = None
+) -> list[Permission]:
     """The (action, resource ARN) pairs the build needs, in the order the build uses them.
 
-    ``extra`` adds pairs that depend on how the project is set up (e.g. reading an S3 source archive)."""
+    ``extra`` adds pairs that depend on how the project is set up (e.g. reading an S3 source archive);
+    ``base_image`` is the Neo inference image the build pulls FROM (its repository's pull actions)."""
+    from .ecr import repository_arn_of
+
     repo = settings.repository_arn
     group = settings.log_group_arn
-    streams = f"{group}:log-stream:*"
+    base_repo = repository_arn_of(base_image) if base_image else None
     pairs = [
         Permission(
             "ecr:GetAuthorizationToken", "*", "EcrAuth", "docker login (this action has no resource: AWS wants *)"
         ),
         *(Permission(a, repo, "EcrPush", "docker push to the repository") for a in ECR_PUSH_ACTIONS),
+        *(
+            Permission(a, base_repo, "NeoBaseImage", "docker build pulls the Neo inference image (AWS's repository)")
+            for a in ECR_PULL_ACTIONS
+            if base_repo
+        ),
         Permission("s3:GetObject", model_object_arn(settings), "ModelRead", "download the Neo-compiled model"),
         Permission(
             "s3:GetObject",
@@ -153,9 +208,13 @@ def required_permissions(settings: Settings, extra: Sequence[Permission] = ()) -
             "ModelList",
             "find the Neo archive under NEO_MODEL_S3_URI (aws s3 ls)",
         ),
-        Permission("logs:CreateLogGroup", group, "BuildLogGroup", "CodeBuild creates the project's log group"),
-        Permission("logs:CreateLogStream", streams, "BuildLogStreams", "CodeBuild opens one stream per build"),
-        Permission("logs:PutLogEvents", streams, "BuildLogStreams", "CodeBuild writes the build log"),
+        # CloudWatch Logs authorises CreateLogGroup on "...:log-group:NAME:log-stream:", the stream actions on
+        # the stream's ARN: CodeBuild's documented service-role policy grants the group and "group:*" for all.
+        *(
+            Permission(a, r, "BuildLogs", "CodeBuild creates the project's log group and writes one stream per build")
+            for a in LOG_ACTIONS
+            for r in (group, f"{group}:*")
+        ),
         *extra,
     ]
     return pairs
@@ -186,7 +245,7 @@ def simulate(
         actions = tuple(dict.fromkeys(p.action for p in permissions if p.resource == resource))
         by_actions.setdefault(actions, []).append(resource)
     iam = aws.client("iam")
-    decisions: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+    decisions: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {}
     for actions, resources in by_actions.items():
         for i in range(0, len(resources), MAX_RESOURCES_PER_CALL):
             chunk = resources[i : i + MAX_RESOURCES_PER_CALL]
@@ -202,31 +261,56 @@ def simulate(
                 for r in page.get("EvaluationResults", []):
                     action = r["EvalActionName"]
                     specific = r.get("ResourceSpecificResults") or []
+                    scp = _refused(r, "OrganizationsDecisionDetail", "AllowedByOrganizations")
                     if specific:
                         for s in specific:
                             key = (action.lower(), s["EvalResourceName"])
-                            decisions[key] = (s["EvalResourceDecision"], _matched(s.get("MatchedStatements", [])))
+                            decisions[key] = (
+                                s["EvalResourceDecision"],
+                                _matched(s.get("MatchedStatements", [])),
+                                _cap(s, scp, s["EvalResourceDecision"]),
+                            )
                     else:
                         key = (action.lower(), r.get("EvalResourceName", "*"))
-                        decisions[key] = (r["EvalDecision"], _matched(r.get("MatchedStatements", [])))
+                        decisions[key] = (
+                            r["EvalDecision"],
+                            _matched(r.get("MatchedStatements", [])),
+                            _cap(r, scp, r["EvalDecision"]),
+                        )
                 if not page.get("IsTruncated"):
                     break
                 kwargs["Marker"] = page["Marker"]
     results = []
     for p in permissions:
-        decision, matched = decisions.get((p.action.lower(), p.resource), ("implicitDeny", ()))
-        results.append(PermissionResult(p, decision, matched))
+        decision, matched, cap = decisions.get((p.action.lower(), p.resource), ("implicitDeny", (), ""))
+        results.append(PermissionResult(p, decision, matched, cap))
     return results
+
+
+def _refused(result: dict[str, Any], detail: str, flag: str) -> bool:
+    """Whether the result's ``detail`` structure says the cap refused the request (absent: no such cap)."""
+    value = (result.get(detail) or {}).get(flag)
+    return value is False
+
+
+def _cap(result: dict[str, Any], scp: bool, decision: str) -> str:
+    """Which cap refused a denied pair: the role's permissions boundary, an SCP, or none."""
+    if decision == ALLOWED:
+        return ""
+    if _refused(result, "PermissionsBoundaryDecisionDetail", "AllowedByPermissionsBoundary"):
+        return BOUNDARY
+    return SCP if scp else ""
 
 
 def least_privilege_policy(results: Iterable[PermissionResult]) -> dict[str, Any] | None:
     """The smallest policy that allows every implicitly denied pair, one statement per Sid; None if none.
 
-    Explicit denies are left out: no Allow overrides them, the Deny statement itself must go.
+    Explicit denies are left out: no Allow overrides them, the Deny statement itself must go; so are pairs a
+    permissions boundary or an SCP refuses: the boundary (or the SCP) must allow them, no role policy can.
     """
     statements: dict[str, dict[str, Any]] = {}
     for r in results:
-        if r.decision != "implicitDeny":
+        if not r.fixable:
             continue
         st = statements.setdefault(
             r.permission.sid, {"Sid": r.permission.sid, "Effect": "Allow", "Action": [], "Resource": []}
@@ -294,13 +378,22 @@ def _emit_all(emit: Emit, results: list[PermissionResult]) -> None:
     for r in results:
         emit(
             PermissionEvent(
-                action=r.permission.action, resource=r.permission.resource, decision=r.decision, matched=list(r.matched)
+                action=r.permission.action,
+                resource=r.permission.resource,
+                decision=r.decision,
+                matched=list(r.matched),
+                blocked_by=r.blocked_by,
             )
         )
+    emit(StepEvent(name="permissions", status="note", message=SIMULATION_LIMITS))
 
 
 def check_permissions(
-    aws: Aws, settings: Settings, emit: Emit = discard, extra: Sequence[Permission] = ()
+    aws: Aws,
+    settings: Settings,
+    emit: Emit = discard,
+    extra: Sequence[Permission] = (),
+    base_image: str | None = None,
 ) -> PermissionReport:
     """Simulate every required pair on the service role and emit one ``permission`` event per pair.
 
@@ -314,7 +407,7 @@ def check_permissions(
     role_arn = settings.service_role
     if not role_arn:
         raise PermissionsError("no CodeBuild service role is set", hint="set service_role (NCF_TUI_SERVICE_ROLE)")
-    permissions = required_permissions(settings, extra)
+    permissions = required_permissions(settings, extra, base_image)
     try:
         results = simulate(aws, role_arn, permissions)
     except ClientError as exc:
@@ -347,7 +440,12 @@ FixPolicy = bool | Callable[[dict[str, Any]], bool]
 
 
 def permissions_step(
-    aws: Aws, settings: Settings, emit: Emit = discard, fix: FixPolicy = False, extra: Sequence[Permission] = ()
+    aws: Aws,
+    settings: Settings,
+    emit: Emit = discard,
+    fix: FixPolicy = False,
+    extra: Sequence[Permission] = (),
+    base_image: str | None = None,
 ) -> PermissionReport:
     """Check the role; if some pairs are denied and ``fix`` agrees (True, or the callable given the proposed
     policy document returns True), attach the proposed policy and check again.
@@ -355,13 +453,13 @@ def permissions_step(
     Returns the report (unverified reports included, with their warning); raises PermissionsError (exit 3)
     when a required permission stays denied, with the proposed policy in the message.
     """
-    report = check_permissions(aws, settings, emit, extra)
+    report = check_permissions(aws, settings, emit, extra, base_image)
     if not report.verified or not report.denied:
         return report
     proposed = report.proposed_policy
     if proposed is not None and (fix(proposed) if callable(fix) else fix):
         attach_fix(aws, report.role_arn, proposed)
-        report = check_permissions(aws, settings, emit, extra)
+        report = check_permissions(aws, settings, emit, extra, base_image)
         report.attached = True
         report.proposed_policy = proposed
         report.notes.append(f"attached inline policy {POLICY_NAME} to {role_name(report.role_arn)} and checked again")
@@ -374,16 +472,37 @@ def _denied_message(report: PermissionReport) -> str:
     parts = []
     for r in report.denied:
         where = f" by {', '.join(r.matched)}" if r.decision == "explicitDeny" and r.matched else ""
+        if r.blocked_by:
+            where += f", refused by the role's {r.blocked_by}" if r.blocked_by == BOUNDARY else ", refused by an SCP"
         parts.append(f"{r.permission.action} on {r.permission.resource} ({r.decision}{where})")
     msg = f"the CodeBuild service role {role_name(report.role_arn)} lacks {len(parts)} permission(s): " + "; ".join(
         parts
     )
+    if report.capped:
+        caps = sorted({r.blocked_by for r in report.capped})
+        names = {BOUNDARY: "the role's permissions boundary", SCP: "an SCP of the organisation"}
+        msg += (
+            f"\n{len(report.capped)} of them are refused by "
+            + " and ".join(names.get(c, c) for c in caps)
+            + ": no inline policy on the role can allow them, so none is proposed for them"
+        )
     if report.proposed_policy is not None and not report.attached:
         msg += "\nproposed least-privilege policy:\n" + json.dumps(report.proposed_policy, indent=2)
     return msg
 
 
 def _denied_hint(report: PermissionReport) -> str:
+    if report.capped:
+        caps = {r.blocked_by for r in report.capped}
+        who = []
+        if BOUNDARY in caps:
+            who.append(
+                "the owner of the role's permissions boundary must allow these actions in it "
+                "(or remove it: iam:DeleteRolePermissionsBoundary)"
+            )
+        if SCP in caps:
+            who.append("the organisation's administrator must allow them in the SCPs of this account")
+        return "; ".join(who)
     if report.explicit_denies:
         return "an explicit Deny cannot be overridden by an Allow: remove or narrow the Deny statement named above"
     if report.attached:

@@ -26,10 +26,10 @@ from .codebuild import (
     upload_source,
     watch_build,
 )
-from .ecr import deploy_commands, verify_image
+from .ecr import deploy_commands, instance_type_for, verify_image
 from .errors import BadInputError, Cancelled, check_cancel
 from .events import CheckpointEvent, Emit, StepEvent, VariantEvent
-from .iam import Permission, permissions_step
+from .iam import Permission, permissions_step, source_permissions
 from .logs import BuildValues, LogPosition
 from .neo import Candidate, CompileConfig, Job, compile_step, neo_inference_image
 from .preflight import DEFAULT_TVM_RELEASE
@@ -438,8 +438,14 @@ class Pipeline:
         return _settings_from_state(entry["values"])
 
     def _source_permission(self, settings: Settings) -> list[Permission]:
-        arn = f"arn:{settings.partition}:s3:::{settings.bucket}/{settings.prefix}/{SOURCE_KEY}"
-        return [Permission("s3:GetObject", arn, "BuildSource", "CodeBuild downloads the build's source archive")]
+        return source_permissions(settings.partition, settings.bucket, f"{settings.prefix}/{SOURCE_KEY}")
+
+    def _base_image(self, settings: Settings) -> str | None:
+        """The Neo inference image the build pulls FROM: the compile step's lookup, else looked up now."""
+        saved = (self._done("compile") or {}).get("inference_image")
+        if saved:
+            return str(saved)
+        return neo_inference_image(settings.region, settings.target_device or "ml_c5")
 
     def _step_settings(self, outcome: RunOutcome) -> None:
         if self._done("settings"):
@@ -478,6 +484,7 @@ class Pipeline:
                 self.emit,
                 fix=lambda policy: ask("attach-policy", policy),
                 extra=self._source_permission(settings),
+                base_image=self._base_image(settings),
             )
             if not report.verified:
                 self.emit(StepEvent(name="permissions", status="warning", message=report.warning))
@@ -582,7 +589,10 @@ class Pipeline:
                 expected_model_sha256=expected_model,
                 build_values=values,
             )
-            commands = deploy_commands(info.uri, settings.region, settings.sagemaker_role)
+            target = str((self._done("compile") or {}).get("target_device") or settings.target_device or "ml_c5")
+            commands = deploy_commands(
+                info.uri, settings.region, settings.sagemaker_role, instance_type=instance_type_for(target)
+            )
         self.state.steps["verify"] = {
             "status": "done",
             "image_uri": info.uri,

@@ -177,7 +177,8 @@ class Settings:
 
     @property
     def registry(self) -> str:
-        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
+        """The registry host, the partition's DNS suffix read from botocore (amazonaws.com.cn in China)."""
+        return f"{self.account_id}.dkr.ecr.{self.region}.{dns_suffix_for(self.region)}"
 
     @property
     def image_uri(self) -> str:
@@ -190,6 +191,22 @@ class Settings:
     @property
     def log_group_arn(self) -> str:
         return f"arn:{self.partition}:logs:{self.region}:{self.account_id}:log-group:{self.log_group}"
+
+
+@lru_cache(maxsize=32)
+def dns_suffix_for(region: str) -> str:
+    """The DNS suffix of ``region``'s partition from botocore's endpoint data (offline): amazonaws.com,
+    amazonaws.com.cn, ...; "amazonaws.com" only when botocore knows no such partition."""
+    import botocore.loaders
+
+    try:
+        data = botocore.loaders.create_loader().load_data("endpoints")
+    except Exception:
+        return "amazonaws.com"
+    for part in data.get("partitions", []):
+        if region in part.get("regions", {}) or re.match(part.get("regionRegex", "^$"), region):
+            return str(part.get("dnsSuffix", "amazonaws.com"))
+    return "amazonaws.com"
 
 
 def partition_for(region: str) -> str:

@@ -112,7 +112,12 @@ class BuildRunner:
 
         build_uuid = str(uuid.uuid4())
         build_id = f"{name}:{build_uuid}"
-        group = f"/aws/codebuild/{name}"
+        # CodeBuild API, LogsConfig/CloudWatchLogsConfig: logs go to CloudWatch unless the project turns them
+        # off; groupName defaults to /aws/codebuild/<project>, streamName (a prefix) to none.
+        cw = ((project.get("logsConfig") or {}).get("cloudWatchLogs")) or {}
+        cw_enabled = str(cw.get("status") or "ENABLED") != "DISABLED"
+        group = str(cw.get("groupName") or f"/aws/codebuild/{name}")
+        stream = f"{cw['streamName']}/{build_uuid}" if cw.get("streamName") else build_uuid
         now = _now()
         with self._lock:
             number = self._numbers.get(name, 0) + 1
@@ -135,10 +140,15 @@ class BuildRunner:
             "serviceRole": role,
             "logs": {
                 "groupName": group,
-                "streamName": build_uuid,
+                "streamName": stream,
                 "deepLink": f"https://console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups",
-                "cloudWatchLogsArn": f"arn:aws:logs:{region}:{account_id}:log-group:{group}:log-stream:{build_uuid}",
+                "cloudWatchLogsArn": f"arn:aws:logs:{region}:{account_id}:log-group:{group}:log-stream:{stream}",
                 "cloudWatchLogs": {"status": "ENABLED"},
+                "s3Logs": {"status": "DISABLED", "encryptionDisabled": False},
+            }
+            if cw_enabled
+            else {  # AWS does not document the Build.logs of a build without logs: only the status is kept
+                "cloudWatchLogs": {"status": "DISABLED"},
                 "s3Logs": {"status": "DISABLED", "encryptionDisabled": False},
             },
             "timeoutInMinutes": int(project.get("timeoutInMinutes") or 60),
@@ -236,10 +246,21 @@ class BuildRunner:
                     build.account_id,
                     build.region,
                     build.record["serviceRole"],
-                    f"AWSCodeBuild-{uuid.uuid4()}",
+                    # CodeBuild's session is named after the build (AWSCodeBuild-<build uuid>, aws/aws-cdk#12179)
+                    f"AWSCodeBuild-{build.record['id'].split(':', 1)[-1]}",
                 )
                 logs = self._sb.internal_client("logs", creds)
-                sink = LogSink(logs, build.record["logs"]["groupName"], build.record["logs"]["streamName"])
+                record_logs = build.record["logs"]
+                if "groupName" in record_logs:
+                    sink = LogSink(
+                        logs,
+                        record_logs["groupName"],
+                        record_logs["streamName"],
+                        role=build.record["serviceRole"],
+                        build_arn=build.record["arn"],
+                    )
+                else:
+                    sink = _NoLogs()
                 sink.open()
             except BuildFailure as failure:
                 self._finish_phase(build, "FAILED", failure.status_code, failure.message)
@@ -307,16 +328,17 @@ class BuildRunner:
                 continue
             self._log_phase_end(sink, phase_type, "FAILED", outcome)
             self._finish_phase(build, "FAILED", outcome.status_code, outcome.message)
-            if str(body.get("on-outcome", "ABORT")).upper() != "CONTINUE":
+            # Buildspec reference: "on-failure: ABORT | CONTINUE" per phase (ABORT by default).
+            if str(body.get("on-failure", "ABORT")).upper() != "CONTINUE":
                 succeeding = False
             if phase_type in ("INSTALL", "PRE_BUILD") and not succeeding:
                 return "FAILED"
-        if not succeeding:
-            return "FAILED"
+        # CodeBuild User Guide, "Build phase transitions": "The UPLOAD_ARTIFACTS phase is always attempted, even
+        # if the BUILD phase fails" (this project has no artifacts, so it succeeds at once).
         self._enter(build, "UPLOAD_ARTIFACTS")
         self._log_phase_end(sink, "UPLOAD_ARTIFACTS", "SUCCEEDED")
         self._finish_phase(build, "SUCCEEDED")
-        return "SUCCEEDED"
+        return "SUCCEEDED" if succeeding else "FAILED"
 
     @staticmethod
     def _log_phase_end(sink: LogSink, phase: str, state: str, failure: BuildFailure | None = None) -> None:
@@ -381,7 +403,7 @@ class BuildRunner:
             "CODEBUILD_BUILD_NUMBER": str(build.record["buildNumber"]),
             "CODEBUILD_BUILD_IMAGE": str(environment.get("image", "")),
             "CODEBUILD_INITIATOR": build.record["initiator"],
-            "CODEBUILD_LOG_PATH": build.record["logs"]["streamName"],
+            "CODEBUILD_LOG_PATH": build.record["logs"].get("streamName", build.record["id"].split(":", 1)[-1]),
             "CODEBUILD_SRC_DIR": str(src),
             "CODEBUILD_START_TIME": str(int(build.record["startTime"].timestamp() * 1000)),
             "CODEBUILD_BUILD_SUCCEEDING": "1",
@@ -458,6 +480,22 @@ class BuildRunner:
         reason = f"exit status {code}" if code > 0 else f"signal: {signal.Signals(-code).name}"
         sink.line(f"[Container] {_stamp()} Command did not exit successfully {failed} {reason}")
         return BuildFailure("COMMAND_EXECUTION_ERROR", f"Error while executing command: {failed}. Reason: {reason}")
+
+
+class _NoLogs(LogSink):
+    """A build whose project turned CloudWatch Logs off writes its lines nowhere."""
+
+    def __init__(self) -> None:  # no client, no stream
+        pass
+
+    def open(self) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _phase_script(commands: list[str], state: Path, src: Path) -> str:

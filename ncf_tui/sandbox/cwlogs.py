@@ -17,7 +17,11 @@ MAX_BATCH = 1000
 class LogSink:
     """Sends one build's lines to `/aws/codebuild/<project>` stream `<build-uuid>`."""
 
-    def __init__(self, client: Any, group: str, stream: str, interval: float = 0.2) -> None:
+    def __init__(
+        self, client: Any, group: str, stream: str, interval: float = 0.2, *, role: str = "", build_arn: str = ""
+    ) -> None:
+        self._role = role
+        self._build_arn = build_arn
         self._client = client
         self.group = group
         self.stream = stream
@@ -37,11 +41,11 @@ class LogSink:
             self._client.create_log_group(logGroupName=self.group)
         except Exception as exc:
             if _code(exc) != "ResourceAlreadyExistsException":
-                raise BuildFailure("ACCESS_DENIED", _denied(self.group, exc)) from None
+                raise BuildFailure("ACCESS_DENIED", _denied(self._role, self._build_arn or self.group, exc)) from None
         try:
             self._client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
         except Exception as exc:
-            raise BuildFailure("ACCESS_DENIED", _denied(self.group, exc)) from None
+            raise BuildFailure("ACCESS_DENIED", _denied(self._role, self._build_arn or self.group, exc)) from None
         self._thread = threading.Thread(target=self._flush_loop, name=f"logs-{self.stream}", daemon=True)
         self._thread.start()
 
@@ -81,8 +85,10 @@ def _code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-def _denied(group: str, exc: Exception) -> str:
+def _denied(role: str, build: str, exc: Exception) -> str:
+    """CodeBuild's own wording (as quoted in aws/aws-cdk#12179): the role, the build's ARN, then IAM's message."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")) or str(exc)
     return (
-        "Service role does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams for "
-        f"group {group}. Error message: {exc}"
+        f"Service role {role} does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams for build "
+        f"{build}. Error message: {message}"
     )

@@ -55,7 +55,10 @@ class SandboxHooks(Protocol):
         context: list[dict[str, Any]] | None,
         max_items: int | None,
         marker: str | None,
+        boundary: list[PrincipalPolicy] | None = None,
     ) -> dict[str, Any]: ...
+
+    def boundary_allows(self, boundary: PrincipalPolicy, action: str, resource: str) -> bool: ...
 
     def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None: ...
 
@@ -202,12 +205,14 @@ def attach_user_policy(account_id: str, user_name: str, policy_arn: str) -> None
     _iam(account_id).attach_user_policy(policy_arn, user_name)
 
 
-def create_role(account_id: str, name: str, path: str, trust_policy: str, description: str) -> str:
+def create_role(
+    account_id: str, name: str, path: str, trust_policy: str, description: str, boundary_arn: str | None = None
+) -> str:
     role = _iam(account_id).create_role(
         role_name=name,
         assume_role_policy_document=trust_policy,
         path=path,
-        permissions_boundary=None,
+        permissions_boundary=boundary_arn,
         description=description,
         tags=[],
         max_session_duration=None,
@@ -275,6 +280,23 @@ def principal_policies(account_id: str, arn: str) -> list[PrincipalPolicy]:
             for policy in group.managed_policies.values():
                 found.append(PrincipalPolicy(str(policy.name), "user-managed", _managed_document(policy)))
     return found
+
+
+def principal_boundary(account_id: str, arn: str) -> PrincipalPolicy | None:
+    """The permissions boundary (a managed policy) set on the user or role named by ``arn``, or None."""
+    iam = _iam(account_id)
+    kind, _, path_and_name = arn.split(":", 5)[-1].partition("/")
+    name = path_and_name.rsplit("/", 1)[-1]
+    try:
+        principal = iam.get_role(name) if kind == "role" else iam.get_user(name) if kind == "user" else None
+    except Exception:
+        return None
+    boundary_arn = getattr(principal, "permissions_boundary_arn", None)
+    if not boundary_arn:
+        return None
+    policy = iam.get_policy(boundary_arn)
+    managed_type = "aws-managed" if ":aws:policy/" in str(policy.arn) else "user-managed"
+    return PrincipalPolicy(str(policy.name), managed_type, _managed_document(policy))
 
 
 def role_exists(account_id: str, role_arn: str) -> bool:
@@ -465,6 +487,10 @@ def assume_role_credentials(account_id: str, region: str, role_arn: str, session
     }
 
 
+def _boundary_inputs(documents: list[str]) -> list[PrincipalPolicy]:
+    return [PrincipalPolicy(f"PermissionsBoundaryPolicyInputList.{i}", "none", d) for i, d in enumerate(documents, 1)]
+
+
 def install_hooks(hooks: SandboxHooks | None) -> None:
     """Route the APIs moto lacks or fakes to `hooks` (None detaches, restoring moto's errors)."""
     with _install_lock:
@@ -487,6 +513,12 @@ def _patch_response_classes() -> None:
         policies = principal_policies(self.current_account, source)
         for i, doc in enumerate(self._get_param("PolicyInputList") or [], start=1):
             policies.append(PrincipalPolicy(f"PolicyInputList.{i}", "none", doc))
+        # botocore's iam model: a PermissionsBoundaryPolicyInputList replaces the entity's own boundary.
+        given = self._get_param("PermissionsBoundaryPolicyInputList") or []
+        found = principal_boundary(self.current_account, source)
+        boundary = _boundary_inputs(given)
+        if not boundary and found is not None:
+            boundary = [found]
         return ActionResult(
             _hook().simulate(
                 policies,
@@ -495,12 +527,15 @@ def _patch_response_classes() -> None:
                 self._get_param("ContextEntries"),
                 self._get_param("MaxItems"),
                 self._get_param("Marker"),
+                boundary,
             )
         )
 
     def simulate_custom_policy(self: Any) -> Any:
         docs = self._get_param("PolicyInputList") or []
         policies = [PrincipalPolicy(f"PolicyInputList.{i}", "none", d) for i, d in enumerate(docs, 1)]
+        given = self._get_param("PermissionsBoundaryPolicyInputList") or []
+        boundary = _boundary_inputs(given)
         return ActionResult(
             _hook().simulate(
                 policies,
@@ -509,8 +544,27 @@ def _patch_response_classes() -> None:
                 self._get_param("ContextEntries"),
                 self._get_param("MaxItems"),
                 self._get_param("Marker"),
+                boundary,
             )
         )
+
+    # --- permissions boundaries on real requests: moto's access control evaluates a principal's identity
+    # policies only; IAM also requires the boundary's Allow (IAM User Guide, "Permissions boundaries for IAM
+    # entities"), so a request moto permits is refused when the caller's role has a boundary that does not allow it.
+    from moto.iam.access_control import IAMRequestBase
+
+    original_check = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        original_check(self, resource)
+        role = getattr(self._access_key, "_owner_role_name", None)
+        if not role or self._action == "sts:GetCallerIdentity" or _state.hooks is None:
+            return
+        account = self.account_id
+        arn = next((str(r.arn) for r in _iam(account).get_roles() if r.name == role), "")
+        boundary = principal_boundary(account, arn) if arn else None
+        if boundary is not None and not _state.hooks.boundary_allows(boundary, self._action, resource):
+            self._raise_access_denied()
 
     # --- exact resource ARNs for IAM checks (moto checks "*" for these services otherwise)
     from moto.ecr.responses import ECRResponse
@@ -593,6 +647,7 @@ def _patch_response_classes() -> None:
     patches: list[tuple[type, str, Any]] = [
         (IamResponse, "simulate_principal_policy", _guarded(simulate_principal_policy)),
         (IamResponse, "simulate_custom_policy", _guarded(simulate_custom_policy)),
+        (IAMRequestBase, "check_action_permitted", check_action_permitted),
         (ECRResponse, "_determine_resource", ecr_resource),
         (LogsResponse, "_determine_resource", logs_resource),
         (SageMakerResponse, "create_compilation_job", _guarded(create_compilation_job)),

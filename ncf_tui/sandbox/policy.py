@@ -17,9 +17,10 @@ Public API (stable: the sandbox's IAM handler imports it)
 ``ContextEntry(name, values, type="string")`` / ``ContextEntry.from_request(mapping)``
     One ``ContextEntries`` member; ``from_request`` takes AWS's shape (``ContextKeyName``,
     ``ContextKeyValues``, ``ContextKeyType``). Anywhere a ContextEntry is accepted, that mapping is too.
-``simulate(policies, actions, resources=None, context=()) -> list[EvaluationResult]``
+``simulate(policies, actions, resources=None, context=(), *, boundary=()) -> list[EvaluationResult]``
     One result per (action, resource) pair, actions outer, resources inner, in request order. ``resources``
-    ``None`` (or empty) means AWS's default ``"*"``.
+    ``None`` (or empty) means AWS's default ``"*"``. ``boundary``: the principal's permissions boundary (one
+    managed policy, or the request's ``PermissionsBoundaryPolicyInputList``), empty when it has none.
 ``simulate_response(policies, actions, resources=None, context=(), *, max_items=None, marker=None)``
     The ``SimulatePrincipalPolicyResult`` (same shape as ``SimulateCustomPolicyResult``):
     ``EvaluationResults``, ``IsTruncated`` and ``Marker`` (only when truncated). ``max_items`` defaults to
@@ -31,23 +32,35 @@ Public API (stable: the sandbox's IAM handler imports it)
 ``InvalidInputError``  a bad request parameter: action name, resource, context entry, MaxItems, Marker
 (serve it as ``InvalidInput``).
 
-Evaluation (AWS's documented logic for identity policies in one account)
------------------------------------------------------------------------
+Evaluation (IAM User Guide, "Policy evaluation logic", for identity policies and a boundary in one account)
+--------------------------------------------------------------------------------------------------------
 A statement applies to a request when its Action (or NotAction) matches the action, its Resource (or
-NotResource) matches the resource, and every condition holds. Any applying Deny gives ``explicitDeny``; else
-any applying Allow gives ``allowed``; else ``implicitDeny``. ``MatchedStatements`` lists the statements that
-decided (the Denies, or the Allows). Actions match case-insensitively; resources case-sensitively; ``*`` and
-``?`` are globs. In resource ARNs (and ArnLike/ArnEquals) a glob stays within one colon-separated segment,
-except a ``*`` that ends a segment, which may run past colons (IAM User Guide, "Using wildcards in resource
-ARNs"). A request for resource ``"*"`` is matched as the literal string ``*``: only statements whose Resource
+NotResource) matches the resource, and every condition holds. Any applying Deny (identity policy or
+permissions boundary) gives ``explicitDeny``; else an applying identity Allow gives ``allowed`` when the
+principal has no boundary or its boundary has an applying Allow too; else ``implicitDeny``.
+``MatchedStatements`` lists the statements that decided (the Denies, or the identity Allows; none for an
+implicit deny). With a boundary, every result (and resource-specific result) carries
+``PermissionsBoundaryDecisionDetail.AllowedByPermissionsBoundary`` (botocore's iam model: true when the
+boundary has an applying Allow and no applying Deny).
+
+Actions match case-insensitively; resources case-sensitively; ``*`` and ``?`` are globs. In resource ARNs a
+glob stays within one colon-separated segment, except a ``*`` that ends a segment, which may run past colons
+(IAM User Guide, Resource element, "Including wildcard characters in the resource ARN"). ArnLike/ArnEquals
+instead cut both ARNs into their six colon-delimited components and match each on its own (the sixth runs to
+the end, colons included), so no glob ever crosses a component (IAM User Guide, ARN condition operators, with
+its ``arn:aws:someservice:*:111122223333:finance/*`` example). A request for resource ``"*"`` is matched as
+the literal string ``*``: only statements whose Resource
 matches ``*`` (i.e. ``"*"``) apply, as in AWS's simulator.
 
 Conditions: String*, Numeric*, Date*, Bool, BinaryEquals, IpAddress/NotIpAddress, Arn*, Null, each with
 ``...IfExists`` and ``ForAnyValue:``/``ForAllValues:``. Operators AND together, keys AND, values OR (negated
 operators: the value matches none). Keys are matched case-insensitively against the context. A key the
-context lacks makes its statement not apply and is reported in ``MissingContextValues``, rather than guessed;
-the documented exceptions hold: ``...IfExists`` and ``ForAllValues:`` are true for an absent key, and ``Null``
-tests absence. Policy variables (``${aws:username}``, Version 2012-10-17 only) in Resource and condition
+context lacks makes its condition false, so its statement does not apply, and it is reported in
+``MissingContextValues``; the documented exceptions hold (IAM User Guide, Condition operators, "Important"):
+a negated operator (``StringNotEquals``, ``StringNotLike``, ``ArnNotLike``, ``NotIpAddress``,
+``NumericNotEquals``, ``DateNotEquals``...) is true for an absent key, ``...IfExists`` and ``ForAllValues:`` are
+true for an absent key, ``ForAnyValue:`` is false, and ``Null`` tests absence. Keys that hold by absence are
+not reported missing. Policy variables (``${aws:username}``, Version 2012-10-17 only) in Resource and condition
 values are substituted from a single-valued context entry; without one the statement does not apply and the
 key is reported as missing. ``${*}``, ``${?}``, ``${$}`` and ``${key, 'default'}`` follow AWS.
 
@@ -55,7 +68,8 @@ Positions: ``StartPosition`` is the 1-based line and column of the statement's `
 ``EndPosition`` the column just past its ``}`` (as AWS reports ends). A dict document is rendered with
 ``json.dumps(doc, indent=4)`` first. ``EvalDecisionDetails`` is ``{}``: AWS fills it only for cross-account
 simulations. ``ResourceSpecificResults`` (one entry, the result's resource) is present when the caller gave
-resources, as AWS does. Permissions boundaries, SCPs and resource policies are not evaluated.
+resources, as AWS does. SCPs, resource-based and session policies are not evaluated (the sandbox's account is
+in no organisation and no ``ResourcePolicy`` is accepted), so ``OrganizationsDecisionDetail`` is never set.
 """
 
 from __future__ import annotations
@@ -483,12 +497,17 @@ class Condition:
         if self.base == "Null":
             want_absent = _boolean(self.values[0].raw) is True
             return (present is None) == want_absent
+        op = _OPERATORS[self.base.lower()]
         if present is None:
+            # IAM User Guide, Condition operators ("Important"): an absent key makes a condition false,
+            # except that a negated operator (StringNotLike, ArnNotLike...) is then true; ...IfExists and
+            # ForAllValues are true for an absent key, ForAnyValue false.
             if self.if_exists or self.qualifier == "ForAllValues":
+                return True
+            if op.negated and not self.qualifier:
                 return True
             missing.append(self.key)
             return False
-        op = _OPERATORS[self.base.lower()]
         var_missing: list[str] = []
         matchers = [m for tpl in self.values if (m := _value_matcher(op, tpl, ctx, var_missing)) is not None]
         if var_missing:
@@ -505,13 +524,38 @@ class Condition:
         return any(positive(v) for v in present) != op.negated
 
 
+ARN_COMPONENTS: Final = 6
+
+
+def _arn_components(tokens: Sequence[Token]) -> list[tuple[Token, ...]] | None:
+    """A pattern's tokens cut at its first five literal colons (None when it has fewer than six parts)."""
+    parts: list[list[Token]] = [[]]
+    for tok in tokens:
+        if tok[0] == _LIT and tok[1] == ":" and len(parts) < ARN_COMPONENTS:
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    return [tuple(p) for p in parts] if len(parts) == ARN_COMPONENTS else None
+
+
+def _arn_like(components: Sequence[tuple[Token, ...]] | None, value: str) -> bool:
+    """ArnLike/ArnEquals: "Each of the six colon-delimited components of the ARN is checked separately" (IAM
+    User Guide, ARN condition operators); the sixth, the resource, runs to the end, colons and all."""
+    parts = value.split(":", ARN_COMPONENTS - 1)
+    if components is None or len(parts) != ARN_COMPONENTS:
+        return False
+    return all(_match_tokens(c, part) for c, part in zip(components, parts, strict=True))
+
+
 def _value_matcher(op: _Operator, tpl: Template, ctx: _Context, missing: list[str]) -> Callable[[str], bool] | None:
     if op.kind in ("glob", "arn"):
-        mode: Mode = "string" if op.kind == "glob" else "arn"
         chunks = tpl.resolve(ctx, missing)
         if chunks is None:
             return None
-        tokens = _chunk_tokens(chunks, mode)
+        tokens = _chunk_tokens(chunks, "string")
+        if op.kind == "arn":
+            components = _arn_components(tokens)
+            return lambda value: _arn_like(components, value)
         return lambda value: _match_tokens(tokens, value)
     text = _template_text(tpl, ctx, missing) if op.kind == "equal" else tpl.raw
     if text is None:
@@ -869,6 +913,7 @@ class EvaluationResult:
     matched: tuple[MatchedStatement, ...] = ()
     missing_context: tuple[str, ...] = ()
     resource_specific: bool = field(default=False, compare=False)
+    allowed_by_boundary: bool | None = None  # None: no permissions boundary applies to the principal
 
     def to_dict(self) -> dict[str, Any]:
         """The ``EvaluationResult`` member of the API response."""
@@ -881,6 +926,12 @@ class EvaluationResult:
             "MissingContextValues": list(self.missing_context),
             "EvalDecisionDetails": {},
         }
+        boundary = (
+            {}
+            if self.allowed_by_boundary is None
+            else {"PermissionsBoundaryDecisionDetail": {"AllowedByPermissionsBoundary": self.allowed_by_boundary}}
+        )
+        out.update(boundary)
         if self.resource_specific:
             out["ResourceSpecificResults"] = [
                 {
@@ -889,6 +940,7 @@ class EvaluationResult:
                     "MatchedStatements": [m.to_dict() for m in self.matched],
                     "MissingContextValues": list(self.missing_context),
                     "EvalDecisionDetails": {},
+                    **boundary,
                 }
             ]
         return out
@@ -922,23 +974,53 @@ def _check_resource(resource: str) -> str:
     return resource
 
 
-def _evaluate_parsed(
-    policies: Sequence[Policy], action: str, resource: str, ctx: _Context, resource_specific: bool
-) -> EvaluationResult:
+def _applying(
+    policies: Sequence[Policy], action: str, resource: str, ctx: _Context, missing: list[str]
+) -> tuple[list[MatchedStatement], list[MatchedStatement]]:
+    """(allows, denies): the statements of ``policies`` that apply to the request."""
     allows: list[MatchedStatement] = []
     denies: list[MatchedStatement] = []
-    missing: list[str] = []
     for policy in policies:
         for st in policy.statements:
             if st.applies(action, resource, ctx, missing):
                 hit = MatchedStatement(policy.id, policy.type, st.start, st.end, st.sid)
                 (denies if st.effect == "Deny" else allows).append(hit)
+    return allows, denies
+
+
+def _evaluate_parsed(
+    policies: Sequence[Policy],
+    action: str,
+    resource: str,
+    ctx: _Context,
+    resource_specific: bool,
+    boundary: Sequence[Policy] = (),
+) -> EvaluationResult:
+    """IAM User Guide, "Policy evaluation logic" (one account, no SCP, no resource or session policy): an
+    explicit Deny in any evaluated policy denies; otherwise an identity-based Allow is needed and, when the
+    principal has a permissions boundary, an Allow in the boundary too ("the effective permissions are the
+    intersection"); anything less is an implicit deny."""
+    missing: list[str] = []
+    allows, denies = _applying(policies, action, resource, ctx, missing)
+    allowed_by_boundary: bool | None = None
+    if boundary:
+        b_allows, b_denies = _applying(boundary, action, resource, ctx, missing)
+        allowed_by_boundary = bool(b_allows) and not b_denies
+        denies += b_denies
     seen: dict[str, str] = {}
     for key in missing:
         seen.setdefault(key.lower(), key)
-    decision: Decision = "explicitDeny" if denies else "allowed" if allows else "implicitDeny"
-    matched = denies or allows
-    return EvaluationResult(action, resource, decision, tuple(matched), tuple(seen.values()), resource_specific)
+    decision: Decision
+    if denies:
+        decision, matched = "explicitDeny", denies
+    elif allows and allowed_by_boundary is not False:
+        decision, matched = "allowed", allows
+    else:
+        # AWS does not document which statements it lists for a boundary's implicit deny: none are listed.
+        decision, matched = "implicitDeny", []
+    return EvaluationResult(
+        action, resource, decision, tuple(matched), tuple(seen.values()), resource_specific, allowed_by_boundary
+    )
 
 
 def evaluate(
@@ -946,10 +1028,14 @@ def evaluate(
     action: str,
     resource: str = "*",
     context: Sequence[ContextEntry | Mapping[str, Any]] = (),
+    *,
+    boundary: Sequence[SourcePolicy | Policy] = (),
 ) -> EvaluationResult:
     """Decide one (action, resource) pair against the policies (see the module docstring)."""
     parsed = _parse_all(policies)
-    return _evaluate_parsed(parsed, _check_action(action), _check_resource(resource), _Context(context), False)
+    return _evaluate_parsed(
+        parsed, _check_action(action), _check_resource(resource), _Context(context), False, _parse_all(boundary)
+    )
 
 
 def _pairs(actions: Sequence[str], resources: Sequence[str] | None) -> tuple[list[tuple[str, str]], bool]:
@@ -967,12 +1053,14 @@ def simulate(
     actions: Sequence[str],
     resources: Sequence[str] | None = None,
     context: Sequence[ContextEntry | Mapping[str, Any]] = (),
+    *,
+    boundary: Sequence[SourcePolicy | Policy] = (),
 ) -> list[EvaluationResult]:
     """Every (action, resource) pair's result, actions outer and resources inner, in request order."""
-    parsed = _parse_all(policies)
+    parsed, bounds = _parse_all(policies), _parse_all(boundary)
     ctx = _Context(context)
     pairs, given = _pairs(actions, resources)
-    return [_evaluate_parsed(parsed, a, r, ctx, given) for a, r in pairs]
+    return [_evaluate_parsed(parsed, a, r, ctx, given, bounds) for a, r in pairs]
 
 
 def _fingerprint(pairs: Sequence[tuple[str, str]]) -> str:
@@ -1005,9 +1093,10 @@ def simulate_response(
     *,
     max_items: int | None = None,
     marker: str | None = None,
+    boundary: Sequence[SourcePolicy | Policy] = (),
 ) -> dict[str, Any]:
     """The SimulatePrincipalPolicyResult dict for one page of results (see the module docstring)."""
-    parsed = _parse_all(policies)
+    parsed, bounds = _parse_all(policies), _parse_all(boundary)
     ctx = _Context(context)
     pairs, given = _pairs(actions, resources)
     if max_items is None:
@@ -1017,7 +1106,7 @@ def simulate_response(
     fingerprint = _fingerprint(pairs)
     start = _decode_marker(marker, fingerprint, len(pairs)) if marker else 0
     page = pairs[start : start + max_items]
-    results = [_evaluate_parsed(parsed, a, r, ctx, given).to_dict() for a, r in page]
+    results = [_evaluate_parsed(parsed, a, r, ctx, given, bounds).to_dict() for a, r in page]
     out: dict[str, Any] = {"EvaluationResults": results, "IsTruncated": start + len(page) < len(pairs)}
     if out["IsTruncated"]:
         out["Marker"] = _encode_marker(start + len(page), fingerprint)
@@ -1030,11 +1119,14 @@ def iter_pages(
     resources: Sequence[str] | None = None,
     context: Sequence[ContextEntry | Mapping[str, Any]] = (),
     max_items: int | None = None,
+    boundary: Sequence[SourcePolicy | Policy] = (),
 ) -> Iterator[dict[str, Any]]:
     """Every page of ``simulate_response`` in order, following the markers (a convenience for callers)."""
     marker: str | None = None
     while True:
-        page = simulate_response(policies, actions, resources, context, max_items=max_items, marker=marker)
+        page = simulate_response(
+            policies, actions, resources, context, max_items=max_items, marker=marker, boundary=boundary
+        )
         yield page
         if not page["IsTruncated"]:
             return

@@ -21,6 +21,8 @@ class Scenario:
     description: str
     # Actions removed from the CodeBuild service role's inline policy.
     role_lacks: tuple[str, ...] = ()
+    # Actions a permissions boundary on the CodeBuild service role leaves out (empty: the role has none).
+    boundary_lacks: tuple[str, ...] = ()
     # The NEO_MODEL_S3_URI the seeded settings suggest, relative to the bucket; None = the healthy one.
     model_uri_suffix: str | None = None
     # privilegedMode of the seeded CodeBuild project and of the settings the engine is told.
@@ -44,6 +46,11 @@ SCENARIOS: dict[str, Scenario] = {
             "missing-permissions",
             "The CodeBuild service role lacks ecr:PutImage and s3:ListBucket.",
             role_lacks=("ecr:PutImage", "s3:ListBucket"),
+        ),
+        Scenario(
+            "boundary-denied",
+            "The CodeBuild service role's permissions boundary leaves out ecr:PutImage; no inline policy can fix it.",
+            boundary_lacks=("ecr:PutImage",),
         ),
         Scenario(
             "wrong-model-uri",

@@ -1,9 +1,13 @@
 """The seeded demo account: an admin caller, the bucket, the ECR repository and the two roles.
 
 The CodeBuild service role gets exactly what the seed document lists (ECR push, S3 read of the
-model bucket) on exact ARNs, plus CloudWatch Logs for its own log group, and minus whatever the
-scenario takes away. The policy documents are plain functions of the names so that tests and the
-engine's "proposed fix" can be compared with them.
+model bucket) on exact ARNs, plus what CodeBuild's documented service-role policy adds for an S3
+source and CloudWatch Logs (CodeBuild User Guide, "Allow CodeBuild to interact with other AWS
+services": the log group and ``group:*``; s3:GetObject, s3:GetObjectVersion, s3:GetBucketAcl,
+s3:GetBucketLocation) and the pull actions on the region's ``sagemaker-inference-pytorch``
+repository (AWS's account, any: the Neo base image), minus whatever the scenario takes away. The
+policy documents are plain functions of the names so that tests and the engine's "proposed fix"
+can be compared with them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ ECR_PUSH_ACTIONS = (
     "ecr:CompleteLayerUpload",
     "ecr:PutImage",
 )
+ECR_PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+NEO_IMAGE_REPOSITORY = "sagemaker-inference-pytorch"
+BOUNDARY_POLICY_NAME = "ncf-build-permissions-boundary"
 
 
 def _trust(service: str) -> str:
@@ -49,11 +56,13 @@ def codebuild_role_policy(names: SandboxNames, lacks: tuple[str, ...] = ()) -> d
         return [a for a in actions if a.lower() not in missing]
 
     log_group = names.codebuild_log_group_arn
+    neo_repo = f"arn:{names.partition}:ecr:{names.region}:*:repository/{NEO_IMAGE_REPOSITORY}"
     statements = [
         _statement("EcrAuth", keep(("ecr:GetAuthorizationToken",)), ["*"]),
         _statement("EcrPush", keep(ECR_PUSH_ACTIONS), [names.ecr_repo_arn]),
-        _statement("ModelRead", keep(("s3:GetObject",)), [f"{names.bucket_arn}/*"]),
-        _statement("ModelList", keep(("s3:ListBucket",)), [names.bucket_arn]),
+        _statement("NeoBaseImage", keep(ECR_PULL_ACTIONS), [neo_repo]),
+        _statement("ModelRead", keep(("s3:GetObject", "s3:GetObjectVersion")), [f"{names.bucket_arn}/*"]),
+        _statement("ModelList", keep(("s3:ListBucket", "s3:GetBucketAcl", "s3:GetBucketLocation")), [names.bucket_arn]),
         _statement(
             "BuildLogs",
             keep(("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")),
@@ -97,12 +106,20 @@ def seed_account(names: SandboxNames, scenario: Scenario, access_key_id: str, se
     admin_arn = moto_glue.create_managed_policy(acct, names.admin_policy_name, json.dumps(ADMIN_POLICY))
     moto_glue.attach_user_policy(acct, names.admin_user, admin_arn)
 
+    boundary_arn = None
+    if scenario.boundary_lacks:
+        # The role's permissions boundary grants what the build does, minus what the scenario names; the
+        # role's own policy still allows it, so only the boundary refuses (IAM User Guide, permissions
+        # boundaries: the effective permissions are the intersection).
+        boundary = codebuild_role_policy(names, scenario.boundary_lacks)
+        boundary_arn = moto_glue.create_managed_policy(acct, BOUNDARY_POLICY_NAME, json.dumps(boundary))
     moto_glue.create_role(
         acct,
         names.codebuild_role_name,
         "/service-role/",
         _trust("codebuild.amazonaws.com"),
         "The CodeBuild service role of the ncf-recommender build",
+        boundary_arn,
     )
     moto_glue.put_role_policy(
         acct,

@@ -271,19 +271,36 @@ class _Hooks:
         context: list[dict[str, Any]] | None,
         max_items: int | None,
         marker: str | None,
+        boundary: list[moto_glue.PrincipalPolicy] | None = None,
     ) -> dict[str, Any]:
         from .policy import InvalidInputError, PolicyError, SourcePolicy, simulate_response
 
         # AWS reports every identity policy (inline or attached) with SourcePolicyType "IAM Policy".
         sources = [SourcePolicy(p.id, p.document) for p in policies]
+        bounds = [SourcePolicy(p.id, p.document) for p in boundary or []]
         try:
             return simulate_response(
-                sources, actions, resources or None, context or (), max_items=max_items, marker=marker
+                sources,
+                actions,
+                resources or None,
+                context or (),
+                max_items=max_items,
+                marker=marker,
+                boundary=bounds,
             )
         except PolicyError as exc:
             raise moto_glue.SandboxApiError("MalformedPolicyDocument", str(exc)) from None
         except InvalidInputError as exc:
             raise moto_glue.SandboxApiError("InvalidInput", str(exc)) from None
+
+    def boundary_allows(self, boundary: moto_glue.PrincipalPolicy, action: str, resource: str) -> bool:
+        """Whether the caller's permissions boundary allows a real request (moto checked its policies)."""
+        from .policy import InvalidInputError, PolicyError, SourcePolicy, evaluate
+
+        try:
+            return evaluate([SourcePolicy(boundary.id, boundary.document)], action, resource).decision == "allowed"
+        except (InvalidInputError, PolicyError):
+            return True  # a request the evaluator cannot express is left to moto's verdict
 
     def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None:
         self._sb.neo.created(account_id, region, job_name)

@@ -319,6 +319,48 @@ def test_a_failed_neo_job_names_its_operators_the_variant_avoiding_them_and_the_
     assert f"ncf-tui --headless --sandbox --resume --state {path} --until compile" in result.fix
 
 
+# Neo's real FailureReason: its own prefix, then TVM's traceback, the whole cut at 1,024 characters (botocore's
+# sagemaker model: FailureReason max 1024). The prefix as public reports quote it (aws/amazon-sagemaker-examples#2784).
+NEO_PREFIX = (
+    "ClientError: InputConfiguration: TVM cannot convert the PyTorch model. Invalid model or input-shape mismatch. "
+    "Make sure that inputs are lexically ordered and of the correct dimensionality."
+)
+
+
+def test_real_neo_failure_reasons_are_read_with_and_without_tvm_s_list() -> None:
+    from ncf_tui.engine.checks.model import FAILURE_REASON_MAX, failure_operators
+
+    tvm = "NotImplementedError: The following operators are not implemented: ['aten::linalg_vector_norm']"
+    assert failure_operators(f"{NEO_PREFIX} Traceback (most recent call last):\\n ... {tvm}") == (
+        ["aten::linalg_vector_norm"],
+        False,
+    )
+    # the list cut by the cap: the names that survived whole are kept, the one cut in half is dropped
+    many = "The following operators are not implemented: ['aten::linalg_vector_norm', 'aten::unique_dim', 'aten::"
+    reason = (NEO_PREFIX + " " + "x" * 2000)[: FAILURE_REASON_MAX - len(many)] + many
+    assert len(reason) == FAILURE_REASON_MAX
+    assert failure_operators(reason) == (["aten::linalg_vector_norm", "aten::unique_dim"], True)
+    assert failure_operators(NEO_PREFIX) == ([], False)
+
+
+def test_a_neo_failure_with_only_neo_s_prefix_still_points_at_the_variant_that_passes_the_preflight(
+    sandbox: Sandbox, healthy: HealthyRun, tmp_path: Path
+) -> None:
+    state = RunState(run_id="20261130-120000-beef", mode="sandbox", checkpoint=healthy.state.checkpoint)
+    job = {"variant": "original", "status": "FAILED", "failure_reason": NEO_PREFIX, "job_name": ""}
+    state.steps = {
+        "variants": healthy.state.steps["variants"],
+        "compile": {"status": "done", "jobs": {"original": job}},
+    }
+    path = tmp_path / "run-20261130-120000-beef.json"
+    StateStore(path).save(state)
+    result = run_check(context(sandbox, tmp_path, path), "neo-compile")
+    assert result.status == "fail"
+    assert "TVM cannot convert the PyTorch model" in result.evidence
+    assert "full_manual_norm passes the same operator check" in result.fix
+    assert "--until compile" in result.fix
+
+
 # ------------------------------------------------------------------------------------------ log reading
 
 
@@ -346,6 +388,12 @@ def test_error_lines_come_from_output_never_from_the_echoed_script() -> None:
     buildkit = 'ERROR: failed to compute cache key: failed to calculate checksum of ref: "serve.py": not found'
     assert classify([buildkit], s).kind == "copy-failed"
     assert classify(["fatal: something unknown"], s).kind == "unknown"
+    # `aws s3 cp` HEADs first, and S3 answers a HEAD with a bare 403 (the CLI's exact wording)
+    head = classify(["fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden"], s)
+    assert (head.kind, head.action, head.resource, head.related) == (
+        "access-denied", "s3:GetObject", "arn:aws:s3:::b/p/*", "service-role"
+    )  # fmt: skip
+    assert "s3:ListBucket" in head.note  # S3 also answers 403 for a missing key without ListBucket
 
 
 def test_an_unknown_check_id_is_refused(sandbox_server: Sandbox, tmp_path: Path) -> None:

@@ -130,6 +130,35 @@ def test_a_differing_project_is_updated_after_showing_the_diff(sandbox: Sandbox)
     assert project["environment"]["image"] == DEFAULT_IMAGE
 
 
+def test_a_project_with_cloudwatch_logs_off_is_turned_on_and_the_build_log_then_streams(sandbox: Sandbox) -> None:
+    # An existing project made by hand with CloudWatch Logs off (CodeBuild API, LogsConfig): its builds write no
+    # log events, so the follower would read nothing. The project diff shows it and the update turns them on.
+    aws = make_aws(sandbox)
+    request = spec_for(sandbox).request()
+    request["logsConfig"] = {"cloudWatchLogs": {"status": "DISABLED"}}
+    sandbox.client("codebuild").create_project(**request)
+    events: list[Event] = []
+    off = start_build(aws, sandbox.names.codebuild_project, events.append)
+    assert off.succeeded and not [e for e in events if isinstance(e, LogEvent)]
+    record = sandbox.client("codebuild").batch_get_builds(ids=[off.build_id])["builds"][0]
+    assert record["logs"]["cloudWatchLogs"]["status"] == "DISABLED" and "groupName" not in record["logs"]
+    shown: list[list[FieldChange]] = []
+
+    def confirm(changes: list[FieldChange]) -> bool:
+        shown.append(changes)
+        return True
+
+    change = ensure_project(aws, spec_for(sandbox), lambda e: None, confirm)
+    assert change.action == "updated"
+    assert [str(c) for c in shown[0]] == ["logsConfig.cloudWatchLogs.status: DISABLED -> ENABLED"]
+    project = sandbox.client("codebuild").batch_get_projects(names=[change.name])["projects"][0]
+    assert project["logsConfig"]["cloudWatchLogs"]["status"] == "ENABLED"
+    events.clear()
+    on = start_build(aws, sandbox.names.codebuild_project, events.append)
+    lines = [e.line for e in events if isinstance(e, LogEvent)]
+    assert on.succeeded and [line for line in lines if line.startswith("step ")] == [f"step {i}" for i in range(1, 31)]
+
+
 def test_a_refused_update_names_what_differs_and_leaves_the_project(sandbox: Sandbox) -> None:
     aws = make_aws(sandbox)
     ensure_project(aws, spec_for(sandbox, privileged_mode=False), lambda e: None, yes)

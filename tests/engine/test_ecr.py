@@ -12,10 +12,19 @@ import subprocess
 import pytest
 
 from ncf_tui.engine.aws import Aws, AwsTarget
-from ncf_tui.engine.ecr import ImageCheckError, deploy_commands, verify_image
+from ncf_tui.engine.ecr import (
+    ImageCheckError,
+    deploy_commands,
+    instance_type_for,
+    parse_image_uri,
+    registry_host,
+    repository_arn_of,
+    verify_image,
+)
 from ncf_tui.engine.errors import ExitCode
 from ncf_tui.engine.events import Event, ImageEvent
 from ncf_tui.engine.logs import BuildValues
+from ncf_tui.engine.settings import Settings, dns_suffix_for
 from ncf_tui.sandbox.server import Sandbox
 
 MODEL_SHA = "ab" * 32
@@ -119,7 +128,10 @@ def test_a_missing_tag_or_repository_is_a_clear_error(sandbox: Sandbox) -> None:
 
 def test_the_deploy_commands_run_with_the_aws_cli(sandbox: Sandbox) -> None:
     uri = f"{sandbox.names.ecr_registry}/{sandbox.names.ecr_repo}:v1"
-    commands = deploy_commands(uri, sandbox.region, sandbox.names.sagemaker_role_arn, name="ncf-test")
+    instance = instance_type_for("ml_c5")
+    commands = deploy_commands(
+        uri, sandbox.region, sandbox.names.sagemaker_role_arn, name="ncf-test", instance_type=instance
+    )
     assert [c.split()[2] for c in commands if c.startswith("aws ")] == [
         "create-model",
         "create-endpoint-config",
@@ -137,6 +149,58 @@ def test_the_deploy_commands_run_with_the_aws_cli(sandbox: Sandbox) -> None:
     assert model["ExecutionRoleArn"] == sandbox.names.sagemaker_role_arn
     config = sm.describe_endpoint_config(EndpointConfigName="ncf-test-config")
     assert config["ProductionVariants"][0]["ModelName"] == "ncf-test"
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c5.xlarge"
     assert sm.describe_endpoint(EndpointName="ncf-test-endpoint")["EndpointConfigName"] == "ncf-test-config"
     request = next(c for c in commands if c.startswith("printf"))
     assert json.loads(shlex.split(request)[2]) == {"user_id": 42, "item_id": 56}
+
+
+@pytest.mark.parametrize(
+    ("target", "instance"),
+    [
+        ("ml_c5", "ml.c5.xlarge"),
+        ("ml_m5", "ml.m5.xlarge"),
+        ("ml_c4", "ml.c4.xlarge"),
+        ("ml_g4dn", "ml.g4dn.xlarge"),
+        ("ml_inf1", "ml.inf1.xlarge"),
+        ("ml_p3", "ml.p3.2xlarge"),
+    ],
+)
+def test_the_deploy_instance_is_of_the_family_neo_compiled_for(target: str, instance: str) -> None:
+    # SageMaker Developer Guide, "Supported Instance Types and Frameworks" (neo-supported-cloud): a model Neo
+    # compiled for ml_<family> is deployed on ml.<family>.<size>
+    assert instance_type_for(target) == instance
+    command = deploy_commands("i", "us-east-1", "arn:aws:iam::1:role/r", instance_type=instance_type_for(target))[1]
+    assert f"InstanceType={instance}," in command
+
+
+def test_image_uris_are_read_with_the_partition_s_own_dns_suffix() -> None:
+    # China regions' registries end in amazonaws.com.cn: nothing assumes amazonaws.com
+    cn = parse_image_uri("727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-inference-pytorch:2.0-cpu-py3")
+    assert cn is not None
+    assert (cn["account"], cn["region"], cn["suffix"], cn["repo"], cn["tag"]) == (
+        "727897471807",
+        "cn-north-1",
+        "amazonaws.com.cn",
+        "sagemaker-inference-pytorch",
+        "2.0-cpu-py3",
+    )
+    assert repository_arn_of("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app@sha256:" + "a" * 64) == (
+        "arn:aws:ecr:us-east-1:123456789012:repository/team/app"
+    )
+    assert repository_arn_of("python:3.11-slim") is None
+    # botocore's endpoint data gives each partition's suffix (offline)
+    assert dns_suffix_for("cn-north-1") == "amazonaws.com.cn"
+    assert dns_suffix_for("us-east-1") == "amazonaws.com"
+    assert Settings(region="cn-northwest-1", account_id="1" * 12).registry.endswith(".amazonaws.com.cn")
+
+
+def test_the_registry_host_comes_from_the_build_or_from_the_authorization_token(sandbox: Sandbox) -> None:
+    aws = make_aws(sandbox)
+    acct = sandbox.names.account_id
+    # what the build printed wins (a China build prints .amazonaws.com.cn: it is taken as printed)
+    printed = f"{acct}.dkr.ecr.{sandbox.region}.amazonaws.com.cn/{sandbox.names.ecr_repo}:latest"
+    assert registry_host(aws, acct, printed) == f"{acct}.dkr.ecr.{sandbox.region}.amazonaws.com.cn"
+    # else GetAuthorizationToken's proxyEndpoint, as ECR gives it
+    token = sandbox.client("ecr").get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
+    assert registry_host(aws, acct) == token.removeprefix("https://")

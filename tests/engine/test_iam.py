@@ -22,6 +22,7 @@ from ncf_tui.engine.iam import (
     permissions_step,
     required_permissions,
     simulate,
+    source_permissions,
 )
 from ncf_tui.engine.settings import Settings, resolve_settings, settings_step
 from ncf_tui.sandbox.server import Sandbox
@@ -61,17 +62,53 @@ def test_required_pairs_follow_the_seed_and_the_settings(sandbox: Sandbox, tmp_p
     pairs = [(p.action, p.resource) for p in required_permissions(s)]
     n = sandbox.names
     folder = f"{n.bucket_arn}/{n.prefix}/compilation-output/ncf-full-manual-norm"
+    group = n.codebuild_log_group_arn
     assert pairs == [
         ("ecr:GetAuthorizationToken", "*"),
         *((a, n.ecr_repo_arn) for a in ECR_PUSH_ACTIONS),
         ("s3:GetObject", f"{folder}/model-ml_c5.tar.gz"),
         ("s3:GetObject", f"{folder}/ncf-model.json"),
         ("s3:ListBucket", n.bucket_arn),
-        ("logs:CreateLogGroup", n.codebuild_log_group_arn),
-        ("logs:CreateLogStream", f"{n.codebuild_log_group_arn}:log-stream:*"),
-        ("logs:PutLogEvents", f"{n.codebuild_log_group_arn}:log-stream:*"),
+        # CodeBuild's documented service-role policy: the three actions on the group and on "group:*"
+        ("logs:CreateLogGroup", group),
+        ("logs:CreateLogGroup", f"{group}:*"),
+        ("logs:CreateLogStream", group),
+        ("logs:CreateLogStream", f"{group}:*"),
+        ("logs:PutLogEvents", group),
+        ("logs:PutLogEvents", f"{group}:*"),
     ]
     assert len(ECR_PUSH_ACTIONS) == 7
+
+
+def test_the_neo_base_image_and_the_s3_source_add_the_pairs_aws_checks(sandbox: Sandbox, tmp_path: Path) -> None:
+    s = validated_settings(sandbox, tmp_path)
+    image = "785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-inference-pytorch:2.0-cpu-py3"
+    source = source_permissions("aws", "bkt", "pre/source/ncf-tui-source.zip")
+    pairs = [(p.action, p.resource) for p in required_permissions(s, source, base_image=image)]
+    neo_repo = "arn:aws:ecr:us-east-1:785573368785:repository/sagemaker-inference-pytorch"
+    assert [p for p in pairs if p[1] == neo_repo] == [
+        ("ecr:BatchGetImage", neo_repo),
+        ("ecr:GetDownloadUrlForLayer", neo_repo),
+        ("ecr:BatchCheckLayerAvailability", neo_repo),
+    ]
+    assert pairs[-4:] == [
+        ("s3:GetObject", "arn:aws:s3:::bkt/pre/source/ncf-tui-source.zip"),
+        ("s3:GetObjectVersion", "arn:aws:s3:::bkt/pre/source/ncf-tui-source.zip"),
+        ("s3:GetBucketAcl", "arn:aws:s3:::bkt"),
+        ("s3:GetBucketLocation", "arn:aws:s3:::bkt"),
+    ]
+    # a China region's image: the registry's DNS suffix is read from the URI, and the partition follows
+    cn = "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-inference-pytorch:2.0-cpu-py3"
+    cn_pairs = [p.resource for p in required_permissions(s, base_image=cn) if p.sid == "NeoBaseImage"]
+    assert set(cn_pairs) == {"arn:aws-cn:ecr:cn-north-1:727897471807:repository/sagemaker-inference-pytorch"}
+    # the seeded role grants all of them (the sandbox seeds what CodeBuild's service-role page grants)
+    report = permissions_step(
+        sandbox_aws(sandbox),
+        s,
+        extra=source_permissions("aws", sandbox.names.bucket, "recommender-demo/source/x.zip"),
+        base_image=image,
+    )
+    assert not report.denied and len(report.results) == 16 + 3 + 4
 
 
 def test_model_object_arn_is_exact_or_the_prefix() -> None:
@@ -90,7 +127,7 @@ def test_healthy_role_is_allowed_everything_with_matched_statements(sandbox: San
     report = permissions_step(sandbox_aws(sandbox), s, rec)
     assert report.verified and not report.denied and report.proposed_policy is None and not report.attached
     events = [e for e in rec if isinstance(e, PermissionEvent)]
-    assert len(events) == len(required_permissions(s)) == 14
+    assert len(events) == len(required_permissions(s)) == 17
     assert {e.decision for e in events} == {"allowed"}
     assert all(m.startswith(sandbox.names.codebuild_policy_name + "@") for e in events for m in e.matched)
 
@@ -138,9 +175,9 @@ def test_fix_attaches_the_proposed_policy_and_rechecks(sandbox: Sandbox, tmp_pat
     report = permissions_step(sandbox_aws(sandbox), s, rec, fix=agree)
     assert len(offered) == 1 and report.attached and not report.denied
     assert report.proposed_policy == offered[0]
-    # 14 events for the first check, 14 for the re-check, all allowed the second time
+    # 17 events for the first check, 17 for the re-check, all allowed the second time
     decisions = [e.decision for e in rec if isinstance(e, PermissionEvent)]
-    assert len(decisions) == 28 and set(decisions[14:]) == {"allowed"}
+    assert len(decisions) == 34 and set(decisions[17:]) == {"allowed"}
     doc = sandbox.internal_client("iam").get_role_policy(
         RoleName=sandbox.names.codebuild_role_name, PolicyName=POLICY_NAME
     )["PolicyDocument"]
@@ -216,7 +253,7 @@ def test_a_caller_who_may_not_simulate_gets_told_exactly_what_it_lacks(sandbox: 
     assert not report.verified and not report.attached and report.proposed_policy is None
     assert "arn:aws:iam::123456789012:user/ci-deployer may not call iam:SimulatePrincipalPolicy" in report.warning
     assert sandbox.names.codebuild_role_arn in report.warning
-    assert set(rec.decisions().values()) == {"unverified"} and len(rec.decisions()) == 14
+    assert set(rec.decisions().values()) == {"unverified"} and len(rec.decisions()) == 17
 
 
 def test_simulate_chunks_resources_and_follows_markers(sandbox: Sandbox) -> None:
@@ -236,7 +273,7 @@ def test_throttled_simulations_still_give_every_verdict(sandbox: Sandbox, tmp_pa
     s = validated_settings(sandbox, tmp_path)
     sandbox.reset("throttling")
     report = permissions_step(sandbox_aws(sandbox), s)
-    assert len(report.results) == 14 and not report.denied
+    assert len(report.results) == 17 and not report.denied
 
 
 def test_a_missing_role_is_a_preflight_failure(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -287,7 +324,70 @@ def test_least_privilege_policy_groups_by_statement_and_uses_star_only_for_the_t
     policy = least_privilege_policy(results)
     assert policy is not None
     sids = [st["Sid"] for st in policy["Statement"]]
-    assert sids == ["EcrAuth", "EcrPush", "ModelRead", "ModelList", "BuildLogGroup", "BuildLogStreams"]
+    assert sids == ["EcrAuth", "EcrPush", "ModelRead", "ModelList", "BuildLogs"]
     stars = [st for st in policy["Statement"] if "*" in st["Resource"]]
     assert [st["Action"] for st in stars] == [["ecr:GetAuthorizationToken"]]
     assert policy["Statement"][1]["Action"] == list(ECR_PUSH_ACTIONS)
+
+
+def test_a_boundary_denial_is_explained_and_no_attach_is_offered(sandbox: Sandbox, tmp_path: Path) -> None:
+    # boundary-denied: the role's own policy allows ecr:PutImage, its permissions boundary does not; IAM's
+    # simulator says so in PermissionsBoundaryDecisionDetail, and no inline policy can lift a boundary
+    sandbox.reset("boundary-denied")
+    s = validated_settings(sandbox, tmp_path)
+    offered: list[dict[str, Any]] = []
+
+    def agree(policy: dict[str, Any]) -> bool:
+        offered.append(policy)
+        return True
+
+    rec = Recorder()
+    with pytest.raises(PermissionsError) as err:
+        permissions_step(sandbox_aws(sandbox), s, rec, fix=agree)
+    assert offered == [], "an attach was offered for a denial no inline policy can fix"
+    assert err.value.exit_code == ExitCode.PREFLIGHT_FAILED
+    report = err.value.report
+    assert report is not None and report.proposed_policy is None and not report.attached
+    assert [(r.permission.action, r.decision, r.blocked_by) for r in report.denied] == [
+        ("ecr:PutImage", "implicitDeny", "permissions boundary")
+    ]
+    assert "refused by the role's permissions boundary" in err.value.message
+    assert "no inline policy on the role can allow them" in err.value.message
+    assert "proposed least-privilege policy" not in err.value.message
+    assert "permissions boundary must allow" in (err.value.hint or "")
+    capped = [e for e in rec if isinstance(e, PermissionEvent) and e.blocked_by]
+    assert [(e.action, e.blocked_by) for e in capped] == [("ecr:PutImage", "permissions boundary")]
+    names = sandbox.internal_client("iam").list_role_policies(RoleName=sandbox.names.codebuild_role_name)
+    assert names["PolicyNames"] == [sandbox.names.codebuild_policy_name]
+
+
+def test_every_report_says_what_the_simulation_leaves_out(sandbox: Sandbox, tmp_path: Path) -> None:
+    from ncf_tui.engine.events import StepEvent
+    from ncf_tui.engine.iam import SIMULATION_LIMITS
+
+    s = validated_settings(sandbox, tmp_path)
+    rec = Recorder()
+    report = permissions_step(sandbox_aws(sandbox), s, rec)
+    notes = [e.message for e in rec if isinstance(e, StepEvent) and e.status == "note"]
+    assert notes == [SIMULATION_LIMITS]
+    assert report.to_dict()["limits"] == SIMULATION_LIMITS
+    assert "resource-based policies" in SIMULATION_LIMITS and "SCP" in SIMULATION_LIMITS
+
+
+def test_an_scp_refusal_is_read_from_the_result_and_never_proposed() -> None:
+    # No organisation exists in the sandbox (and SCPs never apply to an organisation's management account), so
+    # this reads results shaped as botocore's iam model documents them: OrganizationsDecisionDetail on the
+    # top-level EvaluationResult, PermissionsBoundaryDecisionDetail on the resource-specific one too.
+    from ncf_tui.engine.iam import BOUNDARY, SCP, PermissionResult, _cap, _refused
+
+    by_scp = {"EvalDecision": "implicitDeny", "OrganizationsDecisionDetail": {"AllowedByOrganizations": False}}
+    assert _refused(by_scp, "OrganizationsDecisionDetail", "AllowedByOrganizations")
+    assert not _refused({"EvalDecision": "implicitDeny"}, "OrganizationsDecisionDetail", "AllowedByOrganizations")
+    specific = {"EvalResourceDecision": "explicitDeny"}
+    assert _cap(specific, True, "explicitDeny") == SCP
+    boundary = {"PermissionsBoundaryDecisionDetail": {"AllowedByPermissionsBoundary": False}}
+    assert _cap(boundary, True, "implicitDeny") == BOUNDARY
+    assert _cap({"PermissionsBoundaryDecisionDetail": {"AllowedByPermissionsBoundary": True}}, False, "allowed") == ""
+    perm = Permission("ecr:PutImage", "arn:aws:ecr:us-east-1:123456789012:repository/r", "EcrPush", "")
+    capped = [PermissionResult(perm, "implicitDeny", (), SCP)]
+    assert least_privilege_policy(capped) is None

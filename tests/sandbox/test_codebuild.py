@@ -105,6 +105,21 @@ def test_a_failing_build_command_fails_the_phase_and_post_build_still_runs(build
     }
     assert "finally ran" in log
     assert "post succeeding=0" in log
+    # "The UPLOAD_ARTIFACTS phase is always attempted, even if the BUILD phase fails" (Build phase transitions)
+    assert phases["UPLOAD_ARTIFACTS"] == "SUCCEEDED"
+
+
+def test_on_failure_continue_lets_the_next_phase_run(builds: Builds) -> None:
+    # Buildspec reference: phases/<phase>/on-failure: ABORT | CONTINUE
+    spec = (
+        "version: 0.2\nphases:\n  pre_build:\n    on-failure: CONTINUE\n    commands:\n      - exit 4\n"
+        "  build:\n    commands:\n      - echo build ran\n"
+    )
+    builds.project(spec)
+    build, log = builds.run()
+    phases = dict(builds.phases(build))
+    assert phases["PRE_BUILD"] == "FAILED" and phases["BUILD"] == "SUCCEEDED"
+    assert "build ran" in log
 
 
 def test_a_failing_pre_build_skips_build_and_post_build(builds: Builds) -> None:
@@ -224,3 +239,8 @@ def test_a_role_that_cannot_write_logs_fails_in_provisioning(builds: Builds) -> 
     assert provisioning["contexts"][0]["statusCode"] == "ACCESS_DENIED"
     assert "CloudWatch Logs" in provisioning["contexts"][0]["message"]
     assert "BUILD" not in [t for t, _ in builds.phases(build)]
+    # CodeBuild's wording, as public reports quote it (aws/aws-cdk#12179): the role, the build, IAM's message
+    message = provisioning["contexts"][0]["message"]
+    assert message.startswith(f"Service role {builds.sb.names.codebuild_role_arn} does not allow AWS CodeBuild")
+    assert f"log streams for build {build['arn']}. Error message: " in message
+    assert f"AWSCodeBuild-{build['id'].split(':', 1)[1]}" in message  # the session is named after the build

@@ -640,6 +640,191 @@ CASES = [
         OBJ,
         "implicitDeny",
     ),
+    # ---- negated operators on an absent key (Condition operators, "Important": "If the policy condition
+    # requires that the key is not matched, such as StringNotLike or ArnNotLike, and the right key is not
+    # present, the condition is true")
+    case(
+        "neg-string-not-equals-absent",
+        "StringNotEquals on an absent key is true: the Allow applies, nothing is reported missing",
+        doc(allow("A", "s3:*", "*", Condition={"StringNotEquals": {"aws:SourceVpc": "vpc-1"}})),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+    ),
+    case(
+        "neg-string-not-like-absent",
+        "StringNotLike on an absent key is true",
+        doc(allow("A", "s3:*", "*", Condition={"StringNotLike": {"s3:prefix": "secret/*"}})),
+        "s3:ListBucket",
+        BUCKET_ARN,
+        "allowed",
+        ("A",),
+    ),
+    case(
+        "neg-arn-not-like-absent-deny",
+        "ArnNotLike on an absent key is true, so a Deny that uses it applies (the guide's own example key)",
+        doc(
+            allow("A", "s3:*"),
+            deny("D", "s3:*", "*", Condition={"ArnNotLike": {"aws:SourceArn": "arn:aws:sns:*:123456789012:*"}}),
+        ),
+        "s3:GetObject",
+        "*",
+        "explicitDeny",
+        ("D",),
+    ),
+    case(
+        "neg-arn-not-equals-absent",
+        "ArnNotEquals on an absent key is true",
+        doc(allow("A", "s3:*", "*", Condition={"ArnNotEquals": {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}})),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+    ),
+    case(
+        "neg-not-ip-address-absent",
+        "NotIpAddress on an absent key is true",
+        doc(allow("A", "s3:*", "*", Condition={"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}})),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+    ),
+    case(
+        "neg-numeric-not-equals-absent",
+        "NumericNotEquals on an absent key is true",
+        doc(allow("A", "s3:*", "*", Condition={"NumericNotEquals": {"s3:max-keys": "10"}})),
+        "s3:ListBucket",
+        "*",
+        "allowed",
+        ("A",),
+    ),
+    case(
+        "neg-date-not-equals-absent",
+        "DateNotEquals on an absent key is true",
+        doc(allow("A", "s3:*", "*", Condition={"DateNotEquals": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}})),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+    ),
+    case(
+        "neg-for-any-value-absent",
+        "ForAnyValue: with a negated operator is false for an absent key (no value to test), key reported",
+        doc(allow("A", "s3:*", "*", Condition={"ForAnyValue:StringNotEquals": {"aws:TagKeys": "secret"}})),
+        "s3:GetObject",
+        "*",
+        "implicitDeny",
+        missing=("aws:TagKeys",),
+    ),
+    case(
+        "neg-present-still-compares",
+        "a negated operator on a present key still compares: the value matches a policy value, so it is false",
+        doc(allow("A", "s3:*", "*", Condition={"StringNotEquals": {"aws:SourceVpc": "vpc-1"}})),
+        "s3:GetObject",
+        "*",
+        "implicitDeny",
+        context=(ctx("aws:SourceVpc", "vpc-1"),),
+    ),
+    # ---- ARN condition operators: "Each of the six colon-delimited components of the ARN is checked
+    # separately", with the guide's own example, where StringLike matches and ArnLike does not
+    case(
+        "arn-like-guide-example-fails",
+        "ArnLike matches elements between colons: the first * matches only us-east-2 and the match fails",
+        doc(
+            allow(
+                "A",
+                "s3:*",
+                "*",
+                Condition={"ArnLike": {"aws:SourceArn": "arn:aws:someservice:*:111122223333:finance/*"}},
+            )
+        ),
+        "s3:GetObject",
+        "*",
+        "implicitDeny",
+        context=(
+            ctx(
+                "aws:SourceArn",
+                "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt",
+            ),
+        ),
+    ),
+    case(
+        "arn-like-guide-example-string-like-succeeds",
+        "with StringLike the same pattern matches: its first * matches us-east-2:999999999999:store/abc:",
+        doc(
+            allow(
+                "A",
+                "s3:*",
+                "*",
+                Condition={"StringLike": {"aws:SourceArn": "arn:aws:someservice:*:111122223333:finance/*"}},
+            )
+        ),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+        context=(
+            ctx(
+                "aws:SourceArn",
+                "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt",
+            ),
+        ),
+    ),
+    case(
+        "arn-not-like-guide-example",
+        "ArnNotLike is the negation of ArnLike: on the guide's example it holds",
+        doc(
+            allow(
+                "A",
+                "s3:*",
+                "*",
+                Condition={"ArnNotLike": {"aws:SourceArn": "arn:aws:someservice:*:111122223333:finance/*"}},
+            )
+        ),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+        context=(
+            ctx(
+                "aws:SourceArn",
+                "arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt",
+            ),
+        ),
+    ),
+    case(
+        "arn-like-needs-six-components",
+        "a pattern with fewer than six components matches no ARN: a trailing * does not stand for the rest",
+        doc(allow("A", "s3:*", "*", Condition={"ArnLike": {"aws:SourceArn": "arn:aws:sns:*"}})),
+        "s3:GetObject",
+        "*",
+        "implicitDeny",
+        context=(ctx("aws:SourceArn", "arn:aws:sns:us-east-1:123456789012:topic"),),
+    ),
+    case(
+        "arn-like-resource-component-spans-colons",
+        "the sixth component (the resource) runs to the end of the ARN, colons included",
+        doc(
+            allow(
+                "A",
+                "s3:*",
+                "*",
+                Condition={"ArnLike": {"aws:SourceArn": "arn:aws:logs:*:123456789012:log-group:/aws/codebuild/*"}},
+            )
+        ),
+        "s3:GetObject",
+        "*",
+        "allowed",
+        ("A",),
+        context=(
+            ctx(
+                "aws:SourceArn",
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/codebuild/p:log-stream:b1",
+            ),
+        ),
+    ),
 ]
 
 
@@ -656,6 +841,94 @@ def test_the_table_is_large_and_its_ids_unique() -> None:
     assert len(CASES) >= 30
     assert len({c.id for c in CASES}) == len(CASES)
     assert {c.decision for c in CASES} == {"allowed", "explicitDeny", "implicitDeny"}
+
+
+# ---------------------------------------------------------------------------------- permissions boundaries
+# IAM User Guide, "Permissions boundaries for IAM entities" and "Policy evaluation logic": an entity with a
+# boundary may do only what both its identity policies and its boundary allow; an explicit Deny in either denies.
+# botocore's iam model: PermissionsBoundaryDecisionDetail.AllowedByPermissionsBoundary is true when the boundary
+# has a matching Allow, false when it implicitly or explicitly denies.
+
+
+@dataclass(frozen=True)
+class BoundaryCase:
+    id: str
+    rule: str
+    identity: dict[str, Any]
+    boundary: dict[str, Any]
+    decision: str
+    by_boundary: bool
+    matched: tuple[str, ...] = ()
+
+
+BOUNDARY_CASES = [
+    BoundaryCase(
+        "both-allow",
+        "allowed when the identity policy and the boundary both allow",
+        doc(allow("I", "ecr:PutImage", "*")),
+        doc(allow("B", "ecr:*", "*")),
+        "allowed",
+        True,
+        ("I",),
+    ),
+    BoundaryCase(
+        "boundary-silent",
+        "the boundary does not allow it: an implicit deny, whatever the identity policy says",
+        doc(allow("I", "ecr:PutImage", "*")),
+        doc(allow("B", "s3:*", "*")),
+        "implicitDeny",
+        False,
+    ),
+    BoundaryCase(
+        "boundary-denies",
+        "an explicit Deny in the boundary denies, and it is the statement reported",
+        doc(allow("I", "ecr:*", "*")),
+        doc(allow("B", "*", "*"), deny("BD", "ecr:PutImage", "*")),
+        "explicitDeny",
+        False,
+        ("BD",),
+    ),
+    BoundaryCase(
+        "identity-silent",
+        "a boundary grants nothing by itself: without an identity Allow the request is implicitly denied",
+        doc(allow("I", "s3:GetObject", "*")),
+        doc(allow("B", "ecr:*", "*")),
+        "implicitDeny",
+        True,
+    ),
+    BoundaryCase(
+        "identity-denies",
+        "an identity Deny denies even where the boundary allows",
+        doc(allow("I", "ecr:*", "*"), deny("ID", "ecr:PutImage", "*")),
+        doc(allow("B", "ecr:*", "*")),
+        "explicitDeny",
+        True,
+        ("ID",),
+    ),
+]
+
+
+@pytest.mark.parametrize("c", BOUNDARY_CASES, ids=[c.id for c in BOUNDARY_CASES])
+def test_permissions_boundary_table(c: BoundaryCase) -> None:
+    boundary = [SourcePolicy.managed(f"arn:aws:iam::{ACCOUNT}:policy/boundary", c.boundary)]
+    result = evaluate([SourcePolicy.inline("role-policy", c.identity)], "ecr:PutImage", REPO_ARN, boundary=boundary)
+    assert result.decision == c.decision, c.rule
+    assert result.allowed_by_boundary is c.by_boundary, c.rule
+    assert tuple(m.sid for m in result.matched) == c.matched, c.rule
+    out = simulate_response(
+        [SourcePolicy.inline("role-policy", c.identity)], ["ecr:PutImage"], [REPO_ARN], boundary=boundary
+    )["EvaluationResults"][0]
+    detail = {"AllowedByPermissionsBoundary": c.by_boundary}
+    assert out["PermissionsBoundaryDecisionDetail"] == detail
+    assert out["ResourceSpecificResults"][0]["PermissionsBoundaryDecisionDetail"] == detail
+
+
+def test_no_boundary_no_boundary_detail() -> None:
+    # the detail describes "the effect that a permissions boundary has ... when that boundary is applied"
+    out = simulate_response([SourcePolicy("p", doc(allow("A", "*", "*")))], ["ecr:PutImage"], [REPO_ARN])
+    result = out["EvaluationResults"][0]
+    assert "PermissionsBoundaryDecisionDetail" not in result
+    assert "PermissionsBoundaryDecisionDetail" not in result["ResourceSpecificResults"][0]
 
 
 # ------------------------------------------------------------------------ the seed's CodeBuild service role

@@ -13,6 +13,7 @@ def test_the_catalogue_is_the_issue_s_list() -> None:
     assert list(SCENARIOS) == [
         "healthy",
         "missing-permissions",
+        "boundary-denied",
         "wrong-model-uri",
         "no-privileged-mode",
         "throttling",

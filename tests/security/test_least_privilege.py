@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ncf_tui.engine.iam import Permission, PermissionResult, least_privilege_policy, required_permissions
+from ncf_tui.engine.iam import (
+    Permission,
+    PermissionResult,
+    least_privilege_policy,
+    required_permissions,
+    source_permissions,
+)
 from ncf_tui.engine.pipeline import SOURCE_KEY
 from ncf_tui.engine.settings import Settings
 from ncf_tui.sandbox.policy import SourcePolicy, evaluate, simulate
@@ -28,7 +34,10 @@ SETTINGS = Settings(
     bucket=BUCKET,
     prefix="recommender-demo",
 )
-SOURCE = Permission("s3:GetObject", f"arn:aws:s3:::{BUCKET}/recommender-demo/{SOURCE_KEY}", "BuildSource", "source")
+SOURCE = source_permissions("aws", BUCKET, f"recommender-demo/{SOURCE_KEY}")
+# The sagemaker SDK's neo-pytorch image for us-east-1 (its image table), as the engine's lookup returns it.
+NEO_IMAGE = "785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-inference-pytorch:2.0-cpu-py3"
+NEO_REPO_ARN = "arn:aws:ecr:us-east-1:785573368785:repository/sagemaker-inference-pytorch"
 REPO_ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/ncf-recommender"
 GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/codebuild/ncf-recommender-build"
 
@@ -54,6 +63,14 @@ MUST_NOT_GRANT: list[tuple[str, str]] = [
     ("ecr:DeleteRepository", REPO_ARN),
     ("ecr:SetRepositoryPolicy", REPO_ARN),
     ("ecr:CreateRepository", "*"),
+    # The Neo base image: pull only, and only AWS's repository of it.
+    ("ecr:PutImage", NEO_REPO_ARN),
+    ("ecr:InitiateLayerUpload", NEO_REPO_ARN),
+    ("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:785573368785:repository/another-aws-image"),
+    # The source bucket: its ACL and location may be read, never written; no object but the source archive.
+    ("s3:PutBucketAcl", f"arn:aws:s3:::{BUCKET}"),
+    ("s3:GetObjectVersion", f"arn:aws:s3:::{BUCKET}/other-team/secrets.csv"),
+    ("s3:GetBucketAcl", "arn:aws:s3:::some-other-bucket"),
     # Logs: only this project's group.
     ("logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/payments:log-stream:x"),
     ("logs:DeleteLogGroup", GROUP_ARN),
@@ -77,7 +94,7 @@ MUST_NOT_GRANT: list[tuple[str, str]] = [
 
 
 def _proposed() -> tuple[dict, list[Permission]]:
-    pairs = required_permissions(SETTINGS, extra=[SOURCE])
+    pairs = required_permissions(SETTINGS, extra=SOURCE, base_image=NEO_IMAGE)
     policy = least_privilege_policy([PermissionResult(p, "implicitDeny") for p in pairs])
     assert policy is not None
     return policy, pairs

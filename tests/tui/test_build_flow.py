@@ -100,6 +100,26 @@ async def test_a_denied_permission_is_fixed_in_the_ui(make_app: Any, resumable: 
         assert not permissions.query_one("#policy").display
 
 
+async def test_a_boundary_denial_is_explained_and_nothing_is_offered(
+    make_app: Any, resumable: Any, sandbox: Any
+) -> None:
+    sandbox.reset("boundary-denied")
+    app = make_app(offer_resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        permissions = await resumed_to_settings(pilot)
+        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 60, "the IAM check")
+        assert modal_name(app) != "ConfirmModal", "an attach was offered for what no inline policy can fix"
+        capped = [p for p in permissions.perms.values() if p.blocked_by]
+        assert [(p.action, p.blocked_by) for p in capped] == [("ecr:PutImage", "permissions boundary")]
+        panel = permissions.query_one("#policy")
+        assert panel.display and panel.border_title == "Cannot be fixed here"
+        assert "no inline policy" in str(panel.render())
+        assert "Not simulated: resource-based policies" in str(permissions.query_one("#intro").render())
+        assert "not fixable" in str(app.screen.query_one("#status").render()) or "✘" in str(
+            app.screen.query_one("#status").render()
+        )
+
+
 async def test_a_failed_build_shows_the_failed_phase_and_the_log(
     make_app: Any, resumable: Any, sandbox: Any, tmp_path: Path
 ) -> None:

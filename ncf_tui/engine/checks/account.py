@@ -14,7 +14,15 @@ import json
 from ..aws import aws_errors, error_code, error_message
 from ..codebuild import DEFAULT_IMAGE, VARIABLE_NAMES, image_advice
 from ..errors import NcfError
-from ..iam import POLICY_NAME, attach_fix, check_permissions, role_name
+from ..iam import (
+    BOUNDARY,
+    POLICY_NAME,
+    SIMULATION_LIMITS,
+    attach_fix,
+    check_permissions,
+    role_name,
+    source_permissions,
+)
 from ..settings import DEPRECATED_BUILD_IMAGES, check_value
 from .base import FAIL, PASS, WARN, ChecklistContext, CheckResult, bullet, update_project
 
@@ -53,6 +61,10 @@ def check_credentials(ctx: ChecklistContext) -> CheckResult:
     return CheckResult("credentials", title, PASS, evidence + matches)
 
 
+def _refused_by(cap: str) -> str:
+    return ", refused by the role's permissions boundary" if cap == BOUNDARY else ", refused by an SCP"
+
+
 def check_service_role(ctx: ChecklistContext) -> CheckResult:
     title = TITLES["service-role"]
     s = ctx.effective()
@@ -60,8 +72,14 @@ def check_service_role(ctx: ChecklistContext) -> CheckResult:
         return CheckResult(
             "service-role", title, FAIL, "no CodeBuild service role is set", "set service_role (NCF_TUI_SERVICE_ROLE)"
         )
+    extra = []
+    location = str(((ctx.project() or {}).get("source") or {}).get("location") or "")
+    if ((ctx.project() or {}).get("source") or {}).get("type") == "S3" and "/" in location:
+        bucket, _, key = location.partition("/")
+        extra = source_permissions(s.partition, bucket, key)
+    base_image = (ctx.compile_entry() or {}).get("inference_image")
     try:
-        report = check_permissions(ctx.aws, s)
+        report = check_permissions(ctx.aws, s, extra=extra, base_image=str(base_image) if base_image else None)
     except NcfError as exc:
         return CheckResult("service-role", title, FAIL, exc.message, exc.hint or "")
     if not report.verified:
@@ -69,6 +87,7 @@ def check_service_role(ctx: ChecklistContext) -> CheckResult:
     lines = [
         f"{r.permission.action} on {r.permission.resource}: {r.decision}"
         + (f" by {', '.join(r.matched)}" if r.matched and r.decision == "explicitDeny" else "")
+        + (_refused_by(r.blocked_by) if r.blocked_by else "")
         for r in report.denied
     ]
     if not lines:
@@ -89,6 +108,12 @@ def check_service_role(ctx: ChecklistContext) -> CheckResult:
         )
     if explicit:
         fix_parts.append("remove the Deny statement(s) " + ", ".join(m for r in explicit for m in r.matched))
+    if report.capped:
+        fix_parts.append(
+            "no inline policy can lift what the role's permissions boundary or an SCP refuses: "
+            "have its owner allow those actions there"
+        )
+    evidence += f"\n  ({SIMULATION_LIMITS})"
     apply = None
     if policy is not None and not explicit:
         role, doc = s.service_role, policy

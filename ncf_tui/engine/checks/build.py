@@ -54,6 +54,10 @@ _ERROR = re.compile(
     re.IGNORECASE,
 )
 _DENIED_CALL = re.compile(r"\((AccessDenied\w*|Forbidden|UnauthorizedOperation)\) when calling the (\w+) operation")
+# `aws s3 cp` HEADs the object first; S3 answers a HEAD with a bare status code, so the CLI prints
+# "An error occurred (403) when calling the HeadObject operation: Forbidden". S3 also answers 403 for a key that
+# does not exist when the caller lacks s3:ListBucket (S3 API Reference, HeadObject), so both are named.
+_HEAD_403 = re.compile(r"\(403\) when calling the (HeadObject) operation")
 _NOT_AUTHORIZED = re.compile(r"not authorized to perform:? ([\w-]+:[\w*]+)(?: on resource:? (\S+))?")
 _DOCKER = re.compile(r"Cannot connect to the Docker daemon", re.IGNORECASE)
 _S3_404 = re.compile(
@@ -105,6 +109,7 @@ class Cause:
     line: str = ""
     action: str = ""
     resource: str = ""
+    note: str = ""
 
     @property
     def related(self) -> str:
@@ -124,6 +129,14 @@ def classify(lines: list[str], settings: Settings) -> Cause:
         if m:
             action = _OPERATION_ACTION.get(m.group(2), m.group(2))
             return Cause("access-denied", line.strip(), action, _resource_for(action, settings))
+        m = _HEAD_403.search(line)
+        if m:
+            action = _OPERATION_ACTION[m.group(1)]
+            note = (
+                "S3 answers a HEAD with 403 both when s3:GetObject is denied and when the object is missing and "
+                "the role may not s3:ListBucket"
+            )
+            return Cause("access-denied", line.strip(), action, _resource_for(action, settings), note)
         m = _NOT_AUTHORIZED.search(line)
         if m:
             return Cause("access-denied", line.strip(), m.group(1), m.group(2) or _resource_for(m.group(1), settings))
@@ -237,6 +250,8 @@ def check_build(ctx: ChecklistContext) -> CheckResult:
         evidence += "\n  (the build has no log lines to read)"
     if cause.kind == "access-denied":
         evidence += f"\ncause: AccessDenied: the build may not {cause.action} on {cause.resource}"
+        if cause.note:
+            evidence += f" ({cause.note})"
     elif cause.kind != "unknown":
         evidence += f"\ncause: {cause.kind}"
     fix = _fix_for(cause, ctx)

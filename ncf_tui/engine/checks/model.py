@@ -24,7 +24,27 @@ TITLES = {
     "neo-model": "Neo model is where NEO_MODEL_S3_URI points",
     "neo-compile": "Neo compilation jobs of the run succeeded",
 }
-_OPERATORS = re.compile(r"operators? (?:are|is) not (?:implemented|supported)[^\[]*\[([^\]]*)\]", re.IGNORECASE)
+# TVM's own wording, as Neo's FailureReason quotes it inside its traceback; the list may be cut short, since
+# FailureReason is at most 1,024 characters (botocore's sagemaker model, shape FailureReason: max 1024).
+_OPERATORS = re.compile(
+    r"operators? (?:are|is) not (?:implemented|supported)[^\[]*\[([^\]]*)(\]|$)", re.IGNORECASE | re.DOTALL
+)
+# Neo's own prefix, e.g. "ClientError: InputConfiguration: TVM cannot convert the PyTorch model. Invalid model
+# or input-shape mismatch. ..." (public reports: aws/amazon-sagemaker-examples#2784, aws-panorama-samples#32).
+_CANNOT_CONVERT = re.compile(r"InputConfiguration:\s*TVM cannot convert the PyTorch model", re.IGNORECASE)
+FAILURE_REASON_MAX = 1024
+
+
+def failure_operators(reason: str) -> tuple[list[str], bool]:
+    """The operators a FailureReason says Neo does not implement, and whether the list was cut short."""
+    m = _OPERATORS.search(reason)
+    if m is None:
+        return [], False
+    cut = m.group(2) != "]"
+    items = [i.strip() for i in m.group(1).split(",")]
+    if cut and items and not re.fullmatch(r"'[^']*'|\"[^\"]*\"", items[-1]):
+        items = items[:-1]  # the last name lost its end to the cap
+    return [i.strip("'\"") for i in items if i.strip("'\"")], cut
 
 
 def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
@@ -160,20 +180,23 @@ def _recompile_advice(ctx: ChecklistContext, failed: dict[str, str], completed: 
     ]
     out: list[str] = []
     for name, reason in failed.items():
-        m = _OPERATORS.search(reason)
-        if m is None:
+        listed, cut = failure_operators(reason)
+        if not listed and not _CANNOT_CONVERT.search(reason):
             out.append(f"{name}: read the reason above (the input archive, the role, the framework version)")
             continue
-        ops = m.group(1).replace("'", "").strip()
+        if listed:
+            ops = ", ".join(listed) + (" (and maybe more: Neo cuts its reason at 1,024 characters)" if cut else "")
+            problem, avoids = f"uses {ops}, which Neo does not implement", f"avoids {ops}"
+        else:  # Neo's prefix alone: the operator list, if any, was cut off or never given
+            problem = "is a model TVM cannot convert (Neo's reason names no operator)"
+            avoids = "passes the same operator check"
         avoiding = sorted((c for c in cands if c.accepted and c.name not in failed), key=rank_key)
         if not avoiding:
-            out.append(
-                f"{name} uses {ops}, which Neo does not implement, and the run's preflight found no variant without it"
-            )
+            out.append(f"{name} {problem}, and the run's preflight found no variant without it")
             continue
         best = avoiding[0]
         f = best.fidelity or {}
-        why = f"{best.name} avoids {ops} (the offline preflight accepts it"
+        why = f"{best.name} {avoids} (the offline preflight accepts it"
         why += f"; top-10 overlap {float(f['top10_overlap']):.0%})" if "top10_overlap" in f else ")"
         if best.name in completed:
             out.append(f"{why} and already compiled: build from its output")

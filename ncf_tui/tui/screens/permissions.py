@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from ...engine.events import PermissionEvent
+from ...engine.iam import SIMULATION_LIMITS
 from ..messages import EngineEvent, PolicyProposed, RunFinished
 from .base import StepScreen
 
@@ -109,18 +110,29 @@ class PermissionsScreen(StepScreen):
         for p in sorted(self.perms.values(), key=lambda p: p.decision == "allowed"):
             allowed = p.decision == "allowed"
             mark = Content.styled("✔ allow" if allowed else "✘ deny", "$success" if allowed else "bold $error")
-            table.add_row(mark, p.action, p.decision, ", ".join(p.matched) or "-", p.resource)
+            decision = p.decision + (f" ({p.blocked_by})" if p.blocked_by else "")
+            table.add_row(mark, p.action, decision, ", ".join(p.matched) or "-", p.resource)
         denied = [p for p in self.perms.values() if p.decision != "allowed"]
+        fixable = [p for p in denied if p.decision == "implicitDeny" and not p.blocked_by]
+        capped = [p for p in denied if p.blocked_by]
         policy = self.query_one("#policy", Static)
-        if denied:
-            document = self.proposed if self.proposed is not None else proposed_policy(denied)
+        if fixable:
+            document = self.proposed if self.proposed is not None else proposed_policy(fixable)
             policy.update(Syntax(json.dumps(document, indent=2), "json", background_color="default"))
             policy.border_title = "Proposed least-privilege policy (a: attach and re-check)"
-        policy.display = bool(denied)
+        elif capped:
+            caps = " and ".join(sorted({p.blocked_by for p in capped}))
+            policy.update(
+                f"{len(capped)} denied permission(s) are refused by the role's {caps}: no inline policy on the role "
+                "can allow them, so none is proposed. Whoever owns the boundary (or the organisation's SCPs) must "
+                "allow them there."
+            )
+            policy.border_title = "Cannot be fixed here"
+        policy.display = bool(fixable or capped)
         intro = self.query_one("#intro", Static)
         intro.update(
             "The permissions the CodeBuild service role needs for this build, simulated with "
-            "iam:SimulatePrincipalPolicy."
+            f"iam:SimulatePrincipalPolicy.\n{SIMULATION_LIMITS[0].upper()}{SIMULATION_LIMITS[1:]}."
         )
         if self.state == "checking":
             self.set_status("… simulating the role's policies", "busy")
@@ -129,11 +141,17 @@ class PermissionsScreen(StepScreen):
             attached = " (after attaching the fix)" if self.attached else ""
             self.set_status(f"✔ all {len(self.perms)} permissions allowed{attached}", "ok")
             self.set_primary("Continue ▸", enabled=True, focus=True)
+        elif self.state == "denied" and not fixable:
+            self.set_status(f"✘ {len(denied)} of {len(self.perms)} denied: not fixable by an inline policy", "error")
+            self.set_primary("Continue anyway ▸", enabled=True)
         elif self.state == "denied":
             self.set_status(f"✘ {len(denied)} of {len(self.perms)} denied: a attaches the fix", "error")
             self.set_primary("Continue anyway ▸", enabled=True)
         elif self.state == "unavailable":
             self.set_status(Text.assemble(("not available yet: ", "bold"), self.message), "warn")
+            self.set_primary("Continue anyway ▸", enabled=True)
+        elif self.state == "failed" and denied and not fixable:
+            self.set_status(Text.assemble(("✘ ", "bold"), self.message), "error")
             self.set_primary("Continue anyway ▸", enabled=True)
         elif self.state == "failed" and denied:
             self.set_status(f"✘ {len(denied)} of {len(self.perms)} denied: a attaches the fix (asks first)", "error")
