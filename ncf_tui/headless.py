@@ -28,10 +28,10 @@ from .engine.events import (
     DoneEvent,
     Event,
     ImageEvent,
-    SmokeEvent,
     LogEvent,
     PermissionEvent,
     SettingEvent,
+    SmokeEvent,
     StepEvent,
     VariantEvent,
 )

@@ -9,6 +9,7 @@ image, so no ModelDataUrl is needed).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -61,18 +62,14 @@ MODEL_NAMES = ("model.pth", "compiled.pt")
 def registry_host(client: Any, registry_id: str, region: str) -> str:
     """The registry ECR serves this account from: ``proxyEndpoint`` of GetAuthorizationToken (a China region
     answers under ``.amazonaws.com.cn``), never a domain built here."""
-    try:
+    with contextlib.suppress(Exception):  # no ecr:GetAuthorizationToken: the repository's URI says it too
         data = client.get_authorization_token()["authorizationData"]
         endpoint = str(data[0]["proxyEndpoint"])
         return endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
-    except Exception:
-        pass
-    try:
+    with contextlib.suppress(Exception):
         repos = client.describe_repositories()["repositories"]
         if repos:
             return str(repos[0]["repositoryUri"]).split("/", 1)[0]
-    except Exception:
-        pass
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"{registry_id}.dkr.ecr.{region}.{suffix}"
 
@@ -209,7 +206,8 @@ def verify_image(
         inside, how = model_in_image(client, repository, manifest)
         if inside is not None and inside != expected_model_sha256.lower():
             raise ImageCheckError(
-                f"the image's model ({how}) is {inside[:12]}…, not the compiled artifact's {expected_model_sha256[:12]}…",
+                f"the image's model ({how}) is {inside[:12]}…, "
+                f"not the compiled artifact's {expected_model_sha256[:12]}…",
                 hint="the image was built from another model; rebuild",
             )
         verified.append(

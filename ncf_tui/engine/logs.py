@@ -90,7 +90,8 @@ class BuildValues:
 
 def parse_ncf_line(line: str) -> tuple[str, str] | None:
     """``("model-sha256", hex)``, ``("image-uri", uri)``, ``("image-digest", "sha256:…")``,
-    ``("docker-server", version)``, ``("error", "<code> <text>")``, or None for any other line (including malformed values)."""
+    ``("docker-server", version)``, ``("error", "<code> <text>")``, or None for any other line (including
+    malformed values)."""
     text = line.strip()
     if not text.startswith(NCF_PREFIX):
         return None

@@ -278,10 +278,15 @@ class BuildRunner:
         """Say which docker builds this image; with a real engine, make sure the base image is there."""
         docker = self._sb.docker
         if docker.mode != "real":
-            sink.line(f"[Container] {_stamp()} Docker: no Docker Engine ({docker.reason}); the sandbox's fallback builder stands in for docker")
+            sink.line(
+                f"[Container] {_stamp()} Docker: no Docker Engine ({docker.reason}); "
+                "the sandbox's fallback builder stands in for docker"
+            )
             return
         sink.line(f"[Container] {_stamp()} Docker: the real Docker Engine builds this image ({docker.reason})")
-        variables = {v["name"]: str(v.get("value", "")) for v in build.record["environment"].get("environmentVariables") or []}
+        variables = {
+            v["name"]: str(v.get("value", "")) for v in build.record["environment"].get("environmentVariables") or []
+        }
         base = variables.get("NEO_BASE_IMAGE", "")
         if not base:
             return
@@ -520,7 +525,8 @@ if [ "$1" = login ] && [ -n "${{NCF_SANDBOX_BASE_REGISTRY:-}}" ]; then
   server="${{server#https://}}"
   if [ "$server" = "$NCF_SANDBOX_BASE_REGISTRY" ]; then
     cat > /dev/null
-    echo "sandbox: $server is AWS's registry, which the sandbox does not reach; the base image is the stand-in in the local image store, so no login is made" >&2
+    echo "sandbox: $server is AWS's registry, which the sandbox does not reach;" \
+      "the base image is the stand-in in the local image store, so no login is made" >&2
     echo "Login Succeeded"
     exit 0
   fi

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,12 +31,13 @@ MODE_ENV = "NCF_SANDBOX_DOCKER"
 MODES = ("auto", "real", "fallback")
 STAND_IN_LABEL = "com.ncf-tui.sandbox.stand-in"
 # Bump when the recipe below changes: a cached stand-in with another value is rebuilt.
-STAND_IN_RECIPE = "1"
+STAND_IN_RECIPE = "2"
 DEBIAN_SUITE = "bookworm"
 ROOTFS_TAG = f"ncf-tui-sandbox/debian-minbase:{DEBIAN_SUITE}"
 STAND_IN_NOTE = (
-    "the base image is a stand-in built on this machine (Debian {suite} minbase, Python, torch {torch} CPU "
-    "and a stand-in neopytorch) under the Neo image's name: only the Neo runtime differs from SageMaker's"
+    "the base image is a stand-in built on this machine (Debian {suite} minbase, Python, torch {torch} CPU, "
+    "numpy, this machine's CA bundle and a stand-in neopytorch) under the Neo image's name: only the Neo "
+    "runtime differs from SageMaker's"
 )
 NEOPYTORCH_STAND_IN = '''"""Stand-in for SageMaker Neo's `neopytorch` (ncf-tui sandbox base image).
 
@@ -203,22 +205,31 @@ def ensure_stand_in_base(image: str, log: Log) -> str:
         log(f"sandbox: {note} (cached)")
         return "stand-in"
     started = time.monotonic()
+    old = _docker("image", "inspect", "--format", "{{.Id}}", image, timeout=60).stdout.strip() if label else ""
     log(f"sandbox: {image} cannot be pulled here; making a stand-in under its name, once per machine")
     _make_rootfs(log)
     with tempfile.TemporaryDirectory(prefix="ncf-sandbox-base-") as tmp:
         wheels = Path(tmp) / "wheels"
         _run_logged(
-            [sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheels), f"torch=={torch}"],
+            [sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheels), f"torch=={torch}", "numpy"],
             log,
-            f"fetching torch {torch} and its dependencies as wheels",
+            f"fetching torch {torch}, numpy and their dependencies as wheels",
         )
+        # This machine's CA bundle, so that the image reaches the package registries this machine reaches
+        # (a build's `pip install`); SageMaker's image carries its own.
+        host_ca = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
+        if host_ca.is_file():
+            shutil.copyfile(host_ca, Path(tmp) / "ca-certificates.crt")
         (Path(tmp) / "neopytorch").mkdir()
         (Path(tmp) / "neopytorch" / "__init__.py").write_text(NEOPYTORCH_STAND_IN)
         name = f"ncf-sandbox-base-{os.getpid()}-{int(time.time())}"
         script = (
             "set -e; python3 -m venv /opt/neo; "
-            "/opt/neo/bin/pip install -q --no-cache-dir --no-index --find-links /wheels torch; "
-            'cp -r /stand-in/neopytorch "$(/opt/neo/bin/python -c \'import sysconfig; '
+            "/opt/neo/bin/pip install -q --no-cache-dir --no-index --find-links /wheels torch numpy; "
+            "if [ -f /stand-in/ca-certificates.crt ]; then "
+            "cp /stand-in/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt; "
+            "printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > /etc/pip.conf; fi; "
+            "cp -r /stand-in/neopytorch \"$(/opt/neo/bin/python -c 'import sysconfig; "
             'print(sysconfig.get_paths()["purelib"])\')"/; '
             "find /opt/neo -depth -name __pycache__ -type d -exec rm -rf {} +; "
             '/opt/neo/bin/python -c "import torch, neopytorch; print(torch.__version__)"'
@@ -244,6 +255,8 @@ def ensure_stand_in_base(image: str, log: Log) -> str:
                 raise RuntimeError(f"docker commit failed: {committed.stderr.strip()}")
         finally:
             _docker("rm", "-f", name, timeout=60)
+    if old:  # an older recipe's stand-in: keep the disk tidy
+        _docker("image", "rm", old, timeout=120)
     log(f"sandbox: {note} (made in {time.monotonic() - started:.0f} s)")
     return "stand-in"
 
@@ -275,11 +288,11 @@ class SmokeResult:
 
 
 def _request(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")  # noqa: S310
     if body is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http://127.0.0.1)
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

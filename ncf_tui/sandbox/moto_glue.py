@@ -676,7 +676,10 @@ def _patch_response_classes() -> None:
                 {
                     "registryId": self.current_account,
                     "repositoryName": repo,
-                    "imageId": {"imageDigest": manifest.digest, **({"imageTag": image_id["imageTag"]} if image_id.get("imageTag") else {})},
+                    "imageId": {
+                        "imageDigest": manifest.digest,
+                        **({"imageTag": image_id["imageTag"]} if image_id.get("imageTag") else {}),
+                    },
                     "imageManifest": manifest.body.decode(),
                     "imageManifestMediaType": manifest.media_type,
                 }

@@ -59,6 +59,10 @@ async def test_healthy_account_builds_the_image(make_app: Any, resumable: Any, s
         assert any("create-endpoint" in c for c in build.deploy)
         shown = str(build.query_one("#image").render())
         assert build.image.uri in shown and "create-model" in shown
+        # which docker built it, and the smoke run (the tests' sandbox uses the fallback: nothing runs images)
+        assert build.docker_server == "ncf-tui-sandbox-builder"
+        assert "Built  the sandbox's fallback builder (no Docker Engine" in shown
+        assert "Smoke  not run" in shown
         # the log streamed; search finds the image line the build printed
         await wait_for(pilot, lambda: build.query_one("#log").line_count > 20, 10, "log lines")
         await pilot.press("slash")
