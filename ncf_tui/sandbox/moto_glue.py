@@ -699,8 +699,9 @@ def _patch_response_classes() -> None:
         digest = str(self._get_param("layerDigest") or "")
         if registry is None:
             raise SandboxApiError(
-                "UnsupportedOperation",
-                "the sandbox holds no layers without a real registry (the fallback builder registers manifests only)",
+                "LayersNotFoundException",
+                f"The specified layers {digest} could not be found (the sandbox's fallback builder registers "
+                "manifests only; a Docker Engine and docker-registry give real layers)",
             )
         repo = _ecr_repository(self)
         url = registry.blob_url(repo, digest)

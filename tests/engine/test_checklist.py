@@ -35,6 +35,8 @@ from ncf_tui.engine.settings import resolve_settings
 from ncf_tui.engine.state import RunState, StateStore
 from ncf_tui.sandbox.server import Sandbox
 
+from ..sandbox.cb_kit import neo_base_image
+
 pytestmark = pytest.mark.slow
 
 NEO_JOB = "ncf-checklist-basic"
@@ -66,7 +68,7 @@ def context(sb: Sandbox, tmp: Path, state: Path | None = None, **env: str) -> Ch
 
 
 def make_project(sb: Sandbox, model_uri: str, *, privileged: bool = True) -> None:
-    variables = {**sb.suggested_settings(), "NEO_MODEL_S3_URI": model_uri}
+    variables = {**sb.suggested_settings(), "NEO_MODEL_S3_URI": model_uri, "NEO_BASE_IMAGE": neo_base_image(sb.region)}
     spec = ProjectSpec(
         name=sb.names.codebuild_project,
         service_role_arn=sb.names.codebuild_role_arn,

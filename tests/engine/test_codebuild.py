@@ -29,6 +29,7 @@ from ncf_tui.engine.errors import BadInputError, ExitCode
 from ncf_tui.engine.events import BuildEvent, Event, LogEvent, SettingEvent
 from ncf_tui.engine.logs import LogPosition
 from ncf_tui.sandbox.server import Sandbox
+from tests.sandbox.cb_kit import neo_base_image
 
 SHA = "12" * 32
 OK_SPEC = f"""version: 0.2
@@ -305,7 +306,7 @@ def test_the_repository_buildspec_builds_an_image_that_passes_the_image_check(sa
         member = tar.extractfile("model.pth")
         assert member is not None
         model_sha = hashlib.sha256(member.read()).hexdigest()
-    settings = sandbox.suggested_settings()
+    settings = {**sandbox.suggested_settings(), "NEO_BASE_IMAGE": neo_base_image(sandbox.region)}
     bucket, _, prefix = settings["NEO_MODEL_S3_URI"].partition("/")
     sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz", Body=archive.read_bytes())
     aws = make_aws(sandbox)

@@ -158,7 +158,7 @@ def test_headless_real_docker_builds_pushes_and_serves(real_run: dict[str, Any])
     image = next(e for e in events if e["event"] == "image")
     assert image["uri"].startswith("127.0.0.1:")
     # the digest ECR's DescribeImages gave the verify step is the one `docker push` printed ...
-    pushed = [line.split("NCF-TUI: image-digest ")[1] for line in log if "NCF-TUI: image-digest " in line]
+    pushed = [line.split()[-1] for line in log if line.startswith("NCF-TUI: image-digest ")]
     assert pushed == [image["digest"]]
     # ... and the one Docker recorded for the pushed tag (the registry's)
     inspect = _docker("image", "inspect", "--format", "{{json .RepoDigests}}", image["uri"])
