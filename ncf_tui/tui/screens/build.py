@@ -126,7 +126,7 @@ class BuildScreen(StepScreen):
                 return
             if isinstance(ev, SmokeEvent):
                 self.smoke = ev
-            if isinstance(ev, BuildEvent):
+            elif isinstance(ev, BuildEvent):
                 self.phases[ev.phase] = ev
             elif isinstance(ev, ImageEvent):
                 self.image = ev
