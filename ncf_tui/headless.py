@@ -31,6 +31,7 @@ from .engine.events import (
     LogEvent,
     PermissionEvent,
     SettingEvent,
+    SmokeEvent,
     StepEvent,
     VariantEvent,
 )
@@ -184,6 +185,9 @@ class HumanPrinter:
             c.print(f"  │ {event.line.rstrip()}", highlight=False, markup=False, soft_wrap=True)
         elif isinstance(event, ImageEvent):
             c.print(f"  [green]image[/] {event.uri}  {event.digest}", highlight=False)
+        elif isinstance(event, SmokeEvent):
+            mark = "[green]✔ serves[/]" if event.ok else "[red]✘ does not serve[/]"
+            c.print(f"  {mark} {event.message}", highlight=False)
         elif isinstance(event, DoneEvent):
             style = "green" if event.exit_code == 0 else "red"
             c.print(f"[{style}]{event.message}[/]", highlight=False)
@@ -369,12 +373,16 @@ def run_headless(args: argparse.Namespace) -> int:
                 options.saved_dir = sandbox_saved_dir(sandbox)
                 options.save_answers = False
                 options.source_root = sandbox.source_dir
+                if sandbox.docker.mode == "real":
+                    options.smoke_run = sandbox.smoke_run
                 if not args.json:
                     console.print(
                         f"[bold magenta]SANDBOX[/] embedded local AWS at {sandbox.endpoint_url} "
                         f"(scenario {sandbox.scenario.name}); nothing here touches a real account",
                         highlight=False,
                     )
+                    builder = "real Docker Engine" if sandbox.docker.mode == "real" else "the fallback builder"
+                    console.print(f"  docker: {builder} ({sandbox.docker.reason})", highlight=False)
             else:
                 region = resolve_region(args.region, args.profile)
                 from .engine.secrets import credentials_for

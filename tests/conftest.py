@@ -53,3 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
     root = Path(tempfile.mkdtemp(prefix="ncf-tui-tests-"))
     os.environ.setdefault("NCF_TUI_CONFIG_DIR", str(root / "config"))
     os.environ.setdefault("NCF_TUI_STATE_DIR", str(root / "state"))
+    # The fallback builder for every sandbox build (fast, no images); tests/sandbox/test_real_docker.py
+    # asks for the real engine itself, once per session.
+    os.environ.setdefault("NCF_SANDBOX_DOCKER", "fallback")

@@ -23,6 +23,7 @@ from ncf_tui.cli import build_parser
 from ncf_tui.engine.codebuild import SEED_IMAGE, ProjectSpec, SourceSpec, ensure_project
 from ncf_tui.engine.events import discard
 from ncf_tui.sandbox.server import Sandbox
+from tests.sandbox.cb_kit import neo_base_image
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ def account(sandbox: Sandbox, archive: bytes, tmp_path: Path, monkeypatch: pytes
     """The no-privileged-mode account with the model in place and a project on the deprecated seed image,
     the environment pointing the CLI at it (credentials, and empty state and config folders)."""
     sandbox.reset("no-privileged-mode")
-    settings = sandbox.suggested_settings()
+    settings = {**sandbox.suggested_settings(), "NEO_BASE_IMAGE": neo_base_image(sandbox.region)}
     bucket, _, prefix = settings["NEO_MODEL_S3_URI"].partition("/")
     sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/model-ml_c5.tar.gz", Body=archive)
     sandbox.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/ncf-model.json", Body=b"{}")

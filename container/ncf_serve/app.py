@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ except ImportError:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+StartResponse = "Callable[[str, list[tuple[str, str]]], Any]"  # a string: runs on Python 3.8
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
 TOP_K_MAX = 1000

@@ -11,7 +11,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,7 @@ def check_model_dir(model_dir: Path) -> tuple[Sidecar, str]:
     return sidecar, runtime
 
 
-Forward = Callable[[Any], Any]
+Forward = "Callable[[Any], Any]"  # a string: subscripting collections.abc needs Python 3.9
 
 
 def _load_torchscript(model_dir: Path, runtime: str) -> Forward:
@@ -242,7 +242,7 @@ class Scorer:
         all_scores = scores[0] if len(scores) == 1 else torch.cat(scores)
         best = torch.topk(all_scores, min(k, items.numel()))
         ids = items[best.indices].to(torch.int64).tolist()
-        return list(zip(ids, best.values.tolist(), strict=True))
+        return list(zip(ids, best.values.tolist()))  # noqa: B905 (zip(strict=) needs Python 3.10)
 
 
 def torch_threads_default(workers: int) -> int:

@@ -10,17 +10,23 @@ image, so no ModelDataUrl is needed).
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
+import io
 import json
 import re
 import shlex
+import tarfile
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import ExitCode, NcfError
-from .events import Emit, ImageEvent
+from .events import Emit, ImageEvent, SmokeEvent
 from .logs import BuildValues
 
 # <registry id>.dkr.ecr[-fips].<region>.<DNS suffix of the partition>/<repository>[:tag|@digest]: the suffix is
@@ -49,23 +55,25 @@ def repository_arn_of(uri: str) -> str | None:
 
 
 def registry_host(aws: Aws, registry_id: str, printed_uri: str | None = None) -> str:
-    """The registry's host name as AWS gives it: from the URI the build printed, else from
-    GetAuthorizationToken's proxyEndpoint, else from botocore's partition data for the region."""
+    """The registry's host name as AWS gives it, never a domain built here while AWS can be asked: the URI the
+    build printed, else GetAuthorizationToken's ``proxyEndpoint`` (the address ``docker login`` uses; a China
+    region answers under ``.amazonaws.com.cn``), else a repository's URI, else botocore's partition data."""
     from .settings import dns_suffix_for
 
     if printed_uri:
         parts = parse_image_uri(printed_uri)
-        if parts is not None and parts["account"] == registry_id:
-            return printed_uri.split("/", 1)[0]
-    try:
-        data = aws.client("ecr").get_authorization_token().get("authorizationData") or []
-    except Exception:
-        data = []
-    for entry in data:
-        endpoint = str(entry.get("proxyEndpoint") or "")
-        host = endpoint.removeprefix("https://").rstrip("/")
-        if host.startswith(f"{registry_id}.dkr.ecr"):
-            return host
+        if parts is None or parts["account"] == registry_id:
+            return printed_uri.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    client = aws.client("ecr")
+    with contextlib.suppress(Exception):  # no ecr:GetAuthorizationToken: the repository's URI says it too
+        for entry in client.get_authorization_token().get("authorizationData") or []:
+            host = str(entry.get("proxyEndpoint") or "").removeprefix("https://").removeprefix("http://")
+            if host.rstrip("/"):
+                return host.rstrip("/")
+    with contextlib.suppress(Exception):
+        repos = client.describe_repositories()["repositories"]
+        if repos:
+            return str(repos[0]["repositoryUri"]).split("/", 1)[0]
     return f"{registry_id}.dkr.ecr.{aws.region}.{dns_suffix_for(aws.region)}"
 
 
@@ -87,6 +95,71 @@ class ImageInfo:
     model_sha256: str | None = None
     verified: tuple[str, ...] = field(default=())
     """What was checked, one sentence each (for the summary and the ``done`` event)."""
+    smoke: dict[str, Any] | None = None
+    """The smoke run's result (``docker run IMAGE serve``), when something could run the image."""
+
+
+SmokeRun = Callable[[str, tuple[int, int]], "dict[str, Any] | None"]
+"""Runs ``image`` as SageMaker hosting would and scores ``pair``; None when nothing here can run images."""
+# Layers larger than this are not fetched to look for the model (the model's COPY layer is small; the
+# base image's torch layer is hundreds of MB).
+MODEL_LAYER_LIMIT = 64 * 1024 * 1024
+MODEL_DIR_IN_IMAGE = "opt/ml/model/"
+MODEL_NAMES = ("model.pth", "compiled.pt")
+
+
+def _fetch(client: Any, repository: str, digest: str, limit: int) -> bytes | None:
+    """One blob through GetDownloadUrlForLayer (a presigned URL on AWS), None when it cannot be had."""
+    try:
+        url = str(client.get_download_url_for_layer(repositoryName=repository, layerDigest=digest)["downloadUrl"])
+        if not url.startswith(("https://", "http://")):
+            return None
+        with urllib.request.urlopen(url, timeout=120) as answer:  # noqa: S310 (scheme checked above)
+            data: bytes = answer.read(limit + 1)
+    except Exception:
+        return None
+    return data if len(data) <= limit else None
+
+
+def model_in_image(client: Any, repository: str, manifest: dict[str, Any]) -> tuple[str | None, str]:
+    """sha256 of the model file the image holds under /opt/ml/model, and how it was read.
+
+    The layers are read from the top (the last ``COPY model/`` wins); a layer too large to be the model's
+    is skipped. Without layer access, the image config's ``com.ncf-tui.model.sha256`` label is the answer.
+    """
+    layers = list(reversed(manifest.get("layers") or []))
+    for layer in layers:
+        size = int(layer.get("size") or 0)
+        if size > MODEL_LAYER_LIMIT:
+            continue
+        blob = _fetch(client, repository, str(layer.get("digest", "")), MODEL_LAYER_LIMIT)
+        if blob is None:
+            continue
+        try:
+            raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+                for name in MODEL_NAMES:
+                    try:
+                        member = tar.getmember(MODEL_DIR_IN_IMAGE + name)
+                    except KeyError:
+                        continue
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        sha = hashlib.sha256(handle.read()).hexdigest()
+                        return sha, f"/{MODEL_DIR_IN_IMAGE}{name} read from layer {str(layer.get('digest'))[:19]}"
+        except (OSError, EOFError, tarfile.TarError):
+            continue
+    config = manifest.get("config") or {}
+    blob = _fetch(client, repository, str(config.get("digest", "")), MODEL_LAYER_LIMIT)
+    if blob is not None:
+        try:
+            labels = (json.loads(blob).get("config") or {}).get("Labels") or {}
+        except ValueError:
+            labels = {}
+        label = labels.get("com.ncf-tui.model.sha256")
+        if label and label != "unknown":
+            return str(label), "the image config's com.ncf-tui.model.sha256 label"
+    return None, "neither the model layer nor the image config could be read through GetDownloadUrlForLayer"
 
 
 def verify_image(
@@ -98,6 +171,8 @@ def verify_image(
     expected_digest: str | None = None,
     expected_model_sha256: str | None = None,
     build_values: BuildValues | None = None,
+    smoke_run: SmokeRun | None = None,
+    smoke_pair: tuple[int, int] | None = None,
 ) -> ImageInfo:
     """Check ``repository:tag`` in ECR against what the build reported; raise ``ImageCheckError`` (exit 5)
     naming the mismatch. ``expected_digest`` defaults to the build's ``image-digest`` line; the build's
@@ -130,7 +205,7 @@ def verify_image(
     uri = f"{registry_host(aws, registry_id, values.image_uri)}/{repository}:{tag}"
     verified = [f"{repository}:{tag} is in ECR ({digest})"]
 
-    manifest_digest = _manifest_digest(client, repository, digest)
+    manifest_digest, manifest = _manifest(client, repository, digest)
     if manifest_digest is not None and manifest_digest != digest:
         raise ImageCheckError(f"ECR's manifest for {repository}:{tag} hashes to {manifest_digest}, not {digest}")
     if manifest_digest is not None:
@@ -163,6 +238,44 @@ def verify_image(
                 hint="NEO_MODEL_S3_URI points at another compile output; fix it and rebuild",
             )
         verified.append("the model inside is the compiled model of the Neo archive (sha256 matches)")
+    if expected_model_sha256 and manifest is not None:
+        inside, how = model_in_image(client, repository, manifest)
+        if inside is not None and inside != expected_model_sha256.lower():
+            raise ImageCheckError(
+                f"the image's model ({how}) is {inside[:12]}…, "
+                f"not the compiled artifact's {expected_model_sha256[:12]}…",
+                hint="the image was built from another model; rebuild",
+            )
+        verified.append(
+            f"the model in the image equals the compiled artifact ({how})"
+            if inside is not None
+            else f"the model in the image was not read: {how}"
+        )
+
+    smoke: dict[str, Any] | None = None
+    if smoke_run is not None and smoke_pair is not None:
+        smoke = smoke_run(f"{uri.rsplit(':', 1)[0]}@{digest}", smoke_pair)
+        if smoke is not None:
+            answer = smoke.get("invocation") or {}
+            score = answer.get("score")
+            emit(
+                SmokeEvent(
+                    image=str(smoke.get("image", uri)),
+                    ok=bool(smoke.get("ok")),
+                    ping_seconds=smoke.get("ping_seconds"),
+                    pair=list(smoke_pair),
+                    score=float(score) if isinstance(score, int | float) else None,
+                    runtime=str(smoke.get("runtime_line", ""))[:300],
+                    message=str(smoke.get("message", "")),
+                )
+            )
+            if not smoke.get("ok"):
+                raise ImageCheckError(
+                    f"the image does not serve: {smoke.get('message')}",
+                    hint="run it yourself: docker run -p 8080:8080 IMAGE serve, then curl localhost:8080/ping",
+                )
+            verified.append(f"it serves as SageMaker runs it: {smoke.get('message')}")
+
 
     pushed = detail.get("imagePushedAt")
     info = ImageInfo(
@@ -175,22 +288,28 @@ def verify_image(
         registry_id=registry_id,
         model_sha256=recorded,
         verified=tuple(verified),
+        smoke=smoke,
     )
     emit(ImageEvent(uri=uri, digest=digest, tag=tag))
     return info
 
 
-def _manifest_digest(client: Any, repository: str, digest: str) -> str | None:
-    """sha256 of the manifest ECR serves for ``digest`` (None when it cannot be read: not a verdict)."""
+def _manifest(client: Any, repository: str, digest: str) -> tuple[str | None, dict[str, Any] | None]:
+    """sha256 of the manifest ECR serves for ``digest`` and the manifest (None when it cannot be read:
+    not a verdict)."""
     try:
         out = client.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}])
     except Exception:
-        return None
+        return None, None
     images = out.get("images") or []
     manifest = images[0].get("imageManifest") if images else None
     if not isinstance(manifest, str):
-        return None
-    return "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+        return None, None
+    try:
+        parsed = json.loads(manifest)
+    except ValueError:
+        parsed = None
+    return "sha256:" + hashlib.sha256(manifest.encode()).hexdigest(), parsed if isinstance(parsed, dict) else None
 
 
 # A Neo model compiled for a cloud target runs only on that instance family ("Supported Instance Types and

@@ -116,6 +116,20 @@ class ImageEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SmokeEvent(Event):
+    """The pushed image started as SageMaker hosting starts it, `/ping` and one `/invocations` checked."""
+
+    kind: ClassVar[str] = "smoke"
+    image: str
+    ok: bool
+    ping_seconds: float | None = None
+    pair: list[int] = field(default_factory=list)
+    score: float | None = None
+    runtime: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class CheckEvent(Event):
     kind: ClassVar[str] = "check"
     id: str

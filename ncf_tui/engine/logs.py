@@ -56,6 +56,8 @@ class BuildValues:
     model_sha256: str | None = None
     image_uri: str | None = None
     image_digest: str | None = None
+    docker_server: str | None = None
+    """The Docker server version the build's docker answered with (the sandbox's fallback names itself)."""
     errors: list[str] = field(default_factory=list)
 
     def update(self, line: str) -> bool:
@@ -70,6 +72,8 @@ class BuildValues:
             self.image_uri = value
         elif key == "image-digest":
             self.image_digest = value
+        elif key == "docker-server":
+            self.docker_server = value
         else:
             self.errors.append(value)
         return True
@@ -79,13 +83,15 @@ class BuildValues:
             "model_sha256": self.model_sha256,
             "image_uri": self.image_uri,
             "image_digest": self.image_digest,
+            "docker_server": self.docker_server,
             "errors": list(self.errors),
         }
 
 
 def parse_ncf_line(line: str) -> tuple[str, str] | None:
     """``("model-sha256", hex)``, ``("image-uri", uri)``, ``("image-digest", "sha256:…")``,
-    ``("error", "<code> <text>")``, or None for any other line (including malformed values)."""
+    ``("docker-server", version)``, ``("error", "<code> <text>")``, or None for any other line (including
+    malformed values)."""
     text = line.strip()
     if not text.startswith(NCF_PREFIX):
         return None
@@ -98,7 +104,10 @@ def parse_ncf_line(line: str) -> tuple[str, str] | None:
         return (key, value) if _SHA256.match(value) else None
     if key == "image-uri":
         value = rest.split()[0]
-        return (key, value) if ".dkr.ecr." in value and ":" in value.rsplit("/", 1)[-1] else None
+        # The registry is whatever ECR's proxyEndpoint named (any host), then repository:tag.
+        return (key, value) if "/" in value and ":" in value.rsplit("/", 1)[-1] else None
+    if key == "docker-server":
+        return (key, rest)
     if key == "image-digest":
         value = rest.split()[0].lower()
         return (key, value) if _DIGEST.match(value) else None

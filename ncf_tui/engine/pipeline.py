@@ -26,7 +26,7 @@ from .codebuild import (
     upload_source,
     watch_build,
 )
-from .ecr import deploy_commands, instance_type_for, verify_image
+from .ecr import SmokeRun, deploy_commands, instance_type_for, verify_image
 from .errors import BadInputError, Cancelled, check_cancel
 from .events import CheckpointEvent, Emit, StepEvent, VariantEvent
 from .iam import Permission, permissions_step, source_permissions
@@ -190,6 +190,8 @@ class RunOptions:
     save_answers: bool = True
     source_root: Path = REPO_ROOT
     ask: Ask = refuse
+    smoke_run: SmokeRun | None = None
+    """Runs the pushed image as SageMaker would (the sandbox with a Docker Engine gives one)."""
 
 
 @dataclass
@@ -532,7 +534,10 @@ class Pipeline:
                         name=settings.project_name,
                         service_role_arn=settings.service_role,
                         source=source,
-                        environment_variables=settings.codebuild_environment(),
+                        environment_variables={
+                            **settings.codebuild_environment(),
+                            "NEO_BASE_IMAGE": self._neo_base_image(settings),
+                        },
                         image=settings.build_image or DEFAULT_IMAGE,
                         privileged_mode=True,
                     )
@@ -568,6 +573,40 @@ class Pipeline:
         outcome.results["build"] = result
         self.save()
 
+    def _smoke_pair(self) -> tuple[int, int] | None:
+        """A (user, item) pair from the middle of the chosen variant's id ranges (its sidecar)."""
+        import io
+        import json
+        import tarfile
+
+        chosen = (self._done("compile") or {}).get("chosen")
+        for candidate in (self._done("variants") or {}).get("candidates", []):
+            if candidate.get("name") != chosen:
+                continue
+            try:
+                with tarfile.open(str(candidate.get("archive")), "r:*") as tar:
+                    member = tar.extractfile("ncf-model.json")
+                    sidecar = json.load(io.TextIOWrapper(member, "utf-8")) if member else {}
+                users, items = sidecar["user_id_range"], sidecar["item_id_range"]
+                return (int(users[0]) + int(users[1])) // 2, (int(items[0]) + int(items[1])) // 2
+            except (OSError, KeyError, ValueError, TypeError, tarfile.TarError):
+                return None
+        return None
+
+    def _neo_base_image(self, settings: Settings) -> str:
+        """The image the Dockerfile builds FROM: the Neo inference image looked up at compile time, else now."""
+        compile_entry = self._done("compile") or {}
+        image = compile_entry.get("inference_image")
+        device = str(compile_entry.get("target_device") or settings.target_device or "ml_c5")
+        if not image:
+            image = neo_inference_image(settings.region, device)
+        if not image:
+            raise BadInputError(
+                f"no SageMaker Neo PyTorch inference image is known for {settings.region} / {device}",
+                hint="the Dockerfile builds FROM it: install the sagemaker SDK, or pick a region Neo serves",
+            )
+        return str(image)
+
     def _step_verify(self, outcome: RunOutcome) -> None:
         saved = self._done("verify")
         if saved:
@@ -588,6 +627,8 @@ class Pipeline:
                 expected_digest=values.image_digest,
                 expected_model_sha256=expected_model,
                 build_values=values,
+                smoke_run=self.options.smoke_run,
+                smoke_pair=self._smoke_pair(),
             )
             target = str((self._done("compile") or {}).get("target_device") or settings.target_device or "ml_c5")
             commands = deploy_commands(
@@ -600,6 +641,7 @@ class Pipeline:
             "model_sha256": info.model_sha256,
             "verified": list(info.verified),
             "deploy_commands": commands,
+            "smoke": info.smoke,
         }
         outcome.image_uri = info.uri
         outcome.results["image"] = info

@@ -63,6 +63,8 @@ class _Build:
     proc: subprocess.Popen[bytes] | None = None
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    base_registry: str = ""
+    base_kind: str = ""
 
 
 def _now() -> datetime:
@@ -267,6 +269,7 @@ class BuildRunner:
                 status = "FAILED"
                 return
             sink.line(f"[Container] {_stamp()} Running on the ncf-tui sandbox (a local CodeBuild)")
+            self._provision_docker(build, sink)
             self._finish_phase(build, "SUCCEEDED")
             status = self._run_phases(build, creds, sink, workspace)
         except Exception as exc:  # a sandbox bug must end the build, never leave it IN_PROGRESS
@@ -291,6 +294,32 @@ class BuildRunner:
                 build.record["buildComplete"] = True
             shutil.rmtree(workspace, ignore_errors=True)
             build.done.set()
+
+    def _provision_docker(self, build: _Build, sink: LogSink) -> None:
+        """Say which docker builds this image; with a real engine, make sure the base image is there."""
+        docker = self._sb.docker
+        if docker.mode != "real":
+            sink.line(
+                f"[Container] {_stamp()} Docker: no Docker Engine ({docker.reason}); "
+                "the sandbox's fallback builder stands in for docker"
+            )
+            return
+        sink.line(f"[Container] {_stamp()} Docker: the real Docker Engine builds this image ({docker.reason})")
+        variables = {
+            v["name"]: str(v.get("value", "")) for v in build.record["environment"].get("environmentVariables") or []
+        }
+        base = variables.get("NEO_BASE_IMAGE", "")
+        if not base:
+            return
+        from .docker_engine import ensure_stand_in_base
+
+        try:
+            kind = ensure_stand_in_base(base, lambda text: sink.line(f"[Container] {_stamp()} {text}"))
+        except Exception as exc:  # the build's own docker build then fails on the missing base, as it would
+            sink.line(f"[Container] {_stamp()} sandbox: could not make the stand-in for {base}: {exc}")
+            return
+        build.base_registry = base.split("/", 1)[0] if "/" in base else ""
+        build.base_kind = kind
 
     def _run_phases(self, build: _Build, creds: dict[str, str], sink: LogSink, workspace: Path) -> str:
         src = workspace / "src"
@@ -387,7 +416,7 @@ class BuildRunner:
     ) -> dict[str, str]:
         shims = workspace / "bin"
         shims.mkdir()
-        _write_shims(shims)
+        _write_shims(shims, self._sb.docker.real_cli if self._sb.docker.mode == "real" else None)
         home = workspace / "home"
         home.mkdir()
         docker_state = workspace / "docker-state"
@@ -424,8 +453,13 @@ class BuildRunner:
                 "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws-credentials-none"),
                 "NCF_SANDBOX_PRIVILEGED": "1" if environment.get("privilegedMode") else "0",
                 "NCF_SANDBOX_DOCKER_STATE": str(docker_state),
+                "NCF_SANDBOX_BASE_REGISTRY": build.base_registry,
             }
         )
+        if self._sb.docker.mode == "real":
+            env["DOCKER_CONFIG"] = str(home / ".docker")  # logins stay in this build's workspace
+            if os.environ.get("DOCKER_HOST"):
+                env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
         return env
 
     def _run_phase(
@@ -517,16 +551,43 @@ def _phase_script(commands: list[str], state: Path, src: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_shims(bin_dir: Path) -> None:
-    """`docker` (the sandbox's builder) and `aws` (the venv's awscli) first on the build's PATH."""
+# With a real engine: the real docker CLI, except a login to AWS's Neo base registry, which the sandbox
+# cannot reach (its image is the local stand-in), and no daemon at all without privileged mode.
+_REAL_DOCKER = """#!/bin/sh
+if [ "${{NCF_SANDBOX_PRIVILEGED:-0}}" != "1" ]; then
+  echo {no_daemon} >&2
+  exit 1
+fi
+if [ "$1" = login ] && [ -n "${{NCF_SANDBOX_BASE_REGISTRY:-}}" ]; then
+  for server; do :; done
+  server="${{server#https://}}"
+  if [ "$server" = "$NCF_SANDBOX_BASE_REGISTRY" ]; then
+    cat > /dev/null
+    echo "sandbox: $server is AWS's registry, which the sandbox does not reach;" \
+      "the base image is the stand-in in the local image store, so no login is made" >&2
+    echo "Login Succeeded"
+    exit 0
+  fi
+fi
+exec {real} "$@"
+"""
+
+
+def _write_shims(bin_dir: Path, real_docker: str | None = None) -> None:
+    """`docker` (the real CLI, or the sandbox's builder) and `aws` (the venv's awscli) first on PATH."""
+    from .docker_builder import NO_DAEMON
+
     python = sys.executable
     repo = Path(__file__).resolve().parents[2]
     docker = bin_dir / "docker"
-    docker.write_text(
-        "#!/bin/sh\n"
-        f"PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f'exec {shlex.quote(python)} -m ncf_tui.sandbox.docker_builder "$@"\n'
-    )
+    if real_docker:
+        docker.write_text(_REAL_DOCKER.format(no_daemon=shlex.quote(NO_DAEMON), real=shlex.quote(real_docker)))
+    else:
+        docker.write_text(
+            "#!/bin/sh\n"
+            f"PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}} "
+            f'exec {shlex.quote(python)} -m ncf_tui.sandbox.docker_builder "$@"\n'
+        )
     aws_cli = Path(python).with_name("aws")
     aws = bin_dir / "aws"
     aws.write_text(f'#!/bin/sh\nexec {shlex.quote(python)} {shlex.quote(str(aws_cli))} "$@"\n')

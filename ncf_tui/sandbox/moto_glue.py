@@ -72,6 +72,8 @@ class SandboxHooks(Protocol):
 
     def list_builds(self, project: str | None) -> list[str]: ...
 
+    def ecr_registry(self) -> Any: ...  # a registry.LocalRegistry when a real registry is ECR's data plane
+
 
 class _GlueState:
     """The glue's process-wide state (moto's own state is process-wide too)."""
@@ -644,7 +646,131 @@ def _patch_response_classes() -> None:
                 self.body = json.dumps({**body, "source": source})
         return original_create_project(self)
 
+    # --- ECR's data plane: with a real registry, what the image calls answer comes from it
+    ecr_original = {
+        name: getattr(ECRResponse, name)
+        for name in ("get_authorization_token", "describe_images", "batch_get_image", "list_images")
+    }
+
+    def _registry() -> Any:
+        hooks = _state.hooks
+        return hooks.ecr_registry() if hooks is not None else None
+
+    def _ecr_repository(self: Any) -> str:
+        name = str(self._get_param("repositoryName") or "")
+        self.ecr_backend.describe_repositories(repository_names=[name])  # RepositoryNotFoundException
+        return name
+
+    def get_authorization_token(self: Any) -> Any:
+        result = ecr_original["get_authorization_token"](self)
+        registry = _registry()
+        if registry is not None:
+            data = result.result if isinstance(result, ActionResult) else {}
+            for item in data.get("authorizationData", []) if isinstance(data, dict) else []:
+                item["proxyEndpoint"] = registry.url
+        return result
+
+    def _image_ids(self: Any) -> list[dict[str, str]]:
+        return list(self._get_param("imageIds") or [])
+
+    def _matches(image_id: dict[str, str], digest: str, tags: list[str]) -> bool:
+        if image_id.get("imageDigest") and image_id["imageDigest"] != digest:
+            return False
+        return not image_id.get("imageTag") or image_id["imageTag"] in tags
+
+    def describe_images(self: Any) -> Any:
+        registry = _registry()
+        if registry is None:
+            return ecr_original["describe_images"](self)
+        from moto.ecr.exceptions import ImageNotFoundException
+
+        from .registry import image_size
+
+        repo = _ecr_repository(self)
+        images = registry.images(repo)
+        wanted = _image_ids(self)
+        details = []
+        for image_id in wanted or [{}]:
+            found = [(m, tags) for m, tags in images if _matches(image_id, m.digest, tags)]
+            if wanted and not found:
+                raise ImageNotFoundException(
+                    image_id="{" + ", ".join(f"{k}:'{v}'" for k, v in image_id.items()) + "}",
+                    repository_name=repo,
+                    registry_id=self.current_account,
+                )
+            for manifest, tags in found:
+                detail = {
+                    "registryId": self.current_account,
+                    "repositoryName": repo,
+                    "imageDigest": manifest.digest,
+                    "imageTags": tags,
+                    "imageSizeInBytes": image_size(manifest),
+                    "imagePushedAt": registry.pushed_at(repo, manifest.digest),
+                    "imageManifestMediaType": manifest.media_type,
+                    "artifactMediaType": str((manifest.json().get("config") or {}).get("mediaType", "")),
+                }
+                if detail not in details:
+                    details.append(detail)
+        return ActionResult({"imageDetails": details})
+
+    def batch_get_image(self: Any) -> Any:
+        registry = _registry()
+        if registry is None:
+            return ecr_original["batch_get_image"](self)
+        repo = _ecr_repository(self)
+        images, failures = [], []
+        for image_id in _image_ids(self):
+            manifest = registry.manifest(repo, image_id.get("imageDigest") or image_id.get("imageTag") or "")
+            if manifest is None or (image_id.get("imageDigest") and manifest.digest != image_id["imageDigest"]):
+                failures.append(
+                    {"imageId": image_id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"}
+                )
+                continue
+            images.append(
+                {
+                    "registryId": self.current_account,
+                    "repositoryName": repo,
+                    "imageId": {
+                        "imageDigest": manifest.digest,
+                        **({"imageTag": image_id["imageTag"]} if image_id.get("imageTag") else {}),
+                    },
+                    "imageManifest": manifest.body.decode(),
+                    "imageManifestMediaType": manifest.media_type,
+                }
+            )
+        return ActionResult({"images": images, "failures": failures})
+
+    def list_images(self: Any) -> Any:
+        registry = _registry()
+        if registry is None:
+            return ecr_original["list_images"](self)
+        repo = _ecr_repository(self)
+        ids = [{"imageDigest": m.digest, "imageTag": tag} for m, tags in registry.images(repo) for tag in tags]
+        return ActionResult({"imageIds": ids})
+
+    def get_download_url_for_layer(self: Any) -> Any:
+        registry = _registry()
+        digest = str(self._get_param("layerDigest") or "")
+        if registry is None:
+            raise SandboxApiError(
+                "LayersNotFoundException",
+                f"The specified layers {digest} could not be found (the sandbox's fallback builder registers "
+                "manifests only; a Docker Engine and docker-registry give real layers)",
+            )
+        repo = _ecr_repository(self)
+        url = registry.blob_url(repo, digest)
+        if url is None:
+            raise SandboxApiError(
+                "LayersNotFoundException", f"The specified layers {digest} could not be found in the repository {repo}"
+            )
+        return ActionResult({"downloadUrl": url, "layerDigest": digest})
+
     patches: list[tuple[type, str, Any]] = [
+        (ECRResponse, "get_authorization_token", get_authorization_token),
+        (ECRResponse, "describe_images", describe_images),
+        (ECRResponse, "batch_get_image", batch_get_image),
+        (ECRResponse, "list_images", list_images),
+        (ECRResponse, "get_download_url_for_layer", _guarded(get_download_url_for_layer)),
         (IamResponse, "simulate_principal_policy", _guarded(simulate_principal_policy)),
         (IamResponse, "simulate_custom_policy", _guarded(simulate_custom_policy)),
         (IAMRequestBase, "check_action_permitted", check_action_permitted),

@@ -13,8 +13,10 @@ server while every test starts from a fresh account.
 from __future__ import annotations
 
 import secrets
+import shutil
 import string
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,6 +25,7 @@ from . import moto_glue
 from .faults import INTERNAL_USER_AGENT, FaultInjector
 from .names import DEFAULT_REGION, SandboxNames
 from .neo import NeoWorker, neo_seconds_from_env
+from .registry import LocalRegistry
 from .scenarios import DEFAULT_NEO_JOB_NAME, Scenario, get_scenario
 from .seed import seed_account
 
@@ -34,6 +37,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def _random_key(prefix: str, length: int, alphabet: str) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length - len(prefix)))
+
+
+@dataclass
+class DockerSetup:
+    """Which docker the sandbox's CodeBuild runs: "real" (a Docker Engine, with `registry` as ECR's data
+    plane) or "fallback" (the sandbox's own builder); `reason` is said in every build log."""
+
+    mode: str = "fallback"
+    reason: str = "not started"
+    real_cli: str = ""
+    server_version: str = ""
+    registry: LocalRegistry | None = None
 
 
 class Sandbox:
@@ -48,6 +63,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         neo_seconds: float | None = None,
         source_dir: Path | None = None,
+        docker: str | None = None,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
         self.names = SandboxNames(region=region)
@@ -63,6 +79,8 @@ class Sandbox:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self.endpoint_url = ""
+        self.docker_request = docker  # None: $NCF_SANDBOX_DOCKER, else auto
+        self.docker = DockerSetup()
         self.neo = NeoWorker(
             lambda creds: self.internal_client("s3", creds),
             self.neo_seconds,
@@ -85,6 +103,7 @@ class Sandbox:
             _running.append(self)
         try:
             moto_glue.enforce_iam()
+            self._start_docker(self.docker_request)
             self._seed()
             moto_glue.install_hooks(_Hooks(self))
 
@@ -98,10 +117,50 @@ class Sandbox:
             self.endpoint_url = f"http://{host}:{port}"
             self._seed_project()
         except BaseException:
+            self._stop_docker()
             with _running_lock:
                 _running.remove(self)
             raise
         return self
+
+    def _start_docker(self, request: str | None) -> None:
+        from .docker_engine import resolve_mode
+
+        mode, found, reason = resolve_mode(request)
+        setup = DockerSetup(mode, reason, shutil.which("docker") or "", found.server_version if found else "")
+        if mode == "real":
+            from .docker_engine import requested_mode
+            from .registry import RegistryUnavailable
+
+            try:
+                setup.registry = LocalRegistry(self.host).start()
+            except RegistryUnavailable as exc:
+                if requested_mode(request) == "real":
+                    raise ValueError(f"the sandbox's registry did not start: {exc}") from None
+                setup = DockerSetup("fallback", f"a Docker Engine answers but the registry did not start: {exc}")
+            else:
+                setup.reason = f"{reason}; ECR's data plane is docker-registry at {setup.registry.url}"
+        self.docker = setup
+
+    def _stop_docker(self) -> None:
+        if self.docker.registry is not None:
+            self.docker.registry.stop()
+        self.docker = DockerSetup()
+
+    def use_docker(self, request: str) -> DockerSetup:
+        """Switch between the real engine and the fallback builder on a running sandbox (tests)."""
+        self.builds.shutdown()
+        self._stop_docker()
+        self._start_docker(request)
+        return self.docker
+
+    def smoke_run(self, image: str, pair: tuple[int, int]) -> dict[str, Any] | None:
+        """Run a pushed image as SageMaker hosting would (real engine only; None without one)."""
+        if self.docker.mode != "real":
+            return None
+        from .docker_engine import smoke_run
+
+        return smoke_run(image, pair, lambda _line: None).to_dict()
 
     def close(self) -> None:
         self.neo.shutdown()
@@ -110,6 +169,7 @@ class Sandbox:
             self._server.stop()
             self._server = None
         moto_glue.install_hooks(None)
+        self._stop_docker()
         with _running_lock:
             if self in _running:
                 _running.remove(self)
@@ -128,6 +188,8 @@ class Sandbox:
             self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
         self.neo.shutdown()
         self.builds.shutdown()
+        if self.docker.registry is not None:
+            self.docker.registry.wipe()
         self._seed()
         if self._faults is not None:
             self._faults.reset(self.scenario)
@@ -319,3 +381,6 @@ class _Hooks:
 
     def list_builds(self, project: str | None) -> list[str]:
         return self._sb.builds.list_ids(project)
+
+    def ecr_registry(self) -> LocalRegistry | None:
+        return self._sb.docker.registry if self._sb.docker.mode == "real" else None

@@ -172,6 +172,9 @@ class Session:
             # sandbox answers (its bucket, its roles) must never become the saved answers for real AWS
             "save_answers": not self.config.sandbox,
         }
+        sandbox = self.sandbox
+        if sandbox is not None and getattr(sandbox, "docker", None) is not None and sandbox.docker.mode == "real":
+            extra["smoke_run"] = sandbox.smoke_run  # the pushed image, run as SageMaker would
         known = {f.name for f in fields(RunOptions)}
         options = RunOptions(
             checkpoint=Path(checkpoint or "."),

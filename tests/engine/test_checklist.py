@@ -36,6 +36,7 @@ from ncf_tui.engine.state import RunState, StateStore
 from ncf_tui.sandbox.server import Sandbox
 
 from ..neo_kit import engine_sidecar
+from ..sandbox.cb_kit import neo_base_image
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def context(sb: Sandbox, tmp: Path, state: Path | None = None, **env: str) -> Ch
 
 
 def make_project(sb: Sandbox, model_uri: str, *, privileged: bool = True) -> None:
-    variables = {**sb.suggested_settings(), "NEO_MODEL_S3_URI": model_uri}
+    variables = {**sb.suggested_settings(), "NEO_MODEL_S3_URI": model_uri, "NEO_BASE_IMAGE": neo_base_image(sb.region)}
     spec = ProjectSpec(
         name=sb.names.codebuild_project,
         service_role_arn=sb.names.codebuild_role_arn,

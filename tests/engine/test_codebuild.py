@@ -29,6 +29,7 @@ from ncf_tui.engine.errors import BadInputError, ExitCode
 from ncf_tui.engine.events import BuildEvent, Event, LogEvent, SettingEvent
 from ncf_tui.engine.logs import LogPosition
 from ncf_tui.sandbox.server import Sandbox
+from tests.sandbox.cb_kit import neo_base_image
 
 SHA = "12" * 32
 OK_SPEC = f"""version: 0.2
@@ -329,7 +330,7 @@ def test_the_repository_buildspec_builds_an_image_that_passes_the_image_check(sa
     from ..neo_kit import put_neo_output
 
     archive = export_variants(None, out_dir=tmp_path, names=("mlp",))["mlp"]
-    settings = sandbox.suggested_settings()
+    settings = {**sandbox.suggested_settings(), "NEO_BASE_IMAGE": neo_base_image(sandbox.region)}
     bucket = settings["NEO_MODEL_S3_URI"].partition("/")[0]
     _key, model_sha = put_neo_output(sandbox, settings["NEO_MODEL_S3_URI"], archive)
     aws = make_aws(sandbox)

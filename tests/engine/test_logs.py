@@ -179,6 +179,7 @@ def test_ncf_tui_lines_become_values(sandbox: Sandbox) -> None:
         f"NCF-TUI: model-sha256 {SHA} model.pth",
         f"NCF-TUI: image-uri {uri}",
         f"NCF-TUI: image-digest {DIGEST}",
+        "NCF-TUI: docker-server 20.10.24+dfsg1",
         "NCF-TUI: error build-failed the image was not built",
     ]
     ts = int(time.time() * 1000)
@@ -192,6 +193,7 @@ def test_ncf_tui_lines_become_values(sandbox: Sandbox) -> None:
         "model_sha256": SHA,
         "image_uri": uri,
         "image_digest": DIGEST,
+        "docker_server": "20.10.24+dfsg1",
         "errors": ["build-failed the image was not built"],
     }
 

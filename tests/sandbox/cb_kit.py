@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -22,7 +23,10 @@ class Builds:
         privileged: bool = True,
         source_type: str = "NO_SOURCE",
     ) -> str:
-        env_vars = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in (variables or {}).items()]
+        variables = dict(variables or {})
+        if "NEO_MODEL_S3_URI" in variables:  # the repository's buildspec: it builds FROM the Neo image
+            variables.setdefault("NEO_BASE_IMAGE", neo_base_image(self.sb.region))
+        env_vars = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()]
         name = self.sb.names.codebuild_project
         if self.cb.batch_get_projects(names=[name])["projects"]:  # a scenario may seed a hand-made project
             self.cb.delete_project(name=name)
@@ -83,3 +87,13 @@ class Builds:
     @staticmethod
     def phases(build: dict[str, Any]) -> list[tuple[str, str | None]]:
         return [(p["phaseType"], p.get("phaseStatus")) for p in build["phases"]]
+
+
+@functools.cache
+def neo_base_image(region: str) -> str:
+    """The Neo PyTorch inference image the engine would set as NEO_BASE_IMAGE (the sagemaker SDK's table)."""
+    from ncf_tui.engine.neo import neo_inference_image
+
+    image = neo_inference_image(region)
+    assert image, f"the sagemaker SDK knows no Neo PyTorch image for {region}"
+    return image

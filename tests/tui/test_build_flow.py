@@ -59,6 +59,26 @@ async def test_healthy_account_builds_the_image(make_app: Any, resumable: Any, s
         assert any("create-endpoint" in c for c in build.deploy)
         shown = str(build.query_one("#image").render())
         assert build.image.uri in shown and "create-model" in shown
+        # which docker built it, and the smoke run (the tests' sandbox uses the fallback: nothing runs images)
+        assert build.docker_server == "ncf-tui-sandbox-builder"
+        assert "Built  the sandbox's fallback builder (no Docker Engine" in shown
+        assert "Smoke  not run" in shown
+        # what a real engine's build reports (the events a sandbox with Docker sends), as the screen shows it
+        from ncf_tui.engine.events import LogEvent, SmokeEvent
+        from ncf_tui.tui.messages import EngineEvent
+
+        app.post_message(EngineEvent(LogEvent(line="NCF-TUI: docker-server 20.10.24+dfsg1", timestamp=0)))
+        smoke = SmokeEvent(image=build.image.uri, ok=True, ping_seconds=2.5, pair=[471, 840], score=0.25,
+                           message="/ping 200 after 2.5 s; /invocations (471, 840) -> 200")  # fmt: skip
+        app.post_message(EngineEvent(smoke))
+        await wait_for(pilot, lambda: build.smoke is not None, 10, "the smoke result")
+        await pilot.pause()
+        shown = str(build.query_one("#image").render())
+        assert "Built  Docker Engine 20.10.24+dfsg1" in shown
+        assert (
+            "Smoke  ✔ docker run IMAGE serve: /ping 200 after 2.5 s; /invocations (471, 840) -> 200, score 0.2500"
+            in shown
+        )
         # the log streamed; search finds the image line the build printed
         await wait_for(pilot, lambda: build.query_one("#log").line_count > 20, 10, "log lines")
         await pilot.press("slash")

@@ -95,6 +95,14 @@ SPECS = {
         aliases={"f": "format"},
         min_args=1,
     ),
+    "version": Spec(
+        "version",
+        "docker version [OPTIONS]",
+        "Show the Docker version information",
+        value_flags=frozenset({"format"}),
+        aliases={"f": "format"},
+        max_args=0,
+    ),
     "images": Spec(
         "images",
         "docker images [OPTIONS] [REPOSITORY[:TAG]]",
@@ -308,9 +316,10 @@ def _inspect_object(store: State, image: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_inspect(flags: dict[str, list[str]], args: list[str], store: State, out: TextIO, err: TextIO) -> int:
-    from .gotemplate import TemplateError, render
-
     template = (flags.get("format") or [""])[-1]
+    if template and template != "json":
+        err.write("ERROR: the ncf-tui sandbox builder prints `docker image inspect` as JSON only (no Go templates)\n")
+        return 1
     found: list[dict[str, Any]] = []
     code = 0
     for name in args:
@@ -320,16 +329,29 @@ def cmd_inspect(flags: dict[str, list[str]], args: list[str], store: State, out:
             code = 1
             continue
         found.append(_inspect_object(store, image))
-    if not template or template == "json":
-        out.write(json.dumps(found, indent=4) + "\n")
-        return code
-    for item in found:
-        try:
-            out.write(render(template, item) + "\n")
-        except TemplateError as error:
-            err.write(f"{error}\n")
-            return 1
+    out.write(json.dumps(found, indent=4) + "\n")
     return code
+
+
+SERVER_VERSION = "ncf-tui-sandbox-builder"
+_VERSION_FIELDS = {"{{.Server.Version}}": SERVER_VERSION, "{{.Client.Version}}": SERVER_VERSION}
+
+
+def cmd_version(flags: dict[str, list[str]], args: list[str], store: State, out: TextIO, err: TextIO) -> int:
+    """`docker version`: this builder names itself as the server, so a build log says which built the image."""
+    template = (flags.get("format") or [""])[-1]
+    if not template:
+        out.write(f"Client:\n Version:           {SERVER_VERSION}\n\n")
+        out.write(f"Server: ncf-tui sandbox builder (no Docker Engine)\n Version:          {SERVER_VERSION}\n")
+        return 0
+    text = template
+    for field_name, value in _VERSION_FIELDS.items():
+        text = text.replace(field_name, value)
+    if "{{" in text:
+        err.write(f"ERROR: the ncf-tui sandbox builder fills only {' and '.join(_VERSION_FIELDS)} in --format\n")
+        return 1
+    out.write(text + "\n")
+    return 0
 
 
 def _ago(stamp: str) -> str:
@@ -387,6 +409,7 @@ COMMANDS: dict[str, Callable[[dict[str, list[str]], list[str], State, TextIO, Te
     "push": cmd_push,
     "image inspect": cmd_inspect,
     "inspect": cmd_inspect,
+    "version": cmd_version,
     "images": cmd_images,
     "image ls": cmd_images,
 }
@@ -402,6 +425,7 @@ Commands:
   login       Log in to an ECR registry
   push        Upload an image to ECR (put_image)
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  version     Show which builder answers (this one names itself, not a Docker Engine)
 """
 
 

@@ -123,26 +123,29 @@ def _logical_lines(text: str) -> tuple[list[tuple[int, str]], str]:
                 raise DockerfileError(f"invalid ESCAPE '{match.group(2)}'. Must be ` or \\")
             escape = match.group(2)
         start = index + 1
+    # Continuations, comments inside them and the escape directive: dockerfile-parse (imported lazily).
+    import io
+
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8", "surrogateescape")))
     out: list[tuple[int, str]] = []
-    pending: list[str] = []
-    pending_line = 0
-    for number, raw in enumerate(lines[start:], start=start + 1):
-        stripped = raw.strip()
-        if stripped.startswith("#"):
-            continue  # comments are dropped, even inside a continuation
-        if not pending and not stripped:
+    for item in parser.structure:
+        if item["instruction"] == "COMMENT" or item["startline"] < start:
             continue
-        if not pending:
-            pending_line = number
-        body = raw.rstrip()
-        if body.endswith(escape) and not body.endswith(escape * 2):
-            pending.append(body[: -len(escape)])
-            continue
-        pending.append(body)
-        out.append((pending_line, " ".join(p.strip() for p in pending if p.strip())))
-        pending = []
-    if pending:
-        out.append((pending_line, " ".join(p.strip() for p in pending if p.strip())))
+        # dockerfile-parse found the instruction's lines; join them as Docker does (each continuation line
+        # stripped, the escape dropped, comment lines inside skipped) so spacing inside a line is kept.
+        pieces = []
+        for raw in str(item["content"]).splitlines():
+            body = raw.rstrip()
+            if body.strip().startswith("#"):
+                continue
+            if body.endswith(escape) and not body.endswith(escape * 2):
+                body = body[: -len(escape)]
+            if body.strip():
+                pieces.append(body.strip())
+        if pieces:
+            out.append((int(item["startline"]) + 1, " ".join(pieces)))
     return out, escape
 
 

@@ -72,14 +72,19 @@ def verify_login(registry: str, username: str, password: str) -> None:
         raise RegistryError(f"Error response from daemon: {where}: denied: Your authorization token is invalid.")
     from botocore.exceptions import BotoCoreError, ClientError
 
+    # ECR: one authorization token "can be used to access any Amazon ECR registry that your IAM principal
+    # has access to", so the caller's own token also opens AWS's Neo base registry.
+    items: list[dict[str, Any]] = []
     try:
-        answer = _client(region).get_authorization_token(registryIds=[account])
+        client = _client(region)
+        for kwargs in ({"registryIds": [account]}, {}):
+            items += client.get_authorization_token(**kwargs).get("authorizationData", [])
     except ClientError as error:
         code, message = _aws_error(error)
         raise RegistryError(f"Error response from daemon: {where}: denied: {message or code}") from None
     except BotoCoreError as error:
         raise RegistryError(f"Error response from daemon: {where}: {error}") from None
-    for item in answer.get("authorizationData", []):
+    for item in items:
         try:
             decoded = base64.b64decode(item.get("authorizationToken", "")).decode()
         except (ValueError, UnicodeDecodeError):

@@ -1,8 +1,8 @@
 """`.dockerignore` as Docker reads it, and the build context it leaves.
 
-Docker's rules (moby `patternmatcher`): patterns are Go `filepath.Match` globs plus `**`, cleaned and
-stripped of a leading `/`; a line starting with `!` re-includes; the last matching pattern wins; a
-pattern that matches a directory excludes everything below it.
+Docker's rules (moby `patternmatcher`: Go `filepath.Match` globs plus `**`, `!` re-includes, the last
+matching pattern wins, a pattern that matches a directory excludes everything below it) come from
+docker-py's `PatternMatcher`, imported lazily. `glob_to_regex` is kept for COPY sources with globs.
 """
 
 from __future__ import annotations
@@ -10,14 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
 from pathlib import Path
-
-
-@dataclass(frozen=True)
-class _Pattern:
-    regex: re.Pattern[str]
-    exclusion: bool  # True for a `!pattern` line
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -65,21 +58,14 @@ def has_glob(text: str) -> bool:
 
 
 class DockerIgnore:
-    """The patterns of one `.dockerignore` file."""
+    """The patterns of one `.dockerignore` file, matched by docker-py."""
 
     def __init__(self, lines: list[str]) -> None:
-        self.patterns: list[_Pattern] = []
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            exclusion = line.startswith("!")
-            if exclusion:
-                line = line[1:].strip()
-            cleaned = posixpath.normpath(line).lstrip("/")
-            if cleaned in ("", "."):
-                continue
-            self.patterns.append(_Pattern(glob_to_regex(cleaned), exclusion))
+        from docker.utils.build import PatternMatcher
+
+        patterns = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        self._matcher = PatternMatcher(patterns)
+        self.patterns = patterns
 
     @classmethod
     def load(cls, context: Path) -> DockerIgnore:
@@ -91,19 +77,11 @@ class DockerIgnore:
     @property
     def has_exceptions(self) -> bool:
         """Whether any `!pattern` line can re-include a path below an excluded directory."""
-        return any(p.exclusion for p in self.patterns)
+        return any(p.startswith("!") for p in self.patterns)
 
     def excluded(self, rel: str) -> bool:
         """Whether context-relative path `rel` (posix) is left out of the build context."""
-        if not self.patterns:
-            return False
-        parts = rel.split("/")
-        prefixes = ["/".join(parts[: k + 1]) for k in range(len(parts))]
-        result = False
-        for pattern in self.patterns:
-            if any(pattern.regex.match(prefix) for prefix in prefixes):
-                result = not pattern.exclusion
-        return result
+        return bool(self.patterns) and bool(self._matcher.matches(rel))
 
 
 class BuildContext:

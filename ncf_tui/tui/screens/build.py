@@ -16,7 +16,8 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Input, Log, Static
 
-from ...engine.events import BuildEvent, ImageEvent, LogEvent
+from ...engine.events import BuildEvent, ImageEvent, LogEvent, SmokeEvent
+from ...engine.logs import parse_ncf_line
 from ..messages import EngineEvent, RunFinished
 from .base import StepScreen
 
@@ -28,6 +29,15 @@ PHASE_MARK = {
     "STOPPED": ("■", "$warning"),
     "IN_PROGRESS": ("…", "$accent"),
 }
+
+
+def builder_text(server: str) -> str:
+    """Which docker built the image, from the build log's ``NCF-TUI: docker-server`` line."""
+    if not server:
+        return "unknown (the build log named no docker server)"
+    if server == "ncf-tui-sandbox-builder":
+        return "the sandbox's fallback builder (no Docker Engine: RUN steps did not run)"
+    return f"Docker Engine {server}"
 
 
 class BuildScreen(StepScreen):
@@ -55,6 +65,8 @@ class BuildScreen(StepScreen):
         self.match_line = -1
         self.pending: list[str] = []
         self.deploy: list[str] = []
+        self.docker_server = ""
+        self.smoke: SmokeEvent | None = None
 
     def body(self) -> ComposeResult:
         with Vertical(classes="main"):
@@ -99,6 +111,8 @@ class BuildScreen(StepScreen):
             self.state = "building"
             self.phases.clear()
             self.image = None
+            self.smoke = None
+            self.docker_server = ""
             self.refresh_view()
 
     def wizard_message(self, message: Message) -> None:
@@ -106,8 +120,13 @@ class BuildScreen(StepScreen):
             ev = message.event
             if isinstance(ev, LogEvent):
                 self.pending.append(ev.line)  # written in batches by _flush: one refresh per 50 ms, not per line
+                parsed = parse_ncf_line(ev.line) if "NCF-TUI: docker-server" in ev.line else None
+                if parsed is not None:
+                    self.docker_server = parsed[1]
                 return
-            if isinstance(ev, BuildEvent):
+            if isinstance(ev, SmokeEvent):
+                self.smoke = ev
+            elif isinstance(ev, BuildEvent):
                 self.phases[ev.phase] = ev
             elif isinstance(ev, ImageEvent):
                 self.image = ev
@@ -136,7 +155,17 @@ class BuildScreen(StepScreen):
             text.append("Image  ", style="bold")
             text.append(uri + "\n")
             text.append("Digest ", style="bold")
-            text.append(self.image.digest + "\n\n")
+            text.append(self.image.digest + "\n")
+            text.append("Built  ", style="bold")
+            text.append(builder_text(self.docker_server) + "\n")
+            text.append("Smoke  ", style="bold")
+            if self.smoke is None:
+                text.append("not run (nothing here runs images: no Docker Engine)\n\n", style="dim")
+            else:
+                mark, style = ("✔ ", "green") if self.smoke.ok else ("✘ ", "red")
+                text.append(mark, style=style)
+                score = f", score {self.smoke.score:.4f}" if self.smoke.score is not None else ""
+                text.append(f"docker run IMAGE serve: {self.smoke.message}{score}\n\n")
             text.append("Deploy to a SageMaker endpoint (y copies the URI)\n", style="bold")
             for command in self.deploy or [f"docker pull {uri}"]:
                 text.append(f"  {command}\n")
