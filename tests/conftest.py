@@ -53,3 +53,4 @@ def pytest_configure(config: pytest.Config) -> None:
     root = Path(tempfile.mkdtemp(prefix="ncf-tui-tests-"))
     os.environ.setdefault("NCF_TUI_CONFIG_DIR", str(root / "config"))
     os.environ.setdefault("NCF_TUI_STATE_DIR", str(root / "state"))
+    os.environ.setdefault("NCF_TUI_DATA_DIR", str(root / "data"))
