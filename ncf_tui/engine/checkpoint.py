@@ -240,14 +240,8 @@ def load_checkpoint(path: Path, key_map: Path | None = None) -> Checkpoint:
     return ckpt
 
 
-def resolve_behaviour(
-    ckpt: Checkpoint, gmf_norm: str | None = None, output: str | None = None, *, by: str = ""
-) -> None:
-    """Apply the user's answers (they win over metadata and layout), then insist both are known.
-
-    ``by`` names where the answers came from (``--gmf-norm``/``--output`` when empty). Without them and without
-    metadata the run stops here with the flags to pass: a wrong guess would poison every fidelity figure.
-    """
+def apply_answers(ckpt: Checkpoint, gmf_norm: str | None = None, output: str | None = None, *, by: str = "") -> None:
+    """Set the user's answers (they win over metadata and layout); None leaves a field as it is."""
     for key, value, allowed in (("gmf_norm", gmf_norm, GMF_NORMS), ("output", output, OUTPUTS)):
         if value is None:
             continue
@@ -258,7 +252,19 @@ def resolve_behaviour(
         source = by or BEHAVIOUR_FLAGS[key]
         if earlier is not None and earlier != value:
             source += f", over {earlier} from the {ckpt.behaviour_source.get(key, '?')}"
-        ckpt.behaviour_source[key] = source
+        if earlier != value or key not in ckpt.behaviour_source:
+            ckpt.behaviour_source[key] = source
+
+
+def resolve_behaviour(
+    ckpt: Checkpoint, gmf_norm: str | None = None, output: str | None = None, *, by: str = ""
+) -> None:
+    """Apply the user's answers, then insist both are known.
+
+    ``by`` names where the answers came from (``--gmf-norm``/``--output`` when empty). Without them and without
+    metadata the run stops here with the flags to pass: a wrong guess would poison every fidelity figure.
+    """
+    apply_answers(ckpt, gmf_norm, output, by=by)
     unknown = [BEHAVIOUR_FLAGS[k] for k in ("gmf_norm", "output") if getattr(ckpt, k) is None]
     if unknown:
         wanted = " and ".join(f"{f} {'none|l2' if f == '--gmf-norm' else 'sigmoid|logits'}" for f in unknown)

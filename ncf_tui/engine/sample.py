@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -79,19 +80,19 @@ def sample_checkpoint_path() -> Path:
     return Path(str(resources.files("ncf_tui.assets").joinpath(SAMPLE_NAME)))
 
 
-def samples_dir(env: dict[str, str] | None = None) -> Path:
+def samples_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where generated samples go: ``$NCF_TUI_DATA_DIR/samples``, else the user's data folder."""
     import os
 
-    env = os.environ if env is None else env
-    if env.get(DATA_DIR_ENV):
-        return Path(env[DATA_DIR_ENV]) / "samples"
+    found = (os.environ if env is None else env).get(DATA_DIR_ENV)
+    if found:
+        return Path(found) / "samples"
     import platformdirs
 
     return Path(platformdirs.user_data_dir("ncf-tui")) / "samples"
 
 
-def ml1m_checkpoint_path(env: dict[str, str] | None = None) -> Path:
+def ml1m_checkpoint_path(env: Mapping[str, str] | None = None) -> Path:
     """Where ``--scale ml-1m`` writes its checkpoint (it may not exist yet)."""
     return samples_dir(env) / ML1M_NAME
 
