@@ -65,6 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", type=Path, metavar="PATH", help="checkpoint file or folder (default: bundled sample)"
     )
     run.add_argument(
+        "--key-map",
+        type=Path,
+        metavar="FILE",
+        help='TOML file naming the checkpoint\'s tensors: "our name" = "theirs" (for layouts ncf-tui does not know)',
+    )
+    run.add_argument(
+        "--gmf-norm",
+        choices=("none", "l2"),
+        default=None,
+        help="the model's GMF embeddings: l2 (F.normalize) or none (He et al.); default: from the checkpoint",
+    )
+    run.add_argument(
+        "--output",
+        choices=("sigmoid", "logits"),
+        default=None,
+        help="what the model returns: a sigmoid score or raw logits (BCEWithLogitsLoss); default: from the checkpoint",
+    )
+    run.add_argument(
         "--output-dir",
         type=Path,
         metavar="DIR",

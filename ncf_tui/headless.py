@@ -160,6 +160,8 @@ class HumanPrinter:
                 f"{event.pruned_sparsity:.0%} of the pruned layers are zero",
                 highlight=False,
             )
+            if event.behaviour:
+                c.print(f"  {event.layout} layout; {event.behaviour}", highlight=False, markup=False)
         elif isinstance(event, VariantEvent):
             self._variant(event)
         elif isinstance(event, SettingEvent):
@@ -330,6 +332,8 @@ def run_headless(args: argparse.Namespace) -> int:
         raise BadInputError(f"--checkpoint {args.checkpoint}: no such file or directory")
     if args.config is not None and not Path(args.config).is_file():
         raise BadInputError(f"--config {args.config}: no such file")
+    if args.key_map is not None and not Path(args.key_map).is_file():
+        raise BadInputError(f"--key-map {args.key_map}: no such file")
     force = frozenset(args.force or ())
     unknown = sorted(force - set(VARIANT_NAMES))
     if unknown:
@@ -349,6 +353,9 @@ def run_headless(args: argparse.Namespace) -> int:
         settings_flags=flags,
         config=args.config,
         ask=agree if args.yes else refuse,
+        key_map=args.key_map,
+        gmf_norm=args.gmf_norm,
+        output=args.output,
     )
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)

@@ -56,3 +56,4 @@ def pytest_configure(config: pytest.Config) -> None:
     # The fallback builder for every sandbox build (fast, no images); tests/sandbox/test_real_docker.py
     # asks for the real engine itself, once per session.
     os.environ.setdefault("NCF_SANDBOX_DOCKER", "fallback")
+    os.environ.setdefault("NCF_TUI_DATA_DIR", str(root / "data"))

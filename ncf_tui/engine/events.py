@@ -54,6 +54,10 @@ class CheckpointEvent(Event):
     file_size: int = 0
     layers: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    layout: str = ""
+    gmf_norm: str | None = None
+    output: str | None = None
+    behaviour: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

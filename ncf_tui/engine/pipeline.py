@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .aws import Aws, error_code
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .codebuild import (
     DEFAULT_IMAGE,
     BuildCancelled,
@@ -35,7 +35,7 @@ from .neo import Candidate, CompileConfig, Job, compile_step, neo_inference_imag
 from .preflight import DEFAULT_TVM_RELEASE
 from .settings import Settings, save, saved_config_path, settings_step, split_s3_uri
 from .state import RunState, StateStore, new_run_id
-from .variants import VARIANT_NAMES, Variant, build_module, file_sha256, measure_fidelity, package, trace
+from .variants import VARIANT_NAMES, Variant, file_sha256, measure_fidelity, package
 
 STEPS: tuple[str, ...] = ("checkpoint", "variants", "compile", "settings", "permissions", "build", "verify")
 DEFAULT_OUTPUT_DIR = Path("output/models/pruned")
@@ -61,10 +61,18 @@ class StepTimer:
             self.emit(StepEvent(name=self.name, status="failed", elapsed=elapsed, message=str(exc)))
 
 
-def checkpoint_step(path: Path, emit: Emit) -> Checkpoint:
-    """Load and describe the checkpoint; emits one ``checkpoint`` event."""
+def checkpoint_step(
+    path: Path,
+    emit: Emit,
+    *,
+    key_map: Path | None = None,
+    gmf_norm: str | None = None,
+    output: str | None = None,
+) -> Checkpoint:
+    """Load and describe the checkpoint, settle how its model scores; emits one ``checkpoint`` event."""
     with StepTimer("checkpoint", emit):
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, key_map=key_map)
+        resolve_behaviour(ckpt, gmf_norm, output)
         s = ckpt.summary()
         emit(
             CheckpointEvent(
@@ -76,6 +84,10 @@ def checkpoint_step(path: Path, emit: Emit) -> Checkpoint:
                 file_size=s["file_size"],
                 layers=s["layers"],
                 metadata=s["metadata"],
+                layout=s["layout"],
+                gmf_norm=s["gmf_norm"],
+                output=s["output"],
+                behaviour=s["behaviour"],
             )
         )
         return ckpt
@@ -113,8 +125,7 @@ def variants_step(
     Nothing is written until every variant is traced and measured, so a failure or a cancel leaves no
     half-made output; each archive is itself written to a temporary name and renamed into place.
     """
-    from .preflight import preflight
-    from .variants import check_id_range
+    from .variants import check_id_range, make_variant
 
     out_dir = check_output_dir(out_dir)
     with StepTimer("variants", emit):
@@ -122,8 +133,7 @@ def variants_step(
         variants: list[Variant] = []
         for name in names:
             check_cancel(cancel)
-            traced = trace(build_module(name, ckpt), ckpt.architecture)
-            v = Variant(name=name, traced=traced, preflight=preflight(traced, release))
+            v = make_variant(name, ckpt, release)
             variants.append(v)
             emit(VariantEvent(name=name, status="traced", preflight=_preflight_dict(v), message=v.description))
         check_cancel(cancel)
@@ -192,6 +202,10 @@ class RunOptions:
     ask: Ask = refuse
     smoke_run: SmokeRun | None = None
     """Runs the pushed image as SageMaker would (the sandbox with a Docker Engine gives one)."""
+    key_map: Path | None = None
+    gmf_norm: str | None = None
+    output: str | None = None
+    """How the model scores (``--gmf-norm``, ``--output`` or the wizard); None: from the checkpoint itself."""
 
 
 @dataclass
@@ -337,7 +351,8 @@ class Pipeline:
         if self._done("checkpoint") and self._done("variants"):
             self._skip("checkpoint")
             return
-        self._ckpt = checkpoint_step(self.options.checkpoint, self.emit)
+        o = self.options
+        self._ckpt = checkpoint_step(o.checkpoint, self.emit, key_map=o.key_map, gmf_norm=o.gmf_norm, output=o.output)
         summary = self._ckpt.summary()
         summary.pop("layers", None)
         self.state.steps["checkpoint"] = {"status": "done", "summary": summary}
@@ -353,7 +368,7 @@ class Pipeline:
             outcome.results["candidates"] = saved["candidates"]
             return
         if self._ckpt is None:
-            self._ckpt = load_checkpoint(self.options.checkpoint)
+            self._ckpt = self._reload_checkpoint()
         variants = variants_step(
             self._ckpt, self.options.output_dir, self.emit, release=self.options.release, cancel=self.cancel
         )
@@ -376,6 +391,17 @@ class Pipeline:
         self.state.steps["variants"] = {"status": "done", "candidates": candidates}
         outcome.results["candidates"] = candidates
         self.save()
+
+    def _reload_checkpoint(self) -> Checkpoint:
+        """The checkpoint again on a resumed run, read as the finished checkpoint step read it."""
+        o = self.options
+        done = (self._done("checkpoint") or {}).get("summary") or {}
+        key_map = o.key_map or (Path(done["key_map"]) if done.get("key_map") else None)
+        ckpt = load_checkpoint(o.checkpoint, key_map=key_map)
+        if done.get("gmf_norm") and done.get("output"):
+            resolve_behaviour(ckpt, done["gmf_norm"], done["output"], by="the run state")
+        resolve_behaviour(ckpt, o.gmf_norm, o.output)
+        return ckpt
 
     def _step_compile(self, outcome: RunOutcome) -> None:
         saved = self._done("compile")

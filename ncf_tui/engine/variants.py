@@ -4,12 +4,17 @@ The seed document finds a model structure Neo accepts by trying simplified versi
 Every variant here is built from the *same* trained weights, so what it loses is measured, not guessed:
 
 - ``original``: the model as trained, GMF path normalised with ``F.normalize`` (rejected by Neo's TVM for
-  ``aten::linalg_vector_norm``); kept as the reference every other variant is measured against;
+  ``aten::linalg_vector_norm``); kept as the reference every other variant is measured against. A NeuMF
+  trained without normalisation (``gmf_norm`` ``none``, He et al.'s and most public code) has no
+  ``F.normalize`` to reject: its ``original`` passes the preflight and competes with the others;
 - ``basic``: embeddings and linear layers only: no ReLU in the tower, no normalisation;
 - ``relu``: ``basic`` plus the ReLU tower: both paths, GMF left unnormalised;
 - ``mlp``: the full MLP path alone (NCF's "MLP" model): GMF dropped, output restricted to the tower's half;
 - ``full_manual_norm``: the full model with ``F.normalize`` written as ``x / sqrt(sum(x*x) + eps)``, which
   traces to operators every Neo release knows and equals ``original`` to float32 precision.
+
+Every variant ends as the checkpoint's model does (``output``): a sigmoid score, or the raw logit of a model
+trained with ``BCEWithLogitsLoss``; the fidelity figures compare like with like.
 
 Each is wrapped so its one input is what Neo requires: a float32 tensor ``input0`` of shape [B, 2] (user id,
 item id), cast to int64 inside. float32 holds every whole number up to 2**24 = 16,777,216 exactly, so ids up
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .errors import BadInputError
 from .model import NORM_EPS, Architecture
 from .preflight import DEFAULT_TVM_RELEASE, PreflightResult, preflight
@@ -49,6 +54,12 @@ DESCRIPTIONS = {
     "relu": "embeddings + linear + ReLU tower, no normalisation",
     "mlp": "full MLP path alone (NCF-MLP)",
     "full_manual_norm": "full model, normalisation written by hand",
+}
+DESCRIPTIONS_NO_NORM = {
+    **DESCRIPTIONS,
+    "original": "as trained, no GMF normalisation (reference; Neo accepts it)",
+    "relu": "embeddings + linear + ReLU tower (as original: nothing to normalise)",
+    "full_manual_norm": "full model (as original: no normalisation to rewrite)",
 }
 INPUT_NAME = "input0"
 MAX_EXACT_FLOAT32_ID = 2**24
@@ -87,10 +98,12 @@ class Variant:
     fidelity: Fidelity | None = None
     archive: Path | None = None
     sidecar: dict[str, Any] = field(default_factory=dict)
+    gmf_norm: str = "l2"
+    output: str = "sigmoid"
 
     @property
     def description(self) -> str:
-        return DESCRIPTIONS[self.name]
+        return (DESCRIPTIONS if self.gmf_norm == "l2" else DESCRIPTIONS_NO_NORM)[self.name]
 
 
 def build_module(name: str, ckpt: Checkpoint) -> torch.nn.Module:
@@ -101,7 +114,9 @@ def build_module(name: str, ckpt: Checkpoint) -> torch.nn.Module:
 
     if name not in VARIANT_NAMES:
         raise BadInputError(f"unknown variant {name!r}; choose from {', '.join(VARIANT_NAMES)}")
+    resolve_behaviour(ckpt)  # refuses to build anything on a guess
     arch = ckpt.architecture
+    gmf_norm, sigmoid = ckpt.gmf_norm == "l2", ckpt.output == "sigmoid"
     sd = ckpt.state_dict
     tower_out = arch.tower[-1]
 
@@ -116,7 +131,8 @@ def build_module(name: str, ckpt: Checkpoint) -> torch.nn.Module:
             super().__init__()
             self.use_gmf = name != "mlp"
             self.relu = name != "basic"
-            self.norm = name if name in ("original", "full_manual_norm") else ""
+            self.norm = name if name in ("original", "full_manual_norm") and gmf_norm else ""
+            self.sigmoid = sigmoid
             self.gmf_user = emb("gmf_user_embedding.weight")
             self.gmf_item = emb("gmf_item_embedding.weight")
             self.mlp_user = emb("mlp_user_embedding.weight")
@@ -157,7 +173,10 @@ def build_module(name: str, ckpt: Checkpoint) -> torch.nn.Module:
             if self.use_gmf:
                 gmf = self.normalise(self.gmf_user(users)) * self.normalise(self.gmf_item(items))
                 h = torch.cat([gmf, h], dim=1)
-            return torch.sigmoid(self.output(h)).squeeze(1)
+            out: torch.Tensor = self.output(h)
+            if self.sigmoid:
+                out = torch.sigmoid(out)
+            return out.squeeze(1)
 
     return NeoVariant().eval()
 
@@ -190,9 +209,20 @@ def build_variants(
     check_id_range(ckpt.architecture)
     out = []
     for name in names:
-        traced = trace(build_module(name, ckpt), ckpt.architecture)
-        out.append(Variant(name=name, traced=traced, preflight=preflight(traced, release)))
+        out.append(make_variant(name, ckpt, release))
     return out
+
+
+def make_variant(name: str, ckpt: Checkpoint, release: str = DEFAULT_TVM_RELEASE) -> Variant:
+    """One variant of ``ckpt``: built, traced and preflighted, scoring as the checkpoint's model does."""
+    traced = trace(build_module(name, ckpt), ckpt.architecture)
+    return Variant(
+        name=name,
+        traced=traced,
+        preflight=preflight(traced, release),
+        gmf_norm=str(ckpt.gmf_norm),
+        output=str(ckpt.output),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- fidelity
@@ -368,6 +398,8 @@ def sidecar_for(v: Variant, arch: Architecture, model_sha256: str) -> dict[str, 
         "model_sha256": model_sha256,
         "compiled": False,
         "preflight": {"release": v.preflight.release, "missing": list(v.preflight.missing)},
+        "output": v.output,
+        "gmf_norm": v.gmf_norm,
     }
 
 

@@ -49,6 +49,11 @@ class AppConfig:
     """Folder of the saved answers (config.toml); None is the user's config folder."""
     env: dict[str, str] | None = None
     """Environment the settings are resolved from; None is the process environment (tests pass {})."""
+    key_map: Path | None = None
+    """``--key-map``: names a checkpoint's tensors for layouts ncf-tui does not know."""
+    gmf_norm: str | None = None
+    output: str | None = None
+    """``--gmf-norm`` and ``--output``; None: read from the checkpoint, else asked on the checkpoint screen."""
 
     @property
     def mode(self) -> str:
@@ -68,6 +73,9 @@ class AppConfig:
             release=args.tvm_release,
             checklist=bool(args.checklist),
             force=tuple(args.force or ()),
+            key_map=getattr(args, "key_map", None),
+            gmf_norm=getattr(args, "gmf_norm", None),
+            output=getattr(args, "output", None),
         )
 
 

@@ -50,6 +50,9 @@ class Session:
         self._aws: Aws | None = None
         self.connection: Connection | None = None
         self.checkpoint: Path | None = config.checkpoint
+        self.gmf_norm: str | None = config.gmf_norm
+        self.output: str | None = config.output
+        """How the model scores, when the checkpoint does not say (flags, or the checkpoint screen's answer)."""
         self.force: set[str] = set(config.force)
         self.pipeline: Pipeline | None = None
         self.cancel = threading.Event()
@@ -116,12 +119,28 @@ class Session:
             return sample_checkpoint_path()
         return None
 
-    @staticmethod
-    def describe_checkpoint(path: Path) -> dict[str, Any]:
-        """The engine's summary of a checkpoint (imports torch: call from a worker)."""
-        from ..engine.checkpoint import load_checkpoint
+    def describe_checkpoint(self, path: Path) -> dict[str, Any]:
+        """The engine's summary of a checkpoint, with the flags' answers applied; ``gmf_norm``/``output`` stay
+        None when nothing says them (imports torch: call from a worker)."""
+        from ..engine.checkpoint import apply_answers, load_checkpoint
 
-        return load_checkpoint(path).summary()
+        ckpt = load_checkpoint(path, key_map=self.config.key_map)
+        apply_answers(ckpt, self.config.gmf_norm, self.config.output)
+        return ckpt.summary()
+
+    def sample_choices(self) -> list[tuple[str, Path | None, str]]:
+        """(label, path or None, how to make it) for the checkpoint screen's quick picks."""
+        from ..engine.sample import ml1m_checkpoint_path, sample_checkpoint_path
+
+        ml1m = ml1m_checkpoint_path()  # the process environment: $NCF_TUI_DATA_DIR, else the data folder
+        return [
+            ("Bundled · 943 x 1,682", sample_checkpoint_path(), ""),
+            (
+                "Seed scale · 6,040 x 3,706",
+                ml1m if ml1m.is_file() else None,
+                "python -m ncf_tui.engine.sample --scale ml-1m",
+            ),
+        ]
 
     # -------------------------------------------------------------------------------------- pipeline
 
@@ -171,6 +190,9 @@ class Session:
             "ask": self._ask,
             # sandbox answers (its bucket, its roles) must never become the saved answers for real AWS
             "save_answers": not self.config.sandbox,
+            "key_map": self.config.key_map,
+            "gmf_norm": self.gmf_norm,
+            "output": self.output,
         }
         sandbox = self.sandbox
         if sandbox is not None and getattr(sandbox, "docker", None) is not None and sandbox.docker.mode == "real":

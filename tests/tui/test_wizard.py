@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import RadioButton
 
 from tests.tui.conftest import RUN_ID, wait_for
 
@@ -259,3 +260,45 @@ async def test_small_terminal_keeps_the_badge_and_trail(make_app: Any, width: in
         await connect(pilot)
         header = app.screen.query_one("WizardHeader").render().plain
         assert "SANDBOX" in header and "▸1 Connect" in header
+
+
+async def test_the_checkpoint_screen_asks_what_the_file_does_not_say(
+    make_app: Any, tmp_path: Path, sample_ckpt: Any, monkeypatch: Any
+) -> None:
+    """A key-mapped file says nothing of its behaviour: continue waits for both answers, which reach the run;
+    the seed-scale sample is offered once it has been made."""
+    import shutil
+
+    from ncf_tui.engine.sample import ML1M_NAME
+    from tests.engine import kinds
+
+    data = tmp_path / "data"
+    (data / "samples").mkdir(parents=True)
+    shutil.copyfile(sample_ckpt.path, data / "samples" / ML1M_NAME)  # stands in for the seed-scale sample
+    monkeypatch.setenv("NCF_TUI_DATA_DIR", str(data))
+    path, key_map = kinds.renamed(sample_ckpt, tmp_path)
+    app = make_app(start_dir=tmp_path, checkpoint=path, key_map=key_map)
+    async with app.run_test(size=SIZE) as pilot:
+        await connect(pilot)
+        await pilot.press("enter")
+        screen = app.get_screen("checkpoint")
+        await wait_for(pilot, lambda: screen.summary is not None, 60, "the summary")
+        await pilot.pause()
+        assert screen.summary["layout"] == "key map" and screen.summary["gmf_norm"] is None
+        assert screen.query_one("#behaviour").display
+        assert screen.query_one("#primary").disabled and "does not say" in status_text(app)
+        screen.query_one("#ask-gmf_norm").query(RadioButton).first().value = True  # l2
+        await pilot.pause()
+        assert screen.query_one("#primary").disabled, "one answer of two"
+        screen.query_one("#ask-output").query(RadioButton).first().value = True  # sigmoid
+        await wait_for(pilot, lambda: not screen.query_one("#primary").disabled, 10, "continue enabled")
+        assert screen.answers == {"gmf_norm": "l2", "output": "sigmoid"}
+        samples = screen.query_one("#samples")
+        assert not samples.get_option_at_index(1).disabled, "the seed-scale sample is offered"
+        screen.query_one("#primary").press()
+        await pilot.pause()
+        assert (app.session.gmf_norm, app.session.output) == ("l2", "sigmoid")
+        assert app.session.checkpoint == path
+        samples.highlighted = 1
+        samples.action_select()
+        await wait_for(pilot, lambda: screen.selected == data / "samples" / ML1M_NAME, 10, "the sample chosen")

@@ -1,4 +1,5 @@
-"""Step 2: pick a checkpoint (a tree of ``.pt``/``.pth`` files) and read the engine's summary of it."""
+"""Step 2: pick a checkpoint (a tree of ``.pt``/``.pth``/``.safetensors`` files, or one of the samples) and
+read the engine's summary of it; when the checkpoint does not say how its model scores, answer here."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DirectoryTree, Static
+from textual.widgets import DirectoryTree, OptionList, RadioButton, RadioSet, Static
+from textual.widgets.option_list import Option
 
 from ..messages import CheckpointDescribed
 from ..widgets import bar
 from .base import StepScreen, kv_table
 
-SUFFIXES = (".pt", ".pth")
+SUFFIXES = (".pt", ".pth", ".safetensors")
+QUESTIONS = {
+    "gmf_norm": ("GMF embeddings", (("l2", "L2-normalised (F.normalize)"), ("none", "not normalised (He et al.)"))),
+    "output": ("The model returns", (("sigmoid", "a sigmoid score"), ("logits", "logits (BCEWithLogitsLoss)"))),
+}
 
 
 class CheckpointTree(DirectoryTree):
@@ -44,13 +50,18 @@ def _human_size(n: int) -> str:
 
 def render_summary(s: dict[str, Any], width: int = 70) -> Text:
     """The summary for a pane ``width`` cells wide (bars shrink so a layer stays on one line)."""
+    layout = s.get("layout", "ncf-tui") + (f", {s['stripped_prefix']} stripped" if s.get("stripped_prefix") else "")
     rows: list[tuple[str, object]] = [
         ("File", Path(s["path"]).name),
         ("Architecture", s["architecture"]),
         ("Parameters", f"{s['params']:,}"),
         ("Size", _human_size(int(s.get("file_size", 0)))),
         ("Zero weights", f"{s['sparsity']:.1%} overall, {s['pruned_sparsity']:.1%} of the pruned layers"),
+        ("Layout", layout),
+        ("Behaviour", s.get("behaviour") or "unknown"),
     ]
+    if s.get("folded_masks"):
+        rows.append(("Pruning masks", f"{len(s['folded_masks'])} torch.nn.utils.prune masks folded into the weights"))
     text = kv_table(rows)
     layers = s.get("layers") or []
     if layers:
@@ -75,7 +86,10 @@ class CheckpointScreen(StepScreen):
     HELP_TEXT = (
         "Choose the pruned NCF checkpoint (.pt or .pth). The summary on the right is the engine's: the "
         "architecture it inferred, the parameters, how many weights are zero in each layer, and the metadata. "
-        "Files with code in their pickle are refused, not loaded."
+        "Files with code in their pickle are refused, not loaded. Samples: the bundled one, and the seed "
+        "project's scale once made with python -m ncf_tui.engine.sample --scale ml-1m. When the file does not "
+        "say whether its GMF embeddings are normalised or whether it returns logits, answer below the summary: "
+        "every fidelity figure is measured against the model rebuilt that way."
     )
 
     def __init__(self) -> None:
@@ -83,16 +97,33 @@ class CheckpointScreen(StepScreen):
         self.selected: Path | None = None
         self.summary: dict[str, Any] | None = None
         self.error: tuple[str, str] | None = None
+        self.answers: dict[str, str] = {}
+        self._samples: list[tuple[str, Path | None, str]] = []
 
     def body(self) -> ComposeResult:
         root = self._root()
+        self._samples = self.wizard.session.sample_choices()
         with Horizontal(classes="main split"):
-            tree = CheckpointTree(root, id="tree")
-            tree.border_title = "Checkpoints"
-            yield tree
+            with Vertical(id="picker"):
+                options = [
+                    Option(label if path else f"{label.split(' · ')[0]} (not made yet)", id=str(n), disabled=not path)
+                    for n, (label, path, _how) in enumerate(self._samples)
+                ]
+                samples = OptionList(*options, id="samples")
+                samples.border_title = "Samples"
+                yield samples
+                tree = CheckpointTree(root, id="tree")
+                tree.border_title = "Checkpoints"
+                yield tree
             with VerticalScroll(id="summary-pane", classes="panel") as pane:
                 pane.border_title = "Summary"
                 yield Static("", id="summary")
+                with Vertical(id="behaviour"):
+                    for key, (title, choices) in QUESTIONS.items():
+                        yield Static(title, classes="question")
+                        with RadioSet(id=f"ask-{key}"):
+                            for value, label in choices:
+                                yield RadioButton(label, name=value)
 
     def _root(self) -> Path:
         cfg = self.wizard.config
@@ -119,8 +150,27 @@ class CheckpointScreen(StepScreen):
         event.stop()
         self.choose(Path(event.path))
 
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        path = self._samples[int(event.option.id or 0)][1]
+        if path is not None:
+            self.choose(path)
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        key = (event.radio_set.id or "").removeprefix("ask-")
+        if key in QUESTIONS and event.pressed.name:
+            self.answers[key] = event.pressed.name
+            self.refresh_view()
+
+    def unanswered(self) -> list[str]:
+        """What the summary leaves unknown and the user has not answered yet."""
+        s = self.summary or {}
+        return [k for k in QUESTIONS if s.get(k) is None and k not in self.answers]
+
     def choose(self, path: Path) -> None:
         self.selected, self.summary, self.error = path, None, None
+        self.answers = {}
         self.refresh_view()
         self.wizard.describe_checkpoint(path)
 
@@ -136,6 +186,12 @@ class CheckpointScreen(StepScreen):
 
     def refresh_view(self) -> None:
         out = self.query_one("#summary", Static)
+        asked = [k for k in QUESTIONS if self.summary is not None and self.summary.get(k) is None]
+        self.query_one("#behaviour").display = bool(asked)
+        for key in QUESTIONS:
+            self.query_one(f"#ask-{key}").display = key in asked
+        for question, key in zip(self.query(".question"), QUESTIONS, strict=False):
+            question.display = key in asked
         if self.selected is None:
             out.update("Select a .pt or .pth file on the left (enter or click).")
             self.set_status("no checkpoint chosen yet")
@@ -156,14 +212,27 @@ class CheckpointScreen(StepScreen):
             pane = self.query_one("#summary-pane")
             width = pane.content_size.width or max(40, self.app.size.width - 36)
             out.update(render_summary(self.summary, width))
+            missing = self.unanswered()
+            if missing:
+                what = " and ".join(QUESTIONS[k][0].lower() for k in missing)
+                self.set_status(
+                    Text.assemble(("? ", "bold"), f"{self.selected.name} does not say: answer {what} below"), "busy"
+                )
+                self.set_primary(enabled=False)
+                return
             self.set_status(Text.assemble(("✔ ", "bold"), f"{self.selected.name} is an NCF checkpoint"), "ok")
             self.set_primary(enabled=True, focus=True)
 
     def primary(self) -> None:
         session = self.wizard.session
-        if self.selected is None or self.summary is None:
+        if self.selected is None or self.summary is None or self.unanswered():
             return
-        if session.pipeline is not None and Path(session.pipeline.options.checkpoint) != self.selected:
+        gmf_norm = self.answers.get("gmf_norm", session.config.gmf_norm)
+        output = self.answers.get("output", session.config.output)
+        options = session.pipeline.options if session.pipeline is not None else None
+        if options is not None and (
+            Path(options.checkpoint) != self.selected or (options.gmf_norm, options.output) != (gmf_norm, output)
+        ):
             if self.wizard.run_active:
                 self.notify("a run for the previous checkpoint is still going; cancel it first", severity="warning")
                 return
@@ -171,4 +240,5 @@ class CheckpointScreen(StepScreen):
             session.resume_store = None
             getattr(self.wizard.get_screen("variants"), "reset")()  # noqa: B009
         session.checkpoint = self.selected
+        session.gmf_norm, session.output = gmf_norm, output
         super().primary()
