@@ -877,6 +877,7 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
     s3 = aws.client("s3")
     bucket, path = settings.model_bucket, settings.model_path
     tried: list[str] = []
+    forbidden = False
     candidates = [path] if path.endswith(".tar.gz") else [f"{path}/{MODEL_ARCHIVE}"]
     for key in candidates:
         tried.append(f"s3://{bucket}/{key}")
@@ -887,9 +888,10 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
             if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 continue
             if _denied(exc):
-                why = f"could not verify s3://{bucket}/{key}: the caller may not s3:GetObject on it"
-                v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
-                return ""
+                # Without s3:ListBucket S3 answers HEAD of a missing key 403 (HeadObject's Permissions):
+                # "not known to exist", the same as a 404; the listing below may still find the archive.
+                forbidden = True
+                continue
             raise
         v.notes.append(f"model archive found at s3://{bucket}/{key}")
         return key
@@ -911,6 +913,8 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
         reason = f"{len(archives)} archives under s3://{bucket}/{path}/ ({listed}); point NEO_MODEL_S3_URI at one"
     else:
         reason = "no model archive found; tried " + " and ".join(tried)
+        if forbidden:
+            reason += " (S3 answered 403: a missing key answers 403 when the caller may not s3:ListBucket)"
         near = _nearby_outputs(s3, bucket, path)
         if near:
             reason += "; compile outputs that do exist: " + ", ".join(near)
