@@ -150,8 +150,6 @@ def aws_logs_tail(client: Any, start_ms: int, reads: Reads, stop: threading.Even
             response = client.filter_log_events(**kwargs)
         except client.exceptions.ResourceNotFoundException:
             response = {"events": []}
-        except client.exceptions.ServiceUnavailableException:
-            raise
         now = time.time()
         for event in response["events"]:
             if event["eventId"] not in ids_at[event["timestamp"]]:

@@ -249,9 +249,16 @@ def ensure_project(aws: Aws, spec: ProjectSpec, emit: Emit, confirm: Confirm) ->
         except NcfError:
             raise
         except Exception as exc:
-            raise _codebuild_error("create the CodeBuild project", spec.name, exc) from None
-        _emit_settings(emit, spec, note, "created")
-        return ProjectChange("created", spec.name, str(project.get("arn", "")), (), note)
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise _codebuild_error("create the CodeBuild project", spec.name, exc) from None
+            # Another run made it between our read and our create: compare with theirs as with any project.
+            with aws_errors(aws.target):
+                found = client.batch_get_projects(names=[spec.name]).get("projects") or []
+            if not found:
+                raise _codebuild_error("create the CodeBuild project", spec.name, exc) from None
+        else:
+            _emit_settings(emit, spec, note, "created")
+            return ProjectChange("created", spec.name, str(project.get("arn", "")), (), note)
     current = found[0]
     changes = project_diff(current, spec)
     if not changes:

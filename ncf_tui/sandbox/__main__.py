@@ -16,9 +16,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m ncf_tui.sandbox",
         description="Serve the ncf-tui sandbox (a local AWS account on 127.0.0.1) until Ctrl-C.",
     )
-    parser.add_argument(
-        "--scenario", default="healthy", help=f"one of: {', '.join(SCENARIOS)}; join several with '+'"
-    )
+    parser.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(SCENARIOS)}; join several with '+'")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument("--region", default=DEFAULT_REGION, help=f"AWS region (default {DEFAULT_REGION})")
     parser.add_argument("--neo-seconds", type=float, default=None, help="how long a Neo job takes")
