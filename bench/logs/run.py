@@ -13,7 +13,8 @@ repeated within one millisecond), while two readers follow the stream:
   yielded at that timestamp. It runs with botocore's retries, as the CLI does.
 
 It prints, for both and under each scenario: lines read, lost, duplicated, p50/p95/max latency from the put
-call to the read, and the read calls per second while lines flow and once the stream has been idle for half
+call to the read (and p95 from the put's return: the reader's own share, without the server's ingestion),
+and the read calls per second while lines flow and once the stream has been idle for half
 of ``--idle`` seconds (GetLogEvents and FilterLogEvents share the account's per-second quota with every
 other reader). The budget: p95 <= 0.5 s, <= 2 calls/s flowing, <= 0.2 calls/s idle. Each scenario's
 sandbox runs in its own process (``python -m ncf_tui.sandbox``) so the server's work does not share the
@@ -71,6 +72,8 @@ class Writer:
         self.total = lines
         self.rng = random.Random(seed)
         self.put_at: dict[int, float] = {}
+        self.stored_at: dict[int, float] = {}
+        """When the put that carried each line returned: the line is in CloudWatch from then on."""
         self.bursts = 0
 
     def run(self) -> None:
@@ -88,8 +91,10 @@ class Writer:
                 events.append({"timestamp": ts, "message": f"seq={n} {text}\n"})
             t0 = time.time()
             self.client.put_log_events(logGroupName=GROUP, logStreamName=STREAM, logEvents=events)
+            t1 = time.time()
             for e in events:
-                self.put_at[int(SEQ.match(e["message"]).group(1))] = t0  # type: ignore[union-attr]
+                seq = int(SEQ.match(e["message"]).group(1))  # type: ignore[union-attr]
+                self.put_at[seq], self.stored_at[seq] = t0, t1
             self.bursts += 1
             time.sleep(self.rng.choice((0.0, 0.02, 0.1, 0.3, 0.8, 2.5)))
 
@@ -167,13 +172,19 @@ def aws_logs_tail(client: Any, start_ms: int, reads: Reads, stop: threading.Even
             stop.wait(5)
 
 
-def summarize(name: str, reads: Reads, put_at: dict[int, float]) -> dict[str, Any]:
+def summarize(name: str, reads: Reads, put_at: dict[int, float], stored_at: dict[int, float]) -> dict[str, Any]:
     counts = Counter(seq for seq, _ in reads.seen)
     first: dict[int, float] = {}
     for seq, at in reads.seen:
         first.setdefault(seq, at)
-    latencies = sorted(first[s] - put_at[s] for s in first if s in put_at)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
+
+    def quantiles(since: dict[int, float]) -> tuple[list[float], list[float]]:
+        latencies = sorted(first[s] - since[s] for s in first if s in since)
+        q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
+        return latencies, q
+
+    latencies, q = quantiles(put_at)
+    _, stored = quantiles(stored_at)
     return {
         "reader": name,
         "read": len(reads.seen),
@@ -182,6 +193,7 @@ def summarize(name: str, reads: Reads, put_at: dict[int, float]) -> dict[str, An
         "p50": q[49],
         "p95": q[94],
         "max": latencies[-1] if latencies else float("nan"),
+        "p95_stored": stored[94],
     }
 
 
@@ -247,6 +259,15 @@ def run_scenario(scenario: str, lines: int, seed: int, idle: float) -> tuple[lis
             f"{follower.stats.reconnects} reconnects, {follower.stats.throttled} throttled, "
             f"{follower.stats.server_errors} 5xx; ended by itself: {ended}"
         )
+        for what, timed in (
+            ("PutLogEvents", put_client),
+            ("GetLogEvents", get_client),
+            ("FilterLogEvents", tail_client),
+        ):
+            print(
+                f"[{scenario}] server round trip, {what}: p50 {pct(timed.seconds, 50):.3f} s, "
+                f"p95 {pct(timed.seconds, 95):.3f} s ({len(timed.seconds)} calls)"
+            )
         if tail_error:
             print(f"[{scenario}] aws logs tail stopped with an error: {type(tail_error[0]).__name__}: {tail_error[0]}")
         rows = []
@@ -254,7 +275,7 @@ def run_scenario(scenario: str, lines: int, seed: int, idle: float) -> tuple[lis
             ("ncf-tui LogFollower", ours, get_client),
             ("aws logs tail --follow", tail, tail_client),
         ):
-            row = summarize(name, reads, writer.put_at)
+            row = summarize(name, reads, writer.put_at, writer.stored_at)
             row.update(scenario=scenario, flowing=rate(timed.at, *flowing), idle=rate(timed.at, *idle_window))
             rows.append(row)
         ok = rows[0]["lost"] == 0 and rows[0]["duplicated"] == 0 and ended and follower.error is None
@@ -280,12 +301,13 @@ def main() -> int:
     print()
     print(
         f"{'scenario':<11} {'reader':<23} {'read':>7} {'lost':>6} {'dup':>4} {'p50 s':>6} {'p95 s':>6} {'max s':>6} "
-        f"{'calls/s flowing':>15} {'calls/s idle':>12}"
+        f"{'p95 after put s':>15} {'calls/s flowing':>15} {'calls/s idle':>12}"
     )
     for r in rows:
         print(
             f"{r['scenario']:<11} {r['reader']:<23} {r['read']:>7} {r['lost']:>6} {r['duplicated']:>4} "
-            f"{r['p50']:>6.3f} {r['p95']:>6.3f} {r['max']:>6.3f} {r['flowing']:>15.2f} {r['idle']:>12.2f}"
+            f"{r['p50']:>6.3f} {r['p95']:>6.3f} {r['max']:>6.3f} {r['p95_stored']:>15.3f} "
+            f"{r['flowing']:>15.2f} {r['idle']:>12.2f}"
         )
     for ours, tail in zip(rows[::2], rows[1::2], strict=True):
         print(

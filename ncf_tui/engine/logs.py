@@ -329,6 +329,7 @@ class LogFollower:
             if complete and completed_at is None:
                 completed_at = time.monotonic()
             sent = self.position.token
+            read_started = time.monotonic()
             try:
                 page = self._read()
             except Exception as exc:
@@ -390,7 +391,9 @@ class LogFollower:
                 more = self.limit is not None and len(events) >= self.limit
                 if more or complete:
                     continue  # the next page may already be waiting
-                self._sleep(self.fast)
+                # Reads start ``fast`` apart (not ``fast`` after the answer): the quota counts calls per
+                # second, and a slow answer then does not add its round trip to every line's wait.
+                self._sleep(self.fast - (time.monotonic() - read_started))
                 continue
             self.stats.empty_reads += 1
             if complete:
@@ -408,7 +411,7 @@ class LogFollower:
                     return self.position
                 self._sleep(self.fast)
                 continue
-            self._sleep(pace.idle())
+            self._sleep(pace.idle() - (time.monotonic() - read_started))
         return self.position
 
     def _read(self) -> dict[str, Any]:
