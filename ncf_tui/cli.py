@@ -21,7 +21,25 @@ SCENARIOS = (
     "throttling",
     "flaky-logs",
     "neo-compiled-pt",
+    "logs-5xx",
+    "logs-lag",
+    "iam-propagation",
+    "s3-no-list",
+    "neo-quota",
+    "build-quota",
 )
+
+
+def scenario_name(value: str) -> str:
+    """A scenario, or several joined with '+' (``logs-5xx+neo-quota``): each part must be known."""
+    parts = [p.strip().lower() for p in value.split("+")]
+    unknown = [p for p in parts if p not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown)!s}; choose from {', '.join(SCENARIOS)}, or join several with '+'"
+        )
+    return "+".join(parts)
+
 
 EPILOG = """\
 modes:
@@ -56,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--sandbox-scenario",
         metavar="NAME",
-        choices=SCENARIOS,
+        type=scenario_name,
         default=None,
-        help=f"sandbox fault scenario: {', '.join(SCENARIOS)} (default healthy)",
+        help=f"sandbox fault scenario: {', '.join(SCENARIOS)} (default healthy); join several with '+'",
     )
     run = p.add_argument_group("run")
     run.add_argument(

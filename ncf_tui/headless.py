@@ -51,6 +51,7 @@ STATUS_STYLE = {
     "not-submitted": "yellow",
     "STOPPED": "yellow",
     "STOPPING": "yellow",
+    "QUEUED": "yellow",
 }
 
 
@@ -105,6 +106,8 @@ class HumanPrinter:
         if self._live is not None and isinstance(event, VariantEvent) and event.status not in ("traced", "measured"):
             row = self._jobs.setdefault(event.name, {"started": time.monotonic()})
             row.update(status=event.status, reason=event.failure_reason or row.get("reason"))
+            if event.status == "QUEUED":
+                row["reason"] = event.message  # why it waits: the quota SageMaker named
             if event.status in ("COMPLETED", "FAILED", "STOPPED", "chosen"):
                 row.setdefault("ended", time.monotonic())
             if event.status == "chosen":
@@ -133,7 +136,7 @@ class HumanPrinter:
             took = (row.get("ended") or time.monotonic()) - row["started"]
             grid.add_row(mark, name, Text(status.lower(), style=STATUS_STYLE.get(status, "cyan")), f"{took:.0f} s")
             lines.append(grid)
-            if row.get("reason") and status in ("FAILED", "not-submitted"):
+            if row.get("reason") and status in ("FAILED", "not-submitted", "QUEUED"):
                 lines.append(Text(f"     └ {row['reason']}", style="yellow"))
             if row.get("chosen"):
                 lines.append(Text(f"     └ chosen: {row['chosen']}", style="green"))

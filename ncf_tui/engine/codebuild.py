@@ -20,8 +20,9 @@ from typing import Any
 
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import BadInputError, ExitCode, NcfError
-from .events import BuildEvent, Emit, SettingEvent
-from .logs import BuildValues, LogFollower, LogPosition, reader_client
+from .events import BuildEvent, Emit, SettingEvent, StepEvent
+from .logs import NCF_PREFIX, BuildValues, LogFollower, LogPosition, reader_client
+from .polling import Backoff, wait
 
 SEED_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:3.0"
 DEFAULT_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
@@ -265,9 +266,16 @@ def ensure_project(aws: Aws, spec: ProjectSpec, emit: Emit, confirm: Confirm) ->
         except NcfError:
             raise
         except Exception as exc:
-            raise _codebuild_error("create the CodeBuild project", spec.name, exc) from None
-        _emit_settings(emit, spec, note, "created")
-        return ProjectChange("created", spec.name, str(project.get("arn", "")), (), note)
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise _codebuild_error("create the CodeBuild project", spec.name, exc) from None
+            # Another run made it between our read and our create: compare with theirs as with any project.
+            with aws_errors(aws.target):
+                found = client.batch_get_projects(names=[spec.name]).get("projects") or []
+            if not found:
+                raise _codebuild_error("create the CodeBuild project", spec.name, exc) from None
+        else:
+            _emit_settings(emit, spec, note, "created")
+            return ProjectChange("created", spec.name, str(project.get("arn", "")), (), note)
     current = found[0]
     changes = project_diff(current, spec)
     if not changes:
@@ -402,13 +410,7 @@ def start_build(
         kwargs["environmentVariablesOverride"] = [
             {"name": k, "value": str(v), "type": "PLAINTEXT"} for k, v in environment_overrides.items()
         ]
-    try:
-        with aws_errors(aws.target):
-            build = aws.client("codebuild").start_build(**kwargs)["build"]
-    except NcfError:
-        raise
-    except Exception as exc:
-        raise _codebuild_error("start a build of", project, exc) from None
+    build = _start_queued(aws, project, kwargs, emit, cancel or threading.Event())
     build_id = str(build["id"])
     if on_started is not None:
         on_started(build_id)
@@ -422,6 +424,41 @@ def start_build(
         polling=polling,
         first=build,
     )
+
+
+QUOTA_CODE = "AccountLimitExceededException"
+"""StartBuild past the account's build quota ("Cannot have more than N builds in queue for the account")."""
+
+
+def _start_queued(
+    aws: Aws, project: str, kwargs: Mapping[str, Any], emit: Emit, cancel: threading.Event
+) -> dict[str, Any]:
+    """StartBuild; while the account's build quota is full, wait (2 s doubling to 30 s, jittered) and try
+    again, saying why each time, until it starts or the run is cancelled: a full queue is never a failure."""
+    pace = Backoff(fast=2.0, slow=30.0, factor=2.0, ceiling=30.0)
+    while True:
+        try:
+            with aws_errors(aws.target):
+                return dict(aws.client("codebuild").start_build(**kwargs)["build"])
+        except NcfError:
+            raise
+        except Exception as exc:
+            if error_code(exc) != QUOTA_CODE:
+                raise _codebuild_error("start a build of", project, exc) from None
+            delay = pace.failed()
+            emit(
+                StepEvent(
+                    name="build",
+                    status="warning",
+                    message=f"CodeBuild's build quota is full ({QUOTA_CODE}: {error_message(exc)}); "
+                    f"the build is queued here and started again in {delay:.0f} s",
+                )
+            )
+            if wait(delay, cancel):
+                raise BuildCancelled(
+                    f"cancelled while waiting for CodeBuild's build quota ({project})",
+                    result=BuildResult("", "NOT_STARTED", [], BuildValues(), []),
+                ) from None
 
 
 def watch_build(
@@ -470,6 +507,7 @@ class _Watch:
         self.phase_lines: dict[str, deque[str]] = {}
         self.current_log_phase = "PROVISIONING"
         self.on_log_position: Callable[[LogPosition], None] | None = None
+        self.last_phases: frozenset[str] = frozenset()
 
     def run(self, first: Mapping[str, Any] | None) -> BuildResult:
         started = time.monotonic()
@@ -521,8 +559,10 @@ class _Watch:
     # -- polling
 
     def _get(self) -> dict[str, Any]:
-        delay = 0.5
-        for _ in range(8):
+        """BatchGetBuilds. botocore's standard mode retries throttling within the call; should it still
+        fail that way, the build is running all the same: wait (``Backoff``) and ask again, never give up."""
+        pace = Backoff(self.polling.fast, self.polling.slow, self.polling.factor, ceiling=30.0)
+        while True:
             try:
                 with aws_errors(self.aws.target):
                     out = self.client.batch_get_builds(ids=[self.build_id])
@@ -530,15 +570,13 @@ class _Watch:
                 raise
             except Exception as exc:
                 if error_code(exc) in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
-                    time.sleep(delay)
-                    delay = min(delay * 2, 10.0)
+                    wait(pace.failed(), self.cancel)  # a cancel cuts the wait short; the stop is then watched
                     continue
                 raise _codebuild_error("read build", self.build_id, exc) from None
             builds = out.get("builds") or []
             if not builds:
                 raise NcfError(f"CodeBuild has no build {self.build_id}", hint="check the build id and region")
             return dict(builds[0])
-        raise NcfError(f"CodeBuild kept throttling while reading build {self.build_id}", hint="try --resume later")
 
     def _stop(self) -> None:
         try:
@@ -552,6 +590,12 @@ class _Watch:
                 raise _codebuild_error("stop build", self.build_id, exc) from None
 
     def _report(self, build: Mapping[str, Any]) -> bool:
+        ran = [
+            str(p.get("phaseType"))
+            for p in build.get("phases") or []
+            if p.get("phaseStatus") and p.get("phaseType") not in ("SUBMITTED", "QUEUED", "FINALIZING", "COMPLETED")
+        ]
+        self.last_phases = frozenset(ran[-1:])
         changed = False
         for phase in build.get("phases") or []:
             name = str(phase.get("phaseType"))
@@ -593,6 +637,14 @@ class _Watch:
         )
         self.follower.start()
 
+    def _final_line(self, message: str) -> bool:
+        """The build's own last line: ``Phase complete:`` of its last phase (or of FINALIZING, which the
+        sandbox logs), or, when the phases are unknown, the ``NCF-TUI: image-digest`` line."""
+        if "Phase complete: " not in message:
+            return not self.last_phases and message.startswith(NCF_PREFIX + " image-digest")
+        phase = message.split("Phase complete: ", 1)[1].split(maxsplit=1)[0]
+        return phase in self.last_phases or phase == "FINALIZING"
+
     def _note_line(self, message: str) -> None:
         marker = "Entering phase "
         if message.startswith("[Container]") and marker in message:
@@ -604,10 +656,19 @@ class _Watch:
         if follower is None:
             return
         if complete:
-            follower.complete()
+            follower.complete(final=self._final_line)
             if follower.join(self.polling.log_join_timeout):
                 if follower.error is not None and not isinstance(follower.error, NcfError):
                     raise follower.error
+                if follower.stats.final_missing:
+                    self.emit(
+                        StepEvent(
+                            name="build",
+                            status="warning",
+                            message=f"the build's last log line was not readable {follower.final_wait:.0f} s "
+                            "after it ended (CloudWatch Logs ingestion lag); the log shown may be incomplete",
+                        )
+                    )
                 return
         self.log_stop.set()
         follower.join(5.0)

@@ -8,9 +8,19 @@ follower re-reads from the last timestamp it emitted and skips, by position, the
 there, keyed by event id or (timestamp, ingestion time, message), never by timestamp alone (two identical
 lines in the same millisecond are two lines).
 
-The follower polls every ``fast`` seconds while lines arrive, stretches by ``stretch`` per empty read
-towards ``slow`` when the stream is quiet, backs off on throttling and ends by itself: once told the build
-is complete, it returns after ``drain_reads`` empty reads that hand back the token they were given.
+Polling stays within GetLogEvents' account-wide rate quota (shared by every reader of the account): one
+read every ``fast`` (0.5 s) seconds while lines arrive, which keeps a line's wait under half a second, the
+same for ``patience`` quiet reads, then stretching by ``factor`` per empty read to one read every ``slow``
+(5 s) seconds while the stream is idle (``polling.Backoff``). Throttling, ``ServiceUnavailableException`` and
+any other 5xx back off (jittered, up to ``max_backoff``) and resume from the saved token: while the build
+runs the follower never gives up; only once the build is complete does ``give_up_after`` seconds of
+unbroken failure end it (``LogFollowError``).
+
+Ending: once told the build is complete, the follower returns after ``drain_reads`` empty reads that hand
+back the token they were given, but only when it has read the build's own last line (``complete(final=)``:
+the last phase's ``Phase complete:`` line). CloudWatch Logs may make events readable seconds after the
+build is COMPLETED, so without that line it keeps reading, for at most ``final_wait`` seconds, and says so
+in ``stats.final_missing`` when the line never came.
 """
 
 from __future__ import annotations
@@ -26,11 +36,23 @@ from typing import Any
 from .aws import USER_AGENT, Aws, error_code, error_message
 from .errors import ExitCode, NcfError
 from .events import Emit, LogEvent
+from .polling import Backoff, wait
 
 NCF_PREFIX = "NCF-TUI:"
 THROTTLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
 )
+SERVER_ERROR_CODES = frozenset(
+    {
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "InternalError",
+    }
+)
+"""5xx answers of CloudWatch Logs (ServiceUnavailableException is a modelled GetLogEvents error): transient."""
 TAIL_KEYS = 10_000
 """How many keys at the newest timestamp are kept for the token-refused fallback (a bound on memory)."""
 
@@ -173,6 +195,17 @@ class FollowStats:
     throttled: int = 0
     replayed_skipped: int = 0
     waits_for_stream: int = 0
+    server_errors: int = 0
+    final_seen: bool = False
+    final_missing: bool = False
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+    def reads_per_second(self) -> float:
+        """GetLogEvents calls (answered or not) per second of following."""
+        span = (self.ended or time.monotonic()) - self.started
+        calls = self.reads + self.throttled + self.server_errors + self.reconnects + self.waits_for_stream
+        return calls / span if span > 0 else 0.0
 
 
 def event_key(event: Mapping[str, Any]) -> EventKey:
@@ -215,12 +248,14 @@ class LogFollower:
         on_position: Callable[[LogPosition], None] | None = None,
         position: LogPosition | None = None,
         cancel: threading.Event | None = None,
-        fast: float = 0.2,
-        slow: float = 2.0,
-        stretch: float = 0.025,
+        fast: float = 0.5,
+        slow: float = 5.0,
+        factor: float = 1.5,
+        patience: int = 8,
         max_backoff: float = 10.0,
         drain_reads: int = 2,
         give_up_after: float = 120.0,
+        final_wait: float = 30.0,
         limit: int | None = None,
         tail_lines: int = 200,
     ) -> None:
@@ -232,9 +267,11 @@ class LogFollower:
         self.on_position = on_position
         self.position = position if position is not None else LogPosition()
         self.cancel = cancel if cancel is not None else threading.Event()
-        self.fast, self.slow, self.stretch, self.max_backoff = fast, slow, stretch, max_backoff
+        self.fast, self.slow, self.factor, self.patience, self.max_backoff = fast, slow, factor, patience, max_backoff
         self.drain_reads = drain_reads
         self.give_up_after = give_up_after
+        self.final_wait = final_wait
+        self._final: Callable[[str], bool] | None = None
         self.limit = limit
         self.values = BuildValues()
         self.stats = FollowStats()
@@ -250,8 +287,12 @@ class LogFollower:
 
     # -- control
 
-    def complete(self) -> None:
-        """The writer is done: drain what is left, then stop."""
+    def complete(self, final: Callable[[str], bool] | None = None) -> None:
+        """The writer is done: drain what is left, then stop. ``final`` tells the writer's own last line;
+        with it, the follower waits (at most ``final_wait`` s) until that line has been read."""
+        if final is not None:
+            self._final = final
+            self.stats.final_seen = self.stats.final_seen or any(final(line) for line in self.tail)
         self._complete.set()
         self._wake.set()
 
@@ -281,14 +322,23 @@ class LogFollower:
 
     def run(self) -> LogPosition:
         """Follow until complete and drained (or cancelled); returns the position to resume from."""
-        interval = self.fast
-        quiet = 0  # consecutive empty reads (stretches the interval)
+        try:
+            return self._loop()
+        finally:
+            self.stats.ended = time.monotonic()
+
+    def _loop(self) -> LogPosition:
+        pace = Backoff(self.fast, self.slow, self.factor, self.max_backoff, self.patience)
         drained = 0  # empty reads at the same token since completion
         failing_since: float | None = None
-        failures = 0  # consecutive failed reads (connection or throttling): the backoff's exponent
+        failures = 0  # consecutive failed reads (connection, throttling, 5xx): the backoff's exponent
+        completed_at: float | None = None
         while not self.cancel.is_set():
             complete = self._complete.is_set()
+            if complete and completed_at is None:
+                completed_at = time.monotonic()
             sent = self.position.token
+            read_started = time.monotonic()
             try:
                 page = self._read()
             except Exception as exc:
@@ -296,10 +346,12 @@ class LogFollower:
                 failures += 1
                 now = time.monotonic()
                 failing_since = failing_since or now
-                if now - failing_since > self.give_up_after:
+                # While the build runs, never give up; once it is complete, give up after a long outage.
+                since = max(failing_since, completed_at) if completed_at is not None else None
+                if since is not None and now - since > self.give_up_after:
                     raise LogFollowError(
-                        f"cannot read log stream {self.group}/{self.stream} for {self.give_up_after:.0f} s: "
-                        f"{error_message(exc)}"
+                        f"cannot read log stream {self.group}/{self.stream} for {self.give_up_after:.0f} s "
+                        f"after the build ended: {error_message(exc)}"
                     ) from None
                 if code == "ResourceNotFoundException":
                     # The stream does not exist yet (or never will, if the build failed before logging).
@@ -308,26 +360,30 @@ class LogFollower:
                         drained += 1
                         if drained >= self.drain_reads:
                             return self.position
-                    interval = min(self.slow, max(interval, self.fast) * 1.25)
-                elif code in THROTTLE_CODES:
-                    self.stats.throttled += 1
-                    interval = min(self.max_backoff, max(interval, self.fast) * 2)
-                elif code == "InvalidParameterException" and sent is not None and not self._use_time:
+                        self._sleep(self.fast)
+                        continue
+                    self._sleep(pace.idle())
+                    continue
+                if code in THROTTLE_CODES or code in SERVER_ERROR_CODES or _is_server_error(exc):
+                    if code in THROTTLE_CODES:
+                        self.stats.throttled += 1
+                    else:
+                        self.stats.server_errors += 1
+                    self._sleep(pace.failed())
+                    continue
+                if code == "InvalidParameterException" and sent is not None and not self._use_time:
                     # The token was refused: re-read from the last timestamp, skipping what was emitted there.
                     self._use_time = True
                     self._skip = deque(self.position.tail)
                     self.position.token = None
                     continue
-                elif _is_connection_error(exc):
+                if _is_connection_error(exc):
                     # A new connection from the same token: at once, then 0.05 s doubling to 0.5 s apart.
                     self.stats.reconnects += 1
                     if failures > 1:
                         self._sleep(min(0.5, 0.05 * 2 ** min(failures - 2, 4)))
                     continue
-                else:
-                    raise
-                self._sleep(interval)
-                continue
+                raise
             failing_since, failures = None, 0
             events = page.get("events") or []
             new_token = page.get("nextForwardToken")
@@ -339,26 +395,32 @@ class LogFollower:
             if emitted or events:
                 if self.on_position is not None:
                     self.on_position(self.position.copy())
-                quiet, drained = 0, 0
-                interval = self.fast
+                drained = 0
+                pace.progressed()
                 more = self.limit is not None and len(events) >= self.limit
                 if more or complete:
                     continue  # the next page may already be waiting
-                self._sleep(interval)
+                # Reads start ``fast`` apart (not ``fast`` after the answer): the quota counts calls per
+                # second, and a slow answer then does not add its round trip to every line's wait.
+                self._sleep(self.fast - (time.monotonic() - read_started))
                 continue
             self.stats.empty_reads += 1
             if complete:
                 if new_token == sent or sent is None:
                     drained += 1
+                waited = time.monotonic() - (completed_at or time.monotonic())
+                if self._final is not None and not self.stats.final_seen:
+                    # The build's last line is not readable yet (ingestion lag): keep reading, bounded.
+                    if waited < self.final_wait:
+                        self._sleep(self.fast)
+                        continue
+                    self.stats.final_missing = True
+                    return self.position
                 if drained >= self.drain_reads:
                     return self.position
                 self._sleep(self.fast)
                 continue
-            # Stretch slowly: after a pause of a few seconds (between bursts) reads are still < 0.5 s apart;
-            # ~10 s of quiet reaches 1 s, and only ~80 s (a long docker step) the ``slow`` interval.
-            quiet += 1
-            interval = min(self.slow, self.fast + self.stretch * quiet)
-            self._sleep(interval)
+            self._sleep(pace.idle() - (time.monotonic() - read_started))
         return self.position
 
     def _read(self) -> dict[str, Any]:
@@ -390,6 +452,8 @@ class LogFollower:
             emitted += 1
             self.tail.append(message)
             self.values.update(message)
+            if self._final is not None and not self.stats.final_seen and self._final(message):
+                self.stats.final_seen = True
             if self.on_line is not None:
                 self.on_line(line)
             if self.emit is not None:
@@ -398,12 +462,16 @@ class LogFollower:
 
     def _sleep(self, seconds: float) -> None:
         """Wait, but wake at once on ``complete()``/``stop()`` and within 0.1 s of an outside cancel."""
-        deadline = time.monotonic() + seconds
-        while not self.cancel.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0 or self._wake.wait(min(left, 0.1)):
-                break
-        self._wake.clear()
+        wait(seconds, self.cancel, self._wake)
+
+
+def _is_server_error(exc: BaseException) -> bool:
+    """A 5xx answer, modelled or not (a load balancer's 502/503/504 has no AWS error code)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and 500 <= status <= 599
+    return False
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -30,10 +30,16 @@ from .artifact import SIDECAR_NAME, compiled_model_in, sidecar_key
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError, check_cancel
 from .events import Emit, VariantEvent
+from .polling import Backoff
 from .settings import split_s3_uri
 from .variants import VARIANT_NAMES, file_sha256
 
+NOT_KNOWN_TO_EXIST = frozenset({"404", "NoSuchKey", "NotFound", "403", "Forbidden", "AccessDenied"})
+"""S3 HEAD answers for "no such object, as far as this caller may know" (403 without s3:ListBucket)."""
 TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+QUEUED = "QUEUED"
+"""Not created yet: the account's concurrent compilation-job quota is full (our status, not SageMaker's)."""
+QUOTA_CODE = "ResourceLimitExceeded"
 STOPPED = frozenset({"STOPPING", "STOPPED"})
 """A job in these states was stopped on request; a resumed run compiles its variant again."""
 JOB_NAME_MAX = 63
@@ -194,7 +200,9 @@ def _upload(aws: Aws, c: Candidate, job: Job, calls: _Counter) -> bool:
         if head.get("Metadata", {}).get("sha256") == job.sha256:
             return True
     except Exception as exc:
-        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+        # 403 too: without s3:ListBucket, S3 answers HEAD of a missing key 403, not 404 (HeadObject's
+        # Permissions). Not known to exist, so upload; a real denial shows on the PutObject itself.
+        if error_code(exc) not in NOT_KNOWN_TO_EXIST:
             raise
     calls.add()
     s3.upload_file(c.archive, bucket, key, ExtraArgs={"Metadata": {"sha256": job.sha256}})
@@ -307,21 +315,51 @@ def compile_step(
         job.sha256 = file_sha256(Path(c.archive))
         if _upload(aws, c, job, calls):
             skipped.append(c.name)
-        forced = " (forced past the preflight)" if not c.accepted else ""
-        _create(aws, c, job, cfg, calls)
-        job.status = "STARTING"
-        job.started = time.time()
         with lock:
             jobs[c.name] = job
-        emit(VariantEvent(name=c.name, status="STARTING", job_name=name, message=f"Neo job created{forced}"))
+        create(c, job)
+
+    def create(c: Candidate, job: Job) -> bool:
+        """Create the job; past the account's concurrent-job quota it waits, QUEUED, for a free slot."""
+        forced = " (forced past the preflight)" if not c.accepted else ""
+        try:
+            _create(aws, c, job, cfg, calls)
+        except Exception as exc:
+            if error_code(exc) != QUOTA_CODE:
+                raise
+            first = job.status != QUEUED
+            job.status = QUEUED
+            job.failure_reason = None
+            if first:
+                emit(
+                    VariantEvent(
+                        name=c.name,
+                        status=QUEUED,
+                        job_name=job.job_name,
+                        message=f"waiting for a free Neo job slot, created when one ends: {error_message(exc)}",
+                    )
+                )
+                changed()
+            return False
+        job.status = "STARTING"
+        job.started = time.time()
+        emit(VariantEvent(name=c.name, status="STARTING", job_name=job.job_name, message=f"Neo job created{forced}"))
         changed()
+        return True
+
+    def create_queued() -> None:
+        """Create queued jobs, oldest first, until the quota refuses again."""
+        by_name = {c.name: c for c in eligible}
+        for name, job in list(jobs.items()):
+            if job.status == QUEUED and name in by_name and not create(by_name[name], job):
+                return
 
     try:
         with aws_errors(aws.target), ThreadPoolExecutor(max_workers=min(8, len(eligible))) as pool:
             todo = [c for c in eligible if c.name not in jobs or jobs[c.name].status not in TERMINAL - STOPPED]
             for future in [pool.submit(submit, c) for c in todo]:
                 future.result()
-            _poll(aws, jobs, cfg, run_id, emit, calls, cancel, changed)
+            _poll(aws, jobs, cfg, run_id, emit, calls, cancel, changed, create_queued)
             by_name = {c.name: c for c in candidates}
             for name, job in sorted(jobs.items()):
                 if job.status == "COMPLETED" and not job.sidecar_uri and name in by_name:
@@ -457,26 +495,29 @@ def _poll(
     calls: _Counter,
     cancel: threading.Event | None,
     changed: Callable[[], None],
+    create_queued: Callable[[], None] = lambda: None,
 ) -> None:
     sm = aws.client("sagemaker")
-    interval = cfg.poll_min
+    pace = Backoff(cfg.poll_min, cfg.poll_max, 2.0, cfg.poll_max)
     names = {j.job_name: j for j in jobs.values()}
     while any(j.status not in TERMINAL for j in jobs.values()):
         check_cancel(cancel)
+        if any(j.status == QUEUED for j in jobs.values()):
+            create_queued()
         try:
             calls.add()
             listed = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)
             statuses = {s["CompilationJobName"]: s["CompilationJobStatus"] for s in listed["CompilationJobSummaries"]}
         except Exception as exc:
+            # botocore's standard mode has retried it already; keep polling, slower, while jobs run.
             if "Throttl" not in error_code(exc) and "Rate exceeded" not in error_message(exc):
                 raise
-            interval = min(cfg.poll_max, interval * 2)
-            _sleep(interval, cancel)
+            _sleep(pace.failed(), cancel)
             continue
         moved = False
         for name, job in names.items():
             status = statuses.get(name)
-            if status is None or status == job.status or job.status in TERMINAL:
+            if status is None or status == job.status or job.status in TERMINAL or job.status == QUEUED:
                 continue
             moved = True
             job.status = status
@@ -500,6 +541,7 @@ def _poll(
         # and a long real Neo job costs a handful of calls a minute (one List call covers every job).
         running = [time.time() - j.started for j in jobs.values() if j.started and j.status not in TERMINAL]
         interval = min(cfg.poll_max, max(cfg.poll_min, 0.1 * max(running, default=0.0)))
+        pace.progressed()
         if any(j.status not in TERMINAL for j in jobs.values()):
             _sleep(interval, cancel)
 
@@ -518,7 +560,7 @@ def _sleep(seconds: float, cancel: threading.Event | None) -> None:
 def _stop_all(aws: Aws, jobs: dict[str, Job], emit: Emit, calls: _Counter) -> None:
     sm = aws.client("sagemaker")
     for job in jobs.values():
-        if job.status in TERMINAL:
+        if job.status in TERMINAL or job.status == QUEUED:  # a queued job was never created: nothing to stop
             continue
         calls.add()
         try:

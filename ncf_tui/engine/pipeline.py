@@ -7,6 +7,7 @@ shape. ``STEPS`` is the one ordered list of step names every front end uses.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from .codebuild import (
     DEFAULT_IMAGE,
     BuildCancelled,
     BuildFailed,
+    BuildResult,
     ProjectSpec,
     ensure_project,
     start_build,
@@ -267,6 +269,7 @@ class Pipeline:
     ) -> Pipeline:
         run_id = run_id or new_run_id()
         store = store or StateStore.for_run(run_id, state_dir)
+        store.lock()
         existing = store.load()
         if existing is not None and not existing.finished:
             raise BadInputError(
@@ -284,6 +287,7 @@ class Pipeline:
 
     @classmethod
     def resume(cls, store: StateStore, options: RunOptions, emit: Emit, **kw: Any) -> Pipeline:
+        store.lock()
         state = store.load()
         if state is None:
             raise BadInputError(f"no run to resume: {store.path} does not exist")
@@ -517,6 +521,8 @@ class Pipeline:
             if not report.verified:
                 self.emit(StepEvent(name="permissions", status="warning", message=report.warning))
         self.state.steps["permissions"] = {"status": "done", "report": report.to_dict()}
+        if report.attached:
+            self.state.steps["permissions"]["attached_at"] = time.time()
         outcome.results["permissions"] = report
         self.save()
 
@@ -568,14 +574,18 @@ class Pipeline:
                         privileged_mode=True,
                     )
                     ensure_project(aws, spec, self.emit, lambda changes: ask("update-project", changes))
-                    result = start_build(
-                        aws,
-                        settings.project_name,
-                        self.emit,
-                        self.cancel,
-                        stop_on_cancel=self.options.stop_on_cancel,
-                        on_started=started,
-                        on_log_position=position,
+                    result = self._build_through_propagation(
+                        lambda: start_build(
+                            aws,
+                            settings.project_name,
+                            self.emit,
+                            self.cancel,
+                            stop_on_cancel=self.options.stop_on_cancel,
+                            # This run's variables, whatever another run set on the shared project meanwhile.
+                            environment_overrides=settings.codebuild_environment(),
+                            on_started=started,
+                            on_log_position=position,
+                        )
                     )
             except BuildFailed as exc:
                 self.state.steps["build"] = {
@@ -632,6 +642,31 @@ class Pipeline:
                 hint="the Dockerfile builds FROM it: install the sagemaker SDK, or pick a region Neo serves",
             )
         return str(image)
+    def _build_through_propagation(self, start: Callable[[], BuildResult]) -> BuildResult:
+        """Start the build; if it fails early with AccessDenied within minutes of this run attaching a policy to
+        its role, start it again (bounded, saying so): IAM is eventually consistent, so a change the
+        simulation already sees may not have reached the build yet."""
+        attached_at = (self.state.steps.get("permissions") or {}).get("attached_at")
+        for attempt, delay in enumerate((*PROPAGATION_WAITS, None), start=1):
+            try:
+                return start()
+            except BuildFailed as exc:
+                since = time.time() - float(attached_at) if isinstance(attached_at, int | float) else None
+                if delay is None or since is None or since > PROPAGATION_WINDOW or not denied_early(exc.result):
+                    raise
+                self.emit(
+                    StepEvent(
+                        name="build",
+                        status="warning",
+                        message=f"build {exc.result.build_id} was denied access in {exc.result.failed_phase} "
+                        f"{since:.0f} s after the policy was attached; IAM changes take time "
+                        f"to reach every service (eventual consistency): starting it again in {delay:.0f} s "
+                        f"(attempt {attempt + 1} of {len(PROPAGATION_WAITS) + 1})",
+                    )
+                )
+                if self.cancel.wait(delay):
+                    raise Cancelled("cancelled while waiting for IAM to propagate") from None
+        raise AssertionError("unreachable")
 
     def _step_verify(self, outcome: RunOutcome) -> None:
         saved = self._done("verify")
@@ -673,6 +708,21 @@ class Pipeline:
         outcome.results["image"] = info
         outcome.results["deploy_commands"] = commands
         self.save()
+
+
+PROPAGATION_WINDOW = 600.0
+"""A denial this many seconds after attaching the fix may be IAM's propagation, not a missing permission."""
+PROPAGATION_WAITS = (10.0, 20.0, 40.0)
+EARLY_PHASES = frozenset({"SUBMITTED", "QUEUED", "PROVISIONING", "DOWNLOAD_SOURCE", "INSTALL", "PRE_BUILD"})
+_DENIED = re.compile(r"AccessDenied|Access Denied|not authorized to perform|\(403\)|403 Forbidden|Forbidden\b")
+
+
+def denied_early(result: BuildResult) -> bool:
+    """The build failed before its BUILD phase, with an access denial in its phase context or its log."""
+    if result.failed_phase not in EARLY_PHASES:
+        return False
+    texts = [p.context for p in result.phases] + list(result.log_tail)
+    return any(_DENIED.search(text) for text in texts)
 
 
 def _sha_or_empty(path: Path) -> str:

@@ -886,7 +886,11 @@ def _check_bucket(settings: Settings, aws: Aws, bucket: str) -> tuple[bool, str,
 
 def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
     """The Neo archive's key, found the way buildspec.yml finds it (``artifact.choose_archive``), and the sidecar
-    beside it; "" (with an issue) when there is no archive."""
+    beside it; "" (with an issue) when there is no archive.
+
+    Without s3:ListBucket, S3 answers HEAD of a missing key 403, not 404 (HeadObject, Permissions): a 403 means
+    "not known to exist", so the archive is looked for under its Neo name and by listing before anything is
+    said, and a 403 that nothing else explains is reported as not found, with the reason."""
     from botocore.exceptions import ClientError
 
     from .artifact import choose_archive, sidecar_key
@@ -894,22 +898,32 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
 
     s3 = aws.client("s3")
     bucket, path = settings.model_bucket, settings.model_path
-    key = reason = ""
-    if path.endswith(".tar.gz"):
+    forbidden = False
+
+    def head(key: str) -> bool:
+        nonlocal forbidden
         try:
             with aws_errors(aws.target):
-                s3.head_object(Bucket=bucket, Key=path)
-            key = path
+                s3.head_object(Bucket=bucket, Key=key)
+            return True
         except ClientError as exc:
             if _denied(exc):
-                why = f"could not verify s3://{bucket}/{path}: the caller may not s3:GetObject on it"
-                v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
-                return ""
+                forbidden = True
+                return False
             if error_code(exc) not in {"404", "NoSuchKey", "NotFound"}:
                 raise
+            return False
+
+    key = reason = ""
+    if path.endswith(".tar.gz"):
+        if head(path):
+            key = path
+        else:
             reason = f"no model archive at s3://{bucket}/{path}"
     else:
-        keys: list[str] = []
+        device = settings.target_device or DEFAULT_TARGET_DEVICE
+        named = f"{path.rstrip('/')}/model-{device}.tar.gz"  # what Neo writes for ncf-tui's model.tar.gz input
+        keys: list[str] | None = None
         try:
             with aws_errors(aws.target):
                 pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=path.rstrip("/") + "/")
@@ -917,17 +931,25 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
         except ClientError as exc:
             if not _denied(exc):
                 raise
-            why = f"could not list s3://{bucket}/{path}/: the caller may not s3:ListBucket on {bucket}"
-            v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
-            return ""
-        found, why_found = choose_archive(keys, path)
-        if found:
-            key = found
+        if keys is None:  # no s3:ListBucket: only Neo's own name can be asked for
+            if head(named):
+                key = named
+            elif not forbidden:
+                reason = f"no model archive at s3://{bucket}/{named} (and s3://{bucket}/{path}/ cannot be listed)"
+            else:
+                why = f"could not list s3://{bucket}/{path}/: the caller may not s3:ListBucket on {bucket}"
+                reason = f"no model archive found at s3://{bucket}/{named}; {why}"
         else:
-            reason = f"no model archive found under s3://{bucket}/{path}/ ({why_found})"
-            if "archives under" in why_found:
-                reason += "; point NEO_MODEL_S3_URI at the folder of one Neo output"
+            found, why_found = choose_archive(keys, path)
+            if found:
+                key = found
+            else:
+                reason = f"no model archive found under s3://{bucket}/{path}/ ({why_found})"
+                if "archives under" in why_found:
+                    reason += "; point NEO_MODEL_S3_URI at the folder of one Neo output"
     if not key:
+        if forbidden:
+            reason += " (S3 answered 403: a missing key answers 403 when the caller may not s3:ListBucket)"
         near = _nearby_outputs(s3, bucket, path)
         if near:
             reason += "; compile outputs that do exist: " + ", ".join(near)
@@ -935,22 +957,21 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
         return ""
     v.notes.append(f"model archive found at s3://{bucket}/{key}")
     side = sidecar_key(key)
-    try:
-        with aws_errors(aws.target):
-            s3.head_object(Bucket=bucket, Key=side)
+    forbidden = False
+    if head(side):
         v.notes.append(f"sidecar found at s3://{bucket}/{side}")
-    except ClientError as exc:
-        if _denied(exc):
-            why = f"could not verify the sidecar s3://{bucket}/{side}: the caller may not s3:GetObject on it"
-            v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
-        elif error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-            why = (
-                f"no ncf-model.json at s3://{bucket}/{side}: ncf-tui writes it beside the Neo output once the job "
-                "completes (the server needs its id ranges); compile with ncf-tui, or resume the run that compiled it"
-            )
-            v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why))
-        else:
-            raise
+    elif forbidden:
+        why = (
+            f"could not verify the sidecar s3://{bucket}/{side}: S3 answered 403 (the caller may not "
+            "s3:GetObject on it, or it is missing and the caller may not s3:ListBucket)"
+        )
+        v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why, None, "warning"))
+    else:
+        why = (
+            f"no ncf-model.json at s3://{bucket}/{side}: ncf-tui writes it beside the Neo output once the job "
+            "completes (the server needs its id ranges); compile with ncf-tui, or resume the run that compiled it"
+        )
+        v.issues.append(_issue("NEO_MODEL_S3_URI", settings, why))
     return key
 
 

@@ -8,6 +8,7 @@ holds names, paths, ids, statuses and figures only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -69,11 +70,61 @@ class CorruptState(BadInputError):
     """A state file that cannot be read (it has been set aside)."""
 
 
+_HELD: dict[str, int] = {}
+"""Lock files this process holds, by path: flock is per open file, so a second open in-process would
+otherwise refuse its own run."""
+
+
+class StateLocked(BadInputError):
+    """Another ncf-tui process holds this state file's lock: two runs on one state would interleave."""
+
+
 class StateStore:
-    """Reads and writes one run's state file."""
+    """Reads and writes one run's state file; ``lock()`` makes this process its only user."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self) -> None:
+        """Take the lock file beside the state (``fcntl.flock``, exclusive, never waiting); held until this
+        process ends or ``unlock()``. Refuses with ``StateLocked`` (exit 2) while another process holds it."""
+        if self._lock_fd is not None:
+            return
+        key = str(self.lock_path.resolve())
+        if key in _HELD:  # this process holds it already (a resume after a new run in one session)
+            self._lock_fd = _HELD[key]
+            return
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: one run per state file is then the user's care
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise StateLocked(
+                f"another ncf-tui run{' (pid ' + holder + ')' if holder else ''} is using the state {self.path}",
+                hint="wait for it to finish, or give this run its own --state file",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = _HELD[key] = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            _HELD.pop(str(self.lock_path.resolve()), None)
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     @classmethod
     def for_run(cls, run_id: str, state_dir: Path | None = None) -> StateStore:

@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m ncf_tui.sandbox",
         description="Serve the ncf-tui sandbox (a local AWS account on 127.0.0.1) until Ctrl-C.",
     )
-    parser.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(SCENARIOS)}; join several with '+'")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument("--region", default=DEFAULT_REGION, help=f"AWS region (default {DEFAULT_REGION})")
     parser.add_argument("--neo-seconds", type=float, default=None, help="how long a Neo job takes")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # What the scenario did, so a test or a rehearsal can tell a fault really happened.
         counts = sandbox.fault_counts
-        print(f"faults: throttled={counts['throttled']} dropped={counts['dropped']}", flush=True)
+        print("faults: " + " ".join(f"{name}={count}" for name, count in counts.items()), flush=True)
         sandbox.close()
     return 0
 

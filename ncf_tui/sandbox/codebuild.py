@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +66,7 @@ class _Build:
     done: threading.Event = field(default_factory=threading.Event)
     base_registry: str = ""
     base_kind: str = ""
+    sink: LogSink | None = None
 
 
 def _now() -> datetime:
@@ -83,6 +85,15 @@ class BuildRunner:
         self._lock = threading.Lock()
         self._builds: dict[str, _Build] = {}
         self._numbers: dict[str, int] = {}
+        self._first_start: float | None = None
+        self.stale_policy_builds = 0
+        """Builds that started while a change to their role's policies had not reached them yet."""
+
+    @property
+    def lagged_lines(self) -> int:
+        """Log lines that became readable only after their build had ended (the logs-lag scenario)."""
+        with self._lock:
+            return sum(b.sink.late for b in self._builds.values() if b.sink is not None)
 
     # ---------------------------------------------------------------------------------------- API
 
@@ -162,10 +173,29 @@ class BuildRunner:
         build = _Build(record, project, params, account_id, region)
         build.thread = threading.Thread(target=self._run, args=(build,), name=f"build-{build_uuid}", daemon=True)
         with self._lock:
+            self._check_quota()
             self._builds[build_id] = build
             snapshot = copy.deepcopy(record)
         build.thread.start()
         return snapshot
+
+    def _check_quota(self) -> None:
+        """CodeBuild refuses StartBuild with AccountLimitExceededException ("Cannot have more than N builds in
+        queue for the account") once the account's builds fill its queue; held under ``self._lock``."""
+        scenario = self._sb.scenario
+        limit = scenario.build_queue_limit
+        if limit is None:
+            return
+        now = time.monotonic()
+        if self._first_start is None:
+            self._first_start = now
+        held = 1 if now - self._first_start < scenario.build_quota_held_seconds else 0  # another team's build
+        active = held + sum(1 for b in self._builds.values() if not b.done.is_set())
+        if active >= limit:
+            self._sb.quota_refusals["build"] += 1
+            raise moto_glue.SandboxApiError(
+                "AccountLimitExceededException", f"Cannot have more than {limit} builds in queue for the account"
+            )
 
     def batch_get(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         found, missing = [], []
@@ -202,6 +232,8 @@ class BuildRunner:
             builds = list(self._builds.values())
             self._builds.clear()
             self._numbers.clear()
+            self._first_start = None
+            self.stale_policy_builds = 0
         for build in builds:
             build.stop.set()
             self._kill(build)
@@ -251,6 +283,15 @@ class BuildRunner:
                     # CodeBuild's session is named after the build (AWSCodeBuild-<build uuid>, aws/aws-cdk#12179)
                     f"AWSCodeBuild-{build.record['id'].split(':', 1)[-1]}",
                 )
+                stale = moto_glue.policies_before_recent_change(
+                    build.account_id, build.record["serviceRole"], self._sb.scenario.iam_propagation_seconds
+                )
+                if stale is not None:
+                    # IAM is eventually consistent: a build that starts right after a change to its role's
+                    # policies may still be judged by the policies from before it.
+                    moto_glue.mark_stale_session(creds["aws_access_key_id"], stale)
+                    with self._lock:
+                        self.stale_policy_builds += 1
                 logs = self._sb.internal_client("logs", creds)
                 record_logs = build.record["logs"]
                 if "groupName" in record_logs:
@@ -260,7 +301,9 @@ class BuildRunner:
                         record_logs["streamName"],
                         role=build.record["serviceRole"],
                         build_arn=build.record["arn"],
+                        lag=self._sb.scenario.logs_lag_seconds,
                     )
+                    build.sink = sink
                 else:
                     sink = _NoLogs()
                 sink.open()

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 PINNED_MOTO_VERSION = "5.2.5"
 
@@ -62,6 +62,8 @@ class SandboxHooks(Protocol):
 
     def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None: ...
 
+    def check_compilation_quota(self, account_id: str, region: str) -> None: ...
+
     def stop_compilation_job(self, account_id: str, region: str, job_name: str) -> None: ...
 
     def start_build(self, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]: ...
@@ -81,6 +83,10 @@ class _GlueState:
     hooks: SandboxHooks | None = None
     patched = False
     error_class: type[Exception] | None = None
+    # IAM eventual consistency: when each role's policies last changed (through the API), with the
+    # documents from before that change; and the sessions that still see those older documents.
+    role_changes: ClassVar[dict[tuple[str, str], tuple[float, list[str]]]] = {}
+    stale_sessions: ClassVar[dict[str, list[str]]] = {}
 
 
 _state = _GlueState()
@@ -172,6 +178,53 @@ def reset_all_backends() -> None:
     from moto.core.base_backend import BackendDict
 
     BackendDict.reset()
+    _state.role_changes.clear()
+    _state.stale_sessions.clear()
+
+
+# ------------------------------------------------------------------------ IAM eventual consistency
+
+
+def _role_documents(account_id: str, role_name: str) -> list[str]:
+    """The role's inline and attached managed policy documents as they are now."""
+    try:
+        role = _iam(account_id).get_role(role_name)
+    except Exception:
+        return []
+    docs = [str(doc) for doc in role.policies.values()]
+    docs += [_managed_document(p) for p in role.managed_policies.values()]
+    return docs
+
+
+def _note_role_change(account_id: str, role_name: str) -> None:
+    """A policy of ``role_name`` is about to change: keep what it allowed before (the first change of a
+    burst keeps the oldest documents, as they are what a lagging endpoint still serves)."""
+    import time
+
+    key = (account_id, role_name)
+    with _install_lock:
+        before = _state.role_changes.get(key)
+        docs = before[1] if before is not None else _role_documents(account_id, role_name)
+        _state.role_changes[key] = (time.monotonic(), docs)
+
+
+def policies_before_recent_change(account_id: str, role_arn: str, within: float) -> list[str] | None:
+    """The role's documents from before its last change if that change is less than ``within`` s old."""
+    import time
+
+    if within <= 0:
+        return None
+    with _install_lock:
+        change = _state.role_changes.get((account_id, role_arn.rsplit("/", 1)[-1]))
+    if change is None or time.monotonic() - change[0] >= within:
+        return None
+    return list(change[1])
+
+
+def mark_stale_session(access_key_id: str, documents: list[str]) -> None:
+    """Requests signed with ``access_key_id`` (a role session) are judged by ``documents``."""
+    with _install_lock:
+        _state.stale_sessions[access_key_id] = documents
 
 
 # ----------------------------------------------------------------------------------------------- seed
@@ -491,6 +544,7 @@ def assume_role_credentials(account_id: str, region: str, role_arn: str, session
 
 def _boundary_inputs(documents: list[str]) -> list[PrincipalPolicy]:
     return [PrincipalPolicy(f"PermissionsBoundaryPolicyInputList.{i}", "none", d) for i, d in enumerate(documents, 1)]
+_create_job_lock = threading.Lock()
 
 
 def install_hooks(hooks: SandboxHooks | None) -> None:
@@ -593,10 +647,12 @@ def _patch_response_classes() -> None:
             raise SandboxApiError(
                 "ValidationException", f"Could not assume role {role_arn}. Please ensure that it exists."
             )
-        result = original_create(self)
-        name = self._get_param("CompilationJobName")
-        _reset_new_compilation_job(self.current_account, self.region, name)
-        _hook().compilation_job_created(self.current_account, self.region, name)
+        with _create_job_lock:  # the quota check and the job's start are one step, as concurrent creates race
+            _hook().check_compilation_quota(self.current_account, self.region)
+            result = original_create(self)
+            name = self._get_param("CompilationJobName")
+            _reset_new_compilation_job(self.current_account, self.region, name)
+            _hook().compilation_job_created(self.current_account, self.region, name)
         return result
 
     def stop_compilation_job(self: Any) -> Any:
@@ -765,7 +821,32 @@ def _patch_response_classes() -> None:
             )
         return ActionResult({"downloadUrl": url, "layerDigest": digest})
 
+    # --- IAM eventual consistency: note each role policy change made through the API, and let a session
+    # marked stale be judged by the documents from before the change.
+    from moto.iam.access_control import AssumedRoleAccessKey
+
+    def noting(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def method(self: Any) -> Any:
+            role_name = self._get_param("RoleName")
+            if role_name:
+                _note_role_change(self.current_account, str(role_name))
+            return original(self)
+
+        method.__name__ = original.__name__
+        return method
+
+    original_collect = AssumedRoleAccessKey.collect_policies
+
+    def collect_policies(self: Any) -> list[Any]:
+        stale = _state.stale_sessions.get(getattr(self, "_access_key_id", ""))
+        return list(stale) if stale is not None else list(original_collect(self))
+
     patches: list[tuple[type, str, Any]] = [
+        (IamResponse, "put_role_policy", noting(IamResponse.put_role_policy)),
+        (IamResponse, "delete_role_policy", noting(IamResponse.delete_role_policy)),
+        (IamResponse, "attach_role_policy", noting(IamResponse.attach_role_policy)),
+        (IamResponse, "detach_role_policy", noting(IamResponse.detach_role_policy)),
+        (AssumedRoleAccessKey, "collect_policies", collect_policies),
         (ECRResponse, "get_authorization_token", get_authorization_token),
         (ECRResponse, "describe_images", describe_images),
         (ECRResponse, "batch_get_image", batch_get_image),

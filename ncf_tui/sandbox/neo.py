@@ -237,6 +237,15 @@ class NeoWorker:
             self._jobs[(account_id, region, name)] = job
         job.thread.start()
 
+    def active(self, account_id: str, region: str) -> int:
+        """Jobs of the account in the region still running (STARTING, INPROGRESS or STOPPING)."""
+        with self._lock:
+            return sum(
+                1
+                for (acct, reg, _), job in self._jobs.items()
+                if acct == account_id and reg == region and job.thread is not None and job.thread.is_alive()
+            )
+
     def stop(self, account_id: str, region: str, name: str) -> None:
         status = moto_glue.describe_compilation_job(account_id, region, name)["CompilationJobStatus"]
         with self._lock:

@@ -105,6 +105,14 @@ def seed_account(names: SandboxNames, scenario: Scenario, access_key_id: str, se
     moto_glue.create_user_with_key(acct, names.admin_user, access_key_id, secret)
     admin_arn = moto_glue.create_managed_policy(acct, names.admin_policy_name, json.dumps(ADMIN_POLICY))
     moto_glue.attach_user_policy(acct, names.admin_user, admin_arn)
+    if scenario.caller_lacks_list:
+        # The s3-no-list caller: everything but listing buckets (so a missing key answers 403, not 404).
+        no_list = {
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "NoListBucket", "Effect": "Deny", "Action": "s3:ListBucket", "Resource": "*"}],
+        }
+        deny_arn = moto_glue.create_managed_policy(acct, "ncf-sandbox-no-list-bucket", json.dumps(no_list))
+        moto_glue.attach_user_policy(acct, names.admin_user, deny_arn)
 
     boundary_arn = None
     if scenario.boundary_lacks:

@@ -86,6 +86,7 @@ class Sandbox:
             self.neo_seconds,
             model_file=lambda: self.scenario.neo_model_file,
         )
+        self.quota_refusals = {"neo": 0, "build": 0}
         from .codebuild import BuildRunner
 
         self.builds = BuildRunner(self)
@@ -109,6 +110,7 @@ class Sandbox:
 
             def wrap(app: Any) -> Any:
                 self._faults = FaultInjector(app, self.scenario)
+                self._faults.no_list_keys = frozenset({self._access_key_id})
                 return self._faults
 
             self._server = moto_glue.MotoServer(self.host, self.port, wrap)
@@ -190,6 +192,7 @@ class Sandbox:
         self.builds.shutdown()
         if self.docker.registry is not None:
             self.docker.registry.wipe()
+        self.quota_refusals = {"neo": 0, "build": 0}
         self._seed()
         if self._faults is not None:
             self._faults.reset(self.scenario)
@@ -314,9 +317,20 @@ class Sandbox:
 
     @property
     def fault_counts(self) -> dict[str, int]:
-        """How many calls were throttled or dropped since the last reset (for tests and benches)."""
+        """How often each fault struck since the last reset (for tests and benches): calls throttled, log
+        reads dropped or answered 5xx, HEADs answered 403, creates refused by a quota, builds that ran with
+        a role's policy from before its last change."""
         f = self._faults
-        return {"throttled": f.throttled if f else 0, "dropped": f.dropped if f else 0}
+        return {
+            "throttled": f.throttled if f else 0,
+            "dropped": f.dropped if f else 0,
+            "logs_5xx": f.logs_5xx if f else 0,
+            "head_403": f.head_403 if f else 0,
+            "neo_quota": self.quota_refusals["neo"],
+            "build_quota": self.quota_refusals["build"],
+            "iam_stale": self.builds.stale_policy_builds,
+            "logs_lagged": self.builds.lagged_lines,
+        }
 
 
 class _Hooks:
@@ -366,6 +380,21 @@ class _Hooks:
 
     def compilation_job_created(self, account_id: str, region: str, job_name: str) -> None:
         self._sb.neo.created(account_id, region, job_name)
+
+    def check_compilation_quota(self, account_id: str, region: str) -> None:
+        limit = self._sb.scenario.neo_concurrent_jobs
+        if limit is None:
+            return
+        running = self._sb.neo.active(account_id, region)
+        if running >= limit:
+            self._sb.quota_refusals["neo"] += 1
+            # The shape of SageMaker's account-level limit messages (as for training jobs and endpoints).
+            raise moto_glue.SandboxApiError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit 'Number of concurrent compilation jobs' is {limit} Jobs, "
+                f"with current utilization of {running} Jobs and a request delta of 1 Jobs. "
+                "Please use AWS Service Quotas to request an increase for this quota.",
+            )
 
     def stop_compilation_job(self, account_id: str, region: str, job_name: str) -> None:
         self._sb.neo.stop(account_id, region, job_name)

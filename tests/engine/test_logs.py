@@ -226,3 +226,63 @@ def test_a_saved_position_survives_json() -> None:
     assert again == pos
     values = BuildValues()
     assert not values.update("plain line") and values.as_dict()["model_sha256"] is None
+
+
+def test_5xx_reads_back_off_resume_from_the_token_and_never_give_up_while_the_build_runs(sandbox: Sandbox) -> None:
+    """ServiceUnavailableException and bare 5xx answers: retried from the saved token, nothing lost or twice,
+    and no give-up while the writer is still writing (give_up_after only counts once it is complete)."""
+    sandbox.reset("logs-5xx")
+    writer = Writer(sandbox)
+    # A zero give-up while the writer writes: any failure would end a follower that gave up while running.
+    follower, lines, _ = follow(sandbox, fast=0.05, give_up_after=0.0)
+    follower.start()
+    writer.run(bursts=16, pause=0.05).join(30)
+    follower.give_up_after = 60.0  # once complete, a long outage may end it; this one is short
+    follower.complete()
+    assert follower.join(30)
+    assert follower.error is None
+    assert lines == writer.written
+    assert follower.stats.server_errors > 0
+    assert sandbox.fault_counts["logs_5xx"] == follower.stats.server_errors
+
+
+def test_lines_readable_only_after_completion_are_waited_for_until_the_last_one(sandbox: Sandbox) -> None:
+    """Ingestion lag: the writer's last lines arrive after complete(); the follower reads on until the line
+    the writer ends with, instead of stopping after two empty reads."""
+    writer = Writer(sandbox)
+    writer.create()
+    writer.burst(20)
+    follower, lines, _ = follow(sandbox, fast=0.05, final_wait=30.0)
+    follower.start()
+    follower.complete(final=lambda line: line == "the end")
+    late = threading.Event()
+
+    def put_late() -> None:
+        # The lagging lines: put well after a follower without a final line would have stopped (2 reads).
+        late.wait(1.0)
+        writer.burst(5)
+        writer.client.put_log_events(
+            logGroupName=GROUP,
+            logStreamName=STREAM,
+            logEvents=[{"timestamp": int(time.time() * 1000), "message": "the end\n"}],
+        )
+        writer.written.append("the end")
+
+    thread = threading.Thread(target=put_late, daemon=True)
+    thread.start()
+    assert follower.join(30)
+    thread.join(5)
+    assert lines == writer.written
+    assert follower.stats.final_seen and not follower.stats.final_missing
+    assert follower.stats.empty_reads > follower.drain_reads, "it read on past the usual drain"
+
+
+def test_a_last_line_that_never_comes_ends_the_wait_and_says_so(sandbox: Sandbox) -> None:
+    writer = Writer(sandbox)
+    writer.create()
+    writer.burst(3)
+    follower, lines, _ = follow(sandbox, fast=0.05, final_wait=0.5)
+    follower.complete(final=lambda line: line == "never written")
+    follower.run()
+    assert lines == writer.written
+    assert follower.stats.final_missing

@@ -34,6 +34,7 @@ STATUS_WORDS: dict[str, tuple[str, str, str]] = {
     "ready": ("✔", "preflight passed", "ok"),
     "rejected": ("✘", "preflight rejects", "warn"),
     "not-submitted": ("–", "not submitted", "warn"),
+    "QUEUED": ("·", "queued: Neo quota", "warn"),
     "STARTING": ("", "starting", "busy"),
     "INPROGRESS": ("", "compiling", "busy"),
     "COMPLETED": ("✔", "compiled", "ok"),
@@ -221,7 +222,7 @@ class VariantsScreen(StepScreen):
         if ev.status in ("ready", "rejected"):
             row.note = ev.message if ev.status == "ready" else ""
         elif ev.status not in ("traced", "measured"):
-            row.note = ev.message if ev.status in ("STARTING", "STOPPING") else ""
+            row.note = ev.message if ev.status in ("QUEUED", "STARTING", "STOPPING") else ""
         if ev.status == "STOPPING" and row.status in ("COMPLETED", "FAILED", "STOPPED", "chosen"):
             return
         if ev.status not in ("traced", "measured") or row.status == "waiting" or row.status in ("traced", "measured"):
