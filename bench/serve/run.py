@@ -1,7 +1,8 @@
 """Benchmark the container's server against the servers a user would pick instead, measured in one run.
 
-    python bench/serve/run.py [--checkpoint PATH ...] [--duration 3] [--connections 8]
-                              [--servers baseline,ncf-serve,torchserve,mms] [--variant full_manual_norm]
+    python bench/serve/run.py [--checkpoint PATH ...] [--duration 3] [--warmup 1] [--connections 8]
+                              [--servers ncf-serve,torchserve,mms,baseline] [--workers N]
+                              [--wrk-cpu last|N|none] [--variant full_manual_norm]
 
 Each checkpoint (default: the bundled sample, plus the seed-scale ml-1m sample when
 `python -m ncf_tui.engine.sample --scale ml-1m` has made it) goes through the engine's own variant export;
@@ -14,14 +15,22 @@ the same `model.pth` is then served on loopback by:
   with `mms_handler.py` (skipped, with the reason, when it cannot run here);
 - `baseline`: the seed's kind of server, Flask's development server with the eager model (`baseline.py`).
 
-TorchServe and MMS come from the optional extra: `pip install -e '.[bench]'`. The load comes from `wrk`
-(Debian's package) with `bodies.lua` POSTing pre-made JSON bodies, pinned with `taskset` to its own core
-(the last one), the servers pinned to the others, all with the same worker count. Per scenario and server:
-a warm-up of `--warmup` s, then `--duration` s measured: single pairs and batches of 64 over `--connections`
-keep-alive connections, top-10 over all items for one user over one connection (a latency figure).
-Prints req/s, p50, p99, errors (non-2xx and socket errors) and each server's memory after its load (RSS
-summed over its process tree; PSS alongside, which counts pages shared between forked workers once), then
-the ratios of ncf-serve against each anchor and the goals.
+TorchServe and MMS come from the optional extra: `pip install -e '.[bench]'` (an anchor that is not
+installed or does not start is a line saying why, not a crash). The load comes from `wrk` (Debian's
+package) with `bodies.lua` POSTing pre-made JSON bodies, pinned with `taskset` to its own core (the last
+one), the servers pinned to the others, all with the same worker count (one per server core) and one
+torch thread per worker. Per scenario and server: a warm-up of `--warmup` s, then `--duration` s
+measured, the servers back to back: single pairs and batches of 64 over `--connections` keep-alive
+connections, top-10 over all items for one user over one connection (a latency figure). Before any of
+it, every server gets `--server-warmup` s of pairs and of batches (the anchors' JVMs compile their hot
+paths only after thousands of requests).
+
+Prints per scenario and server: req/s, p50 and p99 (wrk's), errors (non-2xx and socket errors), the
+server's CPU time per answered request (user + system over its process tree: JVM, Python workers,
+gunicorn master), and its memory after the load (RSS summed over the tree; PSS alongside, which counts
+pages shared between forked workers once); then the ratios of ncf-serve against each anchor and the
+issue's goals. The header gives the load average: on a machine shared with other work the latencies
+and req/s move with it, the ratios measured in one run much less, and CPU per request least.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    cpu_ms: float = float("nan")  # the server's CPU time per answered request
 
     @property
     def rps(self) -> float:
@@ -148,12 +158,31 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) in MB summed over `pid` and its descendants, from /proc (Linux)."""
-    tree, todo, rss, pss = _children(), [pid], 0, 0
+def _tree(pid: int) -> list[int]:
+    tree, todo, found = _children(), [pid], []
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(tree.get(current, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its live descendants (JVM and Python workers alike)."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MB summed over `pid` and its descendants, from /proc (Linux)."""
+    rss, pss = 0, 0
+    for current in _tree(pid):
         try:
             for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
                 key, _, value = line.partition(":")
@@ -301,7 +330,6 @@ def start_torchserve(plan: Plan) -> Server:
                 "disable_system_metrics=true",
                 f"model_store={store}",
                 "load_models=ncf=ncf.mar",
-                *os.environ.get("NCF_BENCH_TS_EXTRA", "").split(";"),
             ]
         )
         + "\n"
@@ -408,15 +436,25 @@ def export_model(checkpoint: Path, variant: str, work: Path) -> tuple[Path, dict
 
 
 def default_checkpoints() -> list[Path]:
-    """The bundled sample, and the seed-scale sample where `--scale ml-1m` writes it, when it exists."""
+    """The bundled sample, and the seed-scale sample where `--scale ml-1m` writes it, when it exists.
+
+    `ml1m_checkpoint_path` is the engine's answer to where that is (checkpoint issue); read through
+    getattr so the benchmark also runs on a tree from before it.
+    """
     from ncf_tui.engine import sample
 
     found = [sample.sample_checkpoint_path()]
-    locate = getattr(sample, "scale_checkpoint_path", None)
+    locate = getattr(sample, "ml1m_checkpoint_path", None)
     if callable(locate):
-        path = Path(locate("ml-1m"))
+        path = Path(locate())
         if path.is_file():
             found.append(path)
+        else:
+            print(
+                f"bench/serve: no seed-scale sample at {path}; make it with "
+                "`python -m ncf_tui.engine.sample --scale ml-1m`",
+                file=sys.stderr,
+            )
     return found
 
 
@@ -438,21 +476,43 @@ def bench_checkpoint(checkpoint: Path, args: argparse.Namespace, cpus: tuple[lis
                 except Exception as exc:  # a missing anchor is a row in the table, not a crash
                     skipped[name] = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
                     print(f"  {name:<10} skipped: {skipped[name]}", file=sys.stderr)
+            # once per server before any measurement: a JVM (TorchServe's and MMS's frontends) compiles
+            # its hot paths only after thousands of requests, and a warm server is what production runs
+            for server in servers.values():
+                for scenario in SCENARIOS[:2]:
+                    run_wrk(server.url, bodies[scenario], args.connections, args.server_warmup, wrk_cpu)
             results: dict[str, dict[str, Result]] = {name: {} for name in servers}
+            load = [os.getloadavg()[0]]
             # scenario by scenario, the servers back to back: a change in the machine's load (other
             # processes share these cores) hits every side of a ratio alike
             for scenario in SCENARIOS:
                 connections = 1 if scenario.startswith("top-10") else args.connections
                 for name, server in servers.items():
                     run_wrk(server.url, bodies[scenario], connections, args.warmup, wrk_cpu)
-                    results[name][scenario] = run_wrk(server.url, bodies[scenario], connections, args.duration, wrk_cpu)
+                    cpu_before = cpu_seconds(server.process.pid)
+                    result = run_wrk(server.url, bodies[scenario], connections, args.duration, wrk_cpu)
+                    if result.requests:
+                        result.cpu_ms = (cpu_seconds(server.process.pid) - cpu_before) * 1000 / result.requests
+                    results[name][scenario] = result
                     rss, pss = memory_mb(server.process.pid)
                     server.rss_mb, server.pss_mb = max(server.rss_mb, rss), max(server.pss_mb, pss)
                     print(f"  {name:<10} {scenario:<20} done", file=sys.stderr)
+            load.append(os.getloadavg()[0])
         finally:
             for server in servers.values():
                 stop(server.process)
-    return {"sizes": sizes, "results": results, "skipped": skipped, "servers": servers, "workers": workers}
+    return {
+        "sizes": sizes,
+        "results": results,
+        "skipped": skipped,
+        "servers": servers,
+        "workers": workers,
+        "load": load,
+    }
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
 
 
 def report(checkpoint: Path, run: dict, args: argparse.Namespace, cpus: tuple[list[int] | None, int | None]) -> None:
@@ -460,18 +520,20 @@ def report(checkpoint: Path, run: dict, args: argparse.Namespace, cpus: tuple[li
     server_cpus, wrk_cpu = cpus
     pinning = f"servers on CPU {server_cpus}, wrk on CPU {wrk_cpu}" if wrk_cpu is not None else "no pinning"
     print(
-        f"\n{checkpoint.name}: {sizes['num_users']:,} users x {sizes['num_items']:,} items, variant {args.variant}; "
-        f"{os.cpu_count()} cores, {pinning}; {run['workers']} worker(s) per server; {args.duration:.0f} s per "
-        f"scenario after {args.warmup:.0f} s warm-up, {args.connections} connections (top-10: 1)\n"
+        f"\n{checkpoint.name}: {sizes['num_users']:,} users x {sizes['num_items']:,} items, variant {args.variant}\n"
+        f"{os.cpu_count()} cores, {pinning}; {run['workers']} worker(s) per server; "
+        f"{2 * args.server_warmup:.0f} s of warm-up per server, then per scenario {args.warmup:.0f} s more and "
+        f"{args.duration:.0f} s measured; {args.connections} connections (top-10: 1)\n"
+        f"load average {run['load'][0]:.1f} at the start, {run['load'][-1]:.1f} at the end\n"
     )
     head = f"{'scenario':<21}{'server':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-    print(f"{head}{'RSS MB':>9}{'PSS MB':>9}")
+    print(f"{head}{'CPU ms/req':>12}{'RSS MB':>9}{'PSS MB':>9}")
     for scenario in SCENARIOS:
         for name in results:
             r, s = results[name][scenario], servers[name]
             print(
                 f"{scenario:<21}{name:<12}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}"
-                f"{s.rss_mb:>9.0f}{s.pss_mb:>9.0f}"
+                f"{r.cpu_ms:>12.2f}{s.rss_mb:>9.0f}{s.pss_mb:>9.0f}"
             )
     for name, why in skipped.items():
         print(f"{'(all)':<21}{name:<12} not measured: {why}")
@@ -483,9 +545,8 @@ def report(checkpoint: Path, run: dict, args: argparse.Namespace, cpus: tuple[li
         for scenario in SCENARIOS:
             a, o = results[anchor][scenario], ours[scenario]
             print(
-                f"  {scenario:<21} req/s x{o.rps / a.rps if a.rps else float('inf'):.2f}   "
-                f"p50 x{a.p50_ms / o.p50_ms if o.p50_ms else float('inf'):.2f} faster   "
-                f"p99 x{a.p99_ms / o.p99_ms if o.p99_ms else float('inf'):.2f} faster"
+                f"  {scenario:<21} req/s x{ratio(o.rps, a.rps):.2f}   p50 x{ratio(a.p50_ms, o.p50_ms):.2f} faster   "
+                f"p99 x{ratio(a.p99_ms, o.p99_ms):.2f} faster   CPU per request x{ratio(a.cpu_ms, o.cpu_ms):.2f} less"
             )
     print("\ngoals (ncf-serve):")
     if "torchserve" in results:
@@ -514,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, action="append", help="a checkpoint to serve (repeatable)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per scenario and server")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each measurement")
+    parser.add_argument(
+        "--server-warmup", type=float, default=3.0, help="seconds of pairs, then of batches, per server at start"
+    )
     parser.add_argument("--connections", type=int, default=8, help="connections for pairs and batches")
     parser.add_argument("--workers", type=int, default=0, help="workers per server (default: the servers' cores)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
@@ -527,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("bench/serve: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
-    checkpoints = args.checkpoint or default_checkpoints()
+    checkpoints = [path.resolve() for path in args.checkpoint or default_checkpoints()]  # servers run elsewhere
     missing = [str(p) for p in checkpoints if not p.is_file()]
     if missing:
         print(f"bench/serve: no such checkpoint: {', '.join(missing)}", file=sys.stderr)
