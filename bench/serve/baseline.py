@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import torch
 from flask import Flask, jsonify, request
@@ -15,8 +16,8 @@ from ncf_tui.engine.sample import sample_checkpoint_path
 from ncf_tui.engine.variants import build_module
 
 
-def create_app(variant: str) -> Flask:
-    ckpt = load_checkpoint(sample_checkpoint_path())
+def create_app(variant: str, checkpoint: Path | None = None) -> Flask:
+    ckpt = load_checkpoint(checkpoint or sample_checkpoint_path())
     model = build_module(variant, ckpt)
     num_items = ckpt.architecture.num_items
     app = Flask(__name__)
@@ -49,9 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--variant", default="full_manual_norm")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled sample")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.INFO)
-    create_app(args.variant).run(host="127.0.0.1", port=args.port)  # threaded dev server, as the seed ran it
+    # the threaded development server, as the seed ran it
+    create_app(args.variant, args.checkpoint).run(host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":
