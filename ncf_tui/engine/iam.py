@@ -482,7 +482,7 @@ def _denied_message(report: PermissionReport) -> str:
         caps = sorted({r.blocked_by for r in report.capped})
         names = {BOUNDARY: "the role's permissions boundary", SCP: "an SCP of the organisation"}
         msg += (
-            f"\n{len(report.capped)} of them are refused by "
+            f"\n{len(report.capped)} of them {'is' if len(report.capped) == 1 else 'are'} refused by "
             + " and ".join(names.get(c, c) for c in caps)
             + ": no inline policy on the role can allow them, so none is proposed for them"
         )
@@ -497,8 +497,8 @@ def _denied_hint(report: PermissionReport) -> str:
         who = []
         if BOUNDARY in caps:
             who.append(
-                "the owner of the role's permissions boundary must allow these actions in it "
-                "(or remove it: iam:DeleteRolePermissionsBoundary)"
+                "the owner of the role's permissions boundary must allow these actions in it, or remove the boundary "
+                "(iam:DeleteRolePermissionsBoundary)"
             )
         if SCP in caps:
             who.append("the organisation's administrator must allow them in the SCPs of this account")
