@@ -58,7 +58,11 @@ def failure_reason(text: str) -> str:
 
 
 def output_name(input_key: str, target: str) -> str:
-    """Neo's output archive name: the input archive's stem, ``-``, the target (``model-ml_c5.tar.gz``)."""
+    """Neo's output archive name: the input archive's stem, ``-``, the target (``model-ml_c5.tar.gz``).
+
+    AWS documents no name; real outputs show it: aws-samples/aws-greengrass-ml-deployment-sample (Makefile,
+    ``.../tf-mobilenetv2-neo-.../output/model-ml_c5.tar.gz``) and neo-ai-dlr's compiled test models
+    (``resnet_v1.5_50-ml_c4.tar.gz``, ``automl-ml_m4.tar.gz``)."""
     base = input_key.rsplit("/", 1)[-1]
     for suffix in (".tar.gz", ".tgz", ".tar"):
         if base.endswith(suffix):

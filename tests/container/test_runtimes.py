@@ -28,7 +28,7 @@ def test_a_dlr_artifact_without_dlr_is_refused_clearly(tmp_path: Path, model_dir
     (tmp_path / "compiled.so").write_bytes(b"\x7fELF")
     from ncf_serve.model import ModelDirError
 
-    with pytest.raises(ModelDirError, match=r"model\.pth is missing"):
+    with pytest.raises(ModelDirError, match=r"neither model\.pth nor compiled\.pt is in"):
         check_model_dir(tmp_path)
 
 

@@ -108,7 +108,7 @@ def test_a_tag_moved_since_the_build_is_caught(sandbox: Sandbox) -> None:
 
 def test_an_image_holding_another_model_is_caught(sandbox: Sandbox) -> None:
     digest = push(sandbox, "v1")
-    with pytest.raises(ImageCheckError, match="not the chosen variant"):
+    with pytest.raises(ImageCheckError, match="not the compiled model in the Neo archive"):
         verify_image(
             make_aws(sandbox),
             sandbox.names.ecr_repo,

@@ -40,8 +40,13 @@ def test_every_variant_compiles_but_the_rejected_original(sandbox, candidates) -
     chosen = [e for e in rec.of("variant") if e.status == "chosen"]
     assert len(chosen) == 1 and "most faithful" in chosen[0].message
     assert not result.neo_model_s3_uri.startswith("s3://")
-    assert "/compilation-output/ncf-20261130-000000-aaaa-full-manual-norm/" in result.neo_model_s3_uri
-    assert s3_exists(sandbox, result.neo_model_s3_uri)
+    # NEO_MODEL_S3_URI is the folder of the Neo output (the seed's bucket/prefix); Neo's archive and the
+    # engine's sidecar lie in it, each its own object
+    assert result.neo_model_s3_uri.endswith("/compilation-output/ncf-20261130-000000-aaaa-full-manual-norm")
+    assert s3_exists(sandbox, result.neo_model_s3_uri + "/model-ml_c5.tar.gz")
+    job = result.jobs["full_manual_norm"]
+    assert job.sidecar_uri == f"s3://{result.neo_model_s3_uri}/ncf-model.json" and job.model_file == "model.pth"
+    assert s3_exists(sandbox, job.sidecar_uri.removeprefix("s3://"))
     assert len(run_jobs(sandbox, "20261130-000000-aaaa")) == 4
     # Every job moved through the states the contract lists, in order, and each change was one event.
     basic = [e.status for e in rec.of("variant") if e.name == "basic" and e.job_name]
