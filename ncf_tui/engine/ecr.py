@@ -276,7 +276,6 @@ def verify_image(
                 )
             verified.append(f"it serves as SageMaker runs it: {smoke.get('message')}")
 
-
     pushed = detail.get("imagePushedAt")
     info = ImageInfo(
         uri=uri,

@@ -642,6 +642,7 @@ class Pipeline:
                 hint="the Dockerfile builds FROM it: install the sagemaker SDK, or pick a region Neo serves",
             )
         return str(image)
+
     def _build_through_propagation(self, start: Callable[[], BuildResult]) -> BuildResult:
         """Start the build; if it fails early with AccessDenied within minutes of this run attaching a policy to
         its role, start it again (bounded, saying so): IAM is eventually consistent, so a change the

@@ -22,7 +22,15 @@ class LogSink:
     """Sends one build's lines to `/aws/codebuild/<project>` stream `<build-uuid>`."""
 
     def __init__(
-        self, client: Any, group: str, stream: str, interval: float = 0.2, *, role: str = "", build_arn: str = "", lag: float = 0.0
+        self,
+        client: Any,
+        group: str,
+        stream: str,
+        interval: float = 0.2,
+        *,
+        role: str = "",
+        build_arn: str = "",
+        lag: float = 0.0,
     ) -> None:
         self._role = role
         self._build_arn = build_arn

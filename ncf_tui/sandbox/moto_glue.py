@@ -544,6 +544,8 @@ def assume_role_credentials(account_id: str, region: str, role_arn: str, session
 
 def _boundary_inputs(documents: list[str]) -> list[PrincipalPolicy]:
     return [PrincipalPolicy(f"PermissionsBoundaryPolicyInputList.{i}", "none", d) for i, d in enumerate(documents, 1)]
+
+
 _create_job_lock = threading.Lock()
 
 
