@@ -108,7 +108,7 @@ def test_the_neo_base_image_and_the_s3_source_add_the_pairs_aws_checks(sandbox: 
         extra=source_permissions("aws", sandbox.names.bucket, "recommender-demo/source/x.zip"),
         base_image=image,
     )
-    assert not report.denied and len(report.results) == 16 + 3 + 4
+    assert not report.denied and len(report.results) == 17 + 3 + 4
 
 
 def test_model_object_arn_is_exact_or_the_prefix() -> None:
