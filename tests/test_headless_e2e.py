@@ -49,7 +49,14 @@ def test_settings_and_project_agree_on_the_build_image() -> None:
 
 
 def test_headless_sandbox_run_ends_with_an_image_in_ecr(tmp_path: Path) -> None:
-    env = {**os.environ, "NCF_TUI_STATE_DIR": str(tmp_path / "s"), "NCF_SANDBOX_NEO_SECONDS": "0.5"}
+    # No Docker Engine answers (auto mode, DOCKER_HOST pointing at nothing): the fallback builds, and says so.
+    env = {
+        **os.environ,
+        "NCF_TUI_STATE_DIR": str(tmp_path / "s"),
+        "NCF_SANDBOX_NEO_SECONDS": "0.5",
+        "NCF_SANDBOX_DOCKER": "auto",
+        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
+    }
     proc = subprocess.run(
         [
             sys.executable,
@@ -84,6 +91,8 @@ def test_headless_sandbox_run_ends_with_an_image_in_ecr(tmp_path: Path) -> None:
     logs = [e["line"] for e in events if e["event"] == "log"]
     assert any(line.startswith("NCF-TUI: model-sha256 ") and line.endswith(" model.pth") for line in logs)
     assert any("sandbox builder" in line.lower() for line in logs), "the log says the sandbox built the image"
+    assert any("Docker: no Docker Engine" in line and "fallback builder" in line for line in logs)
+    assert "NCF-TUI: docker-server ncf-tui-sandbox-builder" in logs
     (image,) = [e for e in events if e["event"] == "image"]
     assert image["uri"].endswith("/ncf-recommender:latest") and image["digest"].startswith("sha256:")
     done = events[-1]

@@ -81,7 +81,8 @@ def main() -> None:
         f"ratio real/fallback {real['seconds'] / fallback['seconds']:.2f}"
     )
     if not args.keep_image:
-        subprocess.run(["docker", "image", "rm", "-f", str(real["image"])], capture_output=True, check=False)
+        local = str(real["image"]).rsplit("/", 1)[-1]  # the buildspec's own tag, IMAGE_REPO_NAME:IMAGE_TAG
+        subprocess.run(["docker", "image", "rm", "-f", str(real["image"]), local], capture_output=True, check=False)
         subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
 
 
