@@ -123,6 +123,9 @@ def train(spec: dict[str, Any] = SAMPLE_SPEC, log: Any = print) -> tuple[dict[st
 
     from .model import Architecture, build_neumf
 
+    most = int(spec.get("interactions_per_user", (20, 200))[1])
+    if spec["num_items"] - most < spec["eval_negatives"]:  # else the negatives below could never be drawn
+        raise ValueError(f"{spec['num_items']} items leave too few negatives for {spec['eval_negatives']} per user")
     torch.manual_seed(spec["seed"])
     per_user, rng = _make_interactions(spec)
     n_u, n_i = spec["num_users"], spec["num_items"]
