@@ -919,7 +919,7 @@ def _check_model(settings: Settings, aws: Aws, v: _Verdict) -> str:
         if head(path):
             key = path
         else:
-            reason = f"no model archive at s3://{bucket}/{path}"
+            reason = f"no model archive found at s3://{bucket}/{path}"
     else:
         device = settings.target_device or DEFAULT_TARGET_DEVICE
         named = f"{path.rstrip('/')}/model-{device}.tar.gz"  # what Neo writes for ncf-tui's model.tar.gz input

@@ -144,7 +144,7 @@ def test_four_runs_at_once_each_with_its_own_state_all_finish_untouched_by_the_o
                 for v in cb.batch_get_builds(ids=[build_id])["builds"][0]["environment"]["environmentVariables"]
             }
             chosen = next(e for e in run.of("variant", status="chosen"))
-            assert f"/{chosen['job_name']}/" in env["NEO_MODEL_S3_URI"]
+            assert f"/{chosen['job_name']}/" in env["NEO_MODEL_S3_URI"] + "/"
             (image,) = run.of("image")
             assert image["uri"].endswith(f":{env['IMAGE_TAG']}")
         s3 = sb.client("s3")
