@@ -58,6 +58,8 @@ class ModelHolder:
 
     def __init__(self, model_dir: Path, sidecar: Sidecar, runtime: str, threads: int) -> None:
         self.scorer: Scorer | None = None
+        self.ready = threading.Event()
+        """Set once the model is loaded: a request that reaches a worker still loading waits on it."""
         self._args = (model_dir, sidecar, runtime, threads)
 
     def start(self) -> None:
@@ -70,6 +72,7 @@ class ModelHolder:
             log_event("model_load_failed", error=f"{type(exc).__name__}: {exc}", model_dir=str(self._args[0]))
             sys.stderr.flush()
             os._exit(3)  # gunicorn's WORKER_BOOT_ERROR: the master halts with "Worker failed to boot."
+        self.ready.set()
         log_event("model_loaded", variant=self._args[1].variant, runtime=self._args[2], pid=os.getpid())
 
 
@@ -114,8 +117,13 @@ def _valid_pairs(instances: list[Any], sidecar: Sidecar) -> list[tuple[int, int]
 class InferenceApp:
     """The WSGI callable. Limits are per request: body bytes and pairs scored."""
 
-    def __init__(self, holder: ModelHolder, max_body: int, max_pairs: int, access_log: bool = True) -> None:
+    def __init__(
+        self, holder: ModelHolder, max_body: int, max_pairs: int, access_log: bool = True, load_wait: float = 30.0
+    ) -> None:
         self.holder = holder
+        self.load_wait = load_wait
+        """Seconds an invocation waits for this worker's model before it answers 503 (SageMaker's own
+        invocation timeout is 60 s)."""
         self.max_body = max_body
         self.max_pairs = max_pairs
         self.access_log = access_log
@@ -205,6 +213,11 @@ class InferenceApp:
             raise ClientError(415, f"content type {shown!r} is not supported: use {JSON_TYPE} or {CSV_TYPE}")
         body = self._read_body(environ)
         scorer = self.holder.scorer
+        if scorer is None and self.load_wait > 0:
+            # /ping answers per worker: with several workers a 200 from one that has loaded can send the
+            # caller (SageMaker, after its first healthy ping) to one still loading. Wait for it, bounded.
+            self.holder.ready.wait(self.load_wait)
+            scorer = self.holder.scorer
         if scorer is None:
             raise ClientError(503, "model is loading; retry when GET /ping answers 200")
         if media == CSV_TYPE:
