@@ -201,12 +201,6 @@ class FollowStats:
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
 
-    def reads_per_second(self) -> float:
-        """GetLogEvents calls (answered or not) per second of following."""
-        span = (self.ended or time.monotonic()) - self.started
-        calls = self.reads + self.throttled + self.server_errors + self.reconnects + self.waits_for_stream
-        return calls / span if span > 0 else 0.0
-
 
 def event_key(event: Mapping[str, Any]) -> EventKey:
     """The identity of a log event: its id when the API gives one, else (timestamp, ingestion, message)."""

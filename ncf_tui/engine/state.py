@@ -120,12 +120,6 @@ class StateStore:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = _HELD[key] = fd
 
-    def unlock(self) -> None:
-        if self._lock_fd is not None:
-            _HELD.pop(str(self.lock_path.resolve()), None)
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
-
     @classmethod
     def for_run(cls, run_id: str, state_dir: Path | None = None) -> StateStore:
         return cls((state_dir or default_state_dir()) / f"run-{run_id}.json")
