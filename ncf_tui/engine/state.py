@@ -92,7 +92,7 @@ class StateStore:
 
     def lock(self) -> None:
         """Take the lock file beside the state (``fcntl.flock``, exclusive, never waiting); held until this
-        process ends or ``unlock()``. Refuses with ``StateLocked`` (exit 2) while another process holds it."""
+        process ends. Refuses with ``StateLocked`` (exit 2) while another process holds it."""
         if self._lock_fd is not None:
             return
         key = str(self.lock_path.resolve())
