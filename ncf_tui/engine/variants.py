@@ -38,15 +38,13 @@ from typing import TYPE_CHECKING, Any
 from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .errors import BadInputError
 from .model import NORM_EPS, Architecture
+from .names import VARIANT_NAMES
 from .preflight import DEFAULT_TVM_RELEASE, PreflightResult, preflight
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-VARIANT_NAMES: tuple[str, ...] = ("original", "basic", "relu", "mlp", "full_manual_norm")
-NEO_VARIANTS: tuple[str, ...] = VARIANT_NAMES[1:]
-"""The four variants of the seed document, simplest first (ties in fidelity go to the earlier one)."""
 
 DESCRIPTIONS = {
     "original": "as trained, F.normalize on the GMF path (reference)",
