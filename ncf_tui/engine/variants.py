@@ -35,15 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import names
 from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .errors import BadInputError
 from .model import NORM_EPS, Architecture
-from .names import VARIANT_NAMES
 from .preflight import DEFAULT_TVM_RELEASE, PreflightResult, preflight
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+VARIANT_NAMES: tuple[str, ...] = names.VARIANT_NAMES
+"""The variants, from ``names`` (which imports nothing, for the TUI); neo, pipeline and headless read it here."""
 
 
 DESCRIPTIONS = {

@@ -1,23 +1,36 @@
-"""The wizard's App: screens for each step, thread workers for everything slow, engine events as messages.
+"""The wizard's App: screens for each step, thread workers for everything slow, engine events as signals.
 
 Only Textual and the standard library load before the first paint; boto3, torch, moto and the sagemaker SDK
 are imported inside the workers that need them (see ``bench/startup``). Workers live on the app, not on
 screens, so a compile keeps running (and its screen keeps updating) while the user looks at another step.
+
+How the parts talk, all with Textual's own plumbing:
+
+- a worker's result or exception becomes one message (``messages.py``) in ``on_worker_state_changed``, posted
+  to the screen that asked for the work; it bubbles on to the app's ``@on`` handlers;
+- every engine event reaches the app as ``EngineEvent`` and is published on the ``Signal`` for its class;
+  each screen subscribes to the classes it shows (``engine_signal(VariantEvent).subscribe(...)``);
+- each screen's phase is a reactive whose ``watch_`` method redraws it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from textual import work
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
 
 from .config import AppConfig
 from .messages import (
@@ -29,12 +42,15 @@ from .messages import (
     PolicyProposed,
     RunFinished,
 )
-from .session import Session
+from .session import Connection, Session
 
 if TYPE_CHECKING:
     import argparse
 
     from ..engine.events import Event
+    from ..engine.pipeline import RunOutcome
+
+E = TypeVar("E", bound="Event")
 
 STEP_ORDER: tuple[str, ...] = ("connection", "checkpoint", "variants", "settings", "permissions", "build")
 
@@ -65,6 +81,9 @@ class NcfApp(App[int]):
         self._interrupted = False
         self.connected = threading.Event()
         self.run_active = False
+        self._run_reply_to: MessagePump | None = None
+        self._tasks: dict[Worker[Any], Task] = {}
+        self._signals: dict[type[Event], Signal[Any]] = {}
 
     # ----------------------------------------------------------------------------------------- start
 
@@ -109,9 +128,6 @@ class NcfApp(App[int]):
         self.push_screen(ResumeModal(store.path, state), chosen)
 
     # ------------------------------------------------------------------------------------ navigation
-
-    def step_screen(self, name: str) -> Any:
-        return self.get_screen(name)
 
     def goto_next(self, current: str) -> None:
         i = STEP_ORDER.index(current)
@@ -187,8 +203,19 @@ class NcfApp(App[int]):
     # ------------------------------------------------------------------------------------------ workers
 
     def emit(self, event: Event) -> None:
-        """The engine's ``Emit`` callback: called from worker threads."""
+        """The engine's ``Emit`` callback: called from worker threads (``post_message`` is thread-safe)."""
         self.post_message(EngineEvent(event))
+
+    def engine_signal(self, kind: type[E]) -> Signal[E]:
+        """The signal that carries every engine event of exactly this class to the screens subscribed to it."""
+        signal = self._signals.get(kind)
+        if signal is None:
+            signal = self._signals[kind] = Signal(self, kind.__name__)
+        return cast("Signal[E]", signal)
+
+    @on(EngineEvent)
+    def _publish(self, message: EngineEvent) -> None:
+        self.engine_signal(type(message.event)).publish(message.event)
 
     def ask_user(self, topic: str, detail: Any) -> bool:
         """The engine's confirmation, asked in a dialog; called from a worker thread, which waits."""
@@ -201,106 +228,133 @@ class NcfApp(App[int]):
             answer["ok"] = bool(ok)
             done.set()
 
-        if topic == "attach-policy":
-            self.call_from_thread(self._route, PolicyProposed(detail))
+        if topic == "attach-policy" and self._run_reply_to is not None:
+            self._run_reply_to.post_message(PolicyProposed(detail))
         self.call_from_thread(self.push_screen, ConfirmModal.for_topic(topic, detail), decided)
         while not done.wait(0.2):
             if self.session.cancel.is_set() or not self.is_running:
                 return False
         return answer["ok"]
 
-    @work(thread=True, exclusive=True, group="connect")
-    def connect(self) -> None:
-        from ..engine.errors import NcfError
+    def _start(
+        self,
+        work: Callable[[], object],
+        group: str,
+        reply_to: MessagePump | None = None,
+        done: Callable[[Any], Message | None] = lambda _result: None,
+        failed: Callable[[BaseException], Message | None] = lambda _error: None,
+        *,
+        exclusive: bool = True,
+    ) -> Worker[object]:
+        """Run ``work`` in a thread; how it ends reaches ``reply_to`` as ``done(result)`` or ``failed(error)``.
 
-        try:
-            connection = self.session.connect()
-        except NcfError as exc:
-            self.post_message(ConnectFailed(exc.message, exc.hint or ""))
+        Workers never take the app down with them (``exit_on_error=False``): ``on_worker_state_changed``
+        turns the result or the exception into the message the screen shows, in one place.
+        """
+        worker = self.run_worker(work, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+        self._tasks[worker] = Task(reply_to or self, done, failed)
+        return worker
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        task = self._tasks.get(event.worker)
+        if task is None or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
-        except Exception as exc:  # an unexpected failure is shown, never a traceback
-            self.post_message(ConnectFailed(f"{type(exc).__name__}: {exc}"))
-            return
+        del self._tasks[event.worker]
+        if event.state == WorkerState.SUCCESS:
+            message = task.done(event.worker.result)
+        elif event.state == WorkerState.ERROR and event.worker.error is not None:
+            message = task.failed(event.worker.error)
+        else:
+            return  # cancelled: superseded by a newer request of the same kind, or the app is closing
+        if message is not None:
+            task.reply_to.post_message(message)
+
+    def connect(self, reply_to: MessagePump | None = None) -> None:
+        def failed(exc: BaseException) -> Message:
+            return ConnectFailed(*explain(exc))
+
+        self._start(self._connect, "connect", reply_to or self.get_screen("connection"), Connected, failed)
+
+    def _connect(self) -> Connection:
+        connection = self.session.connect()
         self.connected.set()
-        self.post_message(Connected(connection))
+        return connection
 
-    @work(thread=True, exclusive=True, group="checkpoint")
-    def describe_checkpoint(self, path: Path) -> None:
-        from ..engine.errors import NcfError
+    def describe_checkpoint(self, path: Path, reply_to: MessagePump) -> None:
+        def done(summary: dict[str, Any]) -> Message:
+            return CheckpointDescribed(str(path), summary)
 
-        try:
-            summary = self.session.describe_checkpoint(path)
-        except NcfError as exc:
-            self.post_message(CheckpointDescribed(str(path), None, exc.message, exc.hint or ""))
-            return
-        except Exception as exc:
-            self.post_message(CheckpointDescribed(str(path), None, f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(CheckpointDescribed(str(path), summary))
+        def failed(exc: BaseException) -> Message:
+            return CheckpointDescribed(str(path), None, *explain(exc))
 
-    @work(thread=True, exclusive=True, group="checklist")
-    def run_checklist(self, fix: str | None = None) -> None:
+        self._start(partial(self.session.describe_checkpoint, path), "checkpoint", reply_to, done, failed)
+
+    def run_checklist(self, reply_to: MessagePump, fix: str | None = None) -> None:
         """Run every check, or apply one check's safe fix (after a yes) and re-run what it affects."""
+
+        def failed(exc: BaseException) -> Message:
+            return ChecklistFinished("", *explain(exc))
+
+        self._start(partial(self._checklist, fix), "checklist", reply_to, ChecklistFinished, failed)
+
+    def _checklist(self, fix: str | None) -> str:
         from ..engine.errors import NcfError
 
-        try:
-            if not self.connected.wait(120):
-                raise NcfError("not connected to AWS yet (see the connection step)")
-            checklist = self.session.checklist()
-            if fix is None:
-                self.session.forget_checklist()
-                report = self.session.checklist().run(self.emit)
-                counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-                self.post_message(ChecklistFinished(f"{len(report.results)} checks: {counts}"))
-                return
-            result = checklist.result(fix)
-            if result is None or not result.fixable:
-                self.post_message(ChecklistFinished(f"{fix}: no safe fix to apply"))
-                return
-            if not self.ask_user("checklist-fix", result):
-                self.post_message(ChecklistFinished(f"{fix}: fix not applied"))
-                return
-            applied = checklist.fix(fix, self.emit)
-            self.post_message(ChecklistFinished(f"{fix}: {getattr(applied, 'message', 'fix applied')}"))
-        except NcfError as exc:
-            self.post_message(ChecklistFinished("", exc.message, exc.hint or ""))
-        except Exception as exc:  # shown on the screen, never a traceback
-            self.post_message(ChecklistFinished("", f"{type(exc).__name__}: {exc}"))
+        if not self.connected.wait(120):
+            raise NcfError("not connected to AWS yet (see the connection step)")
+        checklist = self.session.checklist()
+        if fix is None:
+            self.session.forget_checklist()
+            report = self.session.checklist().run(self.emit)
+            counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+            return f"{len(report.results)} checks: {counts}"
+        result = checklist.result(fix)
+        if result is None or not result.fixable:
+            return f"{fix}: no safe fix to apply"
+        if not self.ask_user("checklist-fix", result):
+            return f"{fix}: fix not applied"
+        applied = checklist.fix(fix, self.emit)
+        return f"{fix}: {getattr(applied, 'message', 'fix applied')}"
 
-    def start_run(self, until: str) -> bool:
-        """Run the pipeline through ``until`` in a worker; False when a run is already going."""
+    def start_run(self, until: str, reply_to: MessagePump) -> bool:
+        """Run the pipeline through ``until`` in a worker; False when a run is already going.
+
+        ``reply_to`` (the screen that asked) gets the ``RunFinished``; it bubbles on to the app.
+        """
         if self.run_active:
             self.notify("a step is still running: wait for it, or cancel it first", severity="warning")
             return False
         self.run_active = True
-        self._run(until)
+        self._run_reply_to = reply_to
+
+        def done(outcome: RunOutcome) -> Message:
+            return RunFinished(until, "ok", outcome=outcome)
+
+        def failed(exc: BaseException) -> Message:
+            from ..engine.errors import Cancelled
+
+            message, hint = explain(exc)
+            if isinstance(exc, Cancelled):
+                return RunFinished(until, "cancelled", message)
+            return RunFinished(until, "unavailable" if "not built yet" in message else "failed", message, hint)
+
+        self._start(partial(self._run, until), "pipeline", reply_to, done, failed)
         return True
 
-    @work(thread=True, exclusive=True, group="pipeline")
-    def _run(self, until: str) -> None:
-        from ..engine.errors import Cancelled, NcfError
+    def _run(self, until: str) -> RunOutcome:
+        from ..engine.errors import NcfError
 
-        try:
-            if self.session.pipeline is None:
-                self.session.start_pipeline(self.emit, self.session.resume_store)
-            if until not in ("checkpoint", "variants") and not self.connected.wait(120):
-                raise NcfError("not connected to AWS yet (see the connection step)")
-            outcome = self.session.run(until)
-        except Cancelled as exc:
-            self.post_message(RunFinished(until, "cancelled", exc.message))
-            return
-        except NcfError as exc:
-            status = "unavailable" if "not built yet" in exc.message else "failed"
-            self.post_message(RunFinished(until, status, exc.message, exc.hint or ""))
-            return
-        except Exception as exc:
-            self.post_message(RunFinished(until, "failed", f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(RunFinished(until, "ok", outcome=outcome))
+        if self.session.pipeline is None:
+            self.session.start_pipeline(self.emit, self.session.resume_store)
+        if until not in ("checkpoint", "variants") and not self.connected.wait(120):
+            raise NcfError("not connected to AWS yet (see the connection step)")
+        return self.session.run(until)
 
-    @work(thread=True, group="jobs")
     def cancel_run(self, stop_jobs: bool = True) -> None:
         """Cancel the running step; with ``stop_jobs`` also stop this run's Neo jobs that have not ended."""
+        self._start(partial(self._cancel_run, stop_jobs), "jobs", exclusive=False)
+
+    def _cancel_run(self, stop_jobs: bool) -> None:
         from ..engine.events import VariantEvent
 
         jobs = self.session.running_jobs()
@@ -308,65 +362,70 @@ class NcfApp(App[int]):
         if not stop_jobs:
             return
         for variant, name in sorted(jobs.items()):
-            try:
+            try:  # one job that will not stop must not keep the others running
                 self.session.stop_job(name)
             except Exception as exc:
                 self.emit(VariantEvent(name=variant, status="INPROGRESS", job_name=name, message=f"stop failed: {exc}"))
                 continue
             self.emit(VariantEvent(name=variant, status="STOPPING", job_name=name, message="stop requested"))
 
-    @work(thread=True, group="jobs")
     def stop_job(self, variant: str, job_name: str) -> None:
-        from ..engine.errors import NcfError
         from ..engine.events import VariantEvent
 
-        try:
+        def stop() -> None:
             self.session.stop_job(job_name)
-        except NcfError as exc:
-            self.call_from_thread(self.notify, f"stopping {job_name} failed: {exc.message}", severity="error")
-            return
-        self.emit(VariantEvent(name=variant, status="STOPPING", job_name=job_name, message="stop requested by you"))
+            self.emit(VariantEvent(name=variant, status="STOPPING", job_name=job_name, message="stop requested by you"))
 
-    # ---------------------------------------------------------------------------------- message routing
+        def failed(exc: BaseException) -> Message | None:
+            self.notify(f"stopping {job_name} failed: {explain(exc)[0]}", severity="error")
+            return None
 
-    def _route(self, message: Message) -> None:
-        for name in (*STEP_ORDER, "checklist"):
-            screen = self.get_screen(name)
-            handler = getattr(screen, "wizard_message", None)
-            if handler is not None:
-                handler(message)
+        self._start(stop, "jobs", failed=failed, exclusive=False)
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        self._route(message)
+    # ------------------------------------------------------------------------- what the app itself keeps
 
-    def on_connected(self, message: Connected) -> None:
+    @on(Connected)
+    def _connected(self, message: Connected) -> None:
         c = message.connection
         if not self.sandbox_mode:
             self.badge = f"account {c.account} · {c.region}"
-        self._route(message)
 
-    def on_connect_failed(self, message: ConnectFailed) -> None:
+    @on(ConnectFailed)
+    def _connect_failed(self, _message: ConnectFailed) -> None:
         if not self.sandbox_mode:
             self.badge = "AWS · not connected"
-        self._route(message)
 
-    def on_checkpoint_described(self, message: CheckpointDescribed) -> None:
-        self._route(message)
-
-    def on_checklist_finished(self, message: ChecklistFinished) -> None:
-        self._route(message)
-
-    def on_run_finished(self, message: RunFinished) -> None:
+    @on(RunFinished)
+    def _run_finished(self, message: RunFinished) -> None:
+        """After the screen that asked for the run has shown it (the message bubbles up from there)."""
         self.run_active = False
+        self._run_reply_to = None
         if message.status == "cancelled":
             self._interrupted = True
-        self._route(message)
         if self._quit_after_run:
             self.finish()
 
     def on_unmount(self) -> None:
         self.session.cancel.set()
         self.session.close()
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a worker was started for: who hears how it ended, and the message that says so."""
+
+    reply_to: MessagePump
+    done: Callable[[Any], Message | None]
+    failed: Callable[[BaseException], Message | None]
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """(message, hint) for the screen: the engine's own words, or the exception's type and text, never a traceback."""
+    from ..engine.errors import NcfError
+
+    if isinstance(exc, NcfError):
+        return exc.message, exc.hint or ""
+    return f"{type(exc).__name__}: {exc}", ""
 
 
 def create_app(config: AppConfig | None = None, **overrides: Any) -> NcfApp:

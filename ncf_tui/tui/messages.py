@@ -1,4 +1,9 @@
-"""Messages the app's workers post; each is a small dataclass so handlers read like the engine's events."""
+"""The wizard's messages; each is a small dataclass so handlers read like the engine's events.
+
+A worker's end reaches the screen that asked for it (``reply_to``) as one of these; they bubble on to the app,
+which keeps its own bookkeeping (the badge, whether a run is active). Engine events travel as ``EngineEvent``
+to the app, which publishes each on the ``Signal`` for its class (``NcfApp.engine_signal``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class EngineEvent(Message):
-    """One engine event, posted from a worker thread (``post_message`` is thread-safe)."""
+    """One engine event, posted to the app from a worker thread (``post_message`` is thread-safe)."""
 
     event: Event
 
@@ -63,3 +68,7 @@ class ChecklistFinished(Message):
     message: str
     error: str = ""
     hint: str = ""
+
+
+class NewRun(Message):
+    """Another checkpoint (or other answers) was chosen: the next compile is a new run."""

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.widgets import Button, Footer, Static
 
 from ..widgets import WizardHeader
 
 if TYPE_CHECKING:
-    from ..app import NcfApp
+    from ...engine.events import Event
+    from ..config import AppConfig
+    from ..session import Session
+
+E = TypeVar("E", bound="Event")
+
+
+class Wizard(Protocol):
+    """What the screens ask of the app (``NcfApp`` is one); screens never import the app module."""
+
+    config: AppConfig
+    session: Session
+    run_active: bool
+
+    def goto_next(self, current: str) -> None: ...
+    def step_back(self) -> None: ...
+    def action_checklist(self) -> None: ...
+    def get_screen(self, screen: str) -> Screen[Any]: ...
+    def engine_signal(self, kind: type[E]) -> Signal[E]: ...
+    def connect(self, reply_to: MessagePump | None = None) -> None: ...
+    def describe_checkpoint(self, path: Path, reply_to: MessagePump) -> None: ...
+    def run_checklist(self, reply_to: MessagePump, fix: str | None = None) -> None: ...
+    def start_run(self, until: str, reply_to: MessagePump) -> bool: ...
+    def cancel_run(self, stop_jobs: bool = True) -> None: ...
+    def stop_job(self, variant: str, job_name: str) -> None: ...
 
 
 class StepScreen(Screen[None]):
@@ -30,8 +56,8 @@ class StepScreen(Screen[None]):
     ]
 
     @property
-    def wizard(self) -> NcfApp:
-        return self.app  # type: ignore[return-value]
+    def wizard(self) -> Wizard:
+        return cast(Wizard, self.app)
 
     def compose(self) -> ComposeResult:
         yield WizardHeader(self.STEP)
@@ -72,12 +98,6 @@ class StepScreen(Screen[None]):
         status = self.query_one("#status", Static)
         status.update(text)
         status.set_classes(f"status {kind}".strip())
-
-    def wizard_message(self, message: Message) -> None:
-        """Every worker message, routed here by the app (screens pick what they need)."""
-
-    def is_mounted_screen(self) -> bool:
-        return self.is_mounted and bool(self.query("#primary"))
 
 
 def kv_table(rows: list[tuple[str, Any]], key_width: int = 16) -> Text:

@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.message import Message
+from textual.reactive import var
 from textual.widgets import DataTable, Input, Log, Static
 
 from ...engine.events import BuildEvent, ImageEvent, LogEvent, SmokeEvent
 from ...engine.logs import parse_ncf_line
-from ..messages import EngineEvent, RunFinished
+from ..messages import RunFinished
 from .base import StepScreen
 
 PHASE_MARK = {
@@ -54,19 +55,21 @@ class BuildScreen(StepScreen):
         Binding("r", "rebuild", "Build again", show=False),
     ]
 
+    state: var[str] = var("idle")
+    """idle | building | ok | failed | unavailable"""
+    message: var[str] = var("")
+    image: var[ImageEvent | None] = var(None)
+    smoke: var[SmokeEvent | None] = var(None)
+    docker_server: var[str] = var("")
+    follow: var[bool] = var(True)
+
     def __init__(self) -> None:
         super().__init__()
         self.phases: dict[str, BuildEvent] = {}
-        self.image: ImageEvent | None = None
-        self.state = "idle"  # idle | building | ok | failed | unavailable
-        self.message = ""
-        self.follow = True
         self.query_text = ""
         self.match_line = -1
         self.pending: list[str] = []
         self.deploy: list[str] = []
-        self.docker_server = ""
-        self.smoke: SmokeEvent | None = None
 
     def body(self) -> ComposeResult:
         with Vertical(classes="main"):
@@ -89,7 +92,36 @@ class BuildScreen(StepScreen):
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
+        signal = self.wizard.engine_signal
+        signal(LogEvent).subscribe(self, self._log_line)
+        signal(BuildEvent).subscribe(self, self._phase)
+        signal(ImageEvent).subscribe(self, self._image)
+        signal(SmokeEvent).subscribe(self, self._smoke)
         self.set_interval(0.05, self._flush)
+        self.refresh_view()
+
+    def watch_state(self) -> None:
+        self.refresh_view()
+
+    def watch_message(self) -> None:
+        self.refresh_view()
+
+    def watch_image(self) -> None:
+        self.refresh_view()
+
+    def watch_smoke(self) -> None:
+        self.refresh_view()
+
+    def watch_docker_server(self) -> None:
+        self.refresh_view()
+
+    def watch_follow(self, follow: bool) -> None:
+        if not self.is_mounted:
+            return
+        log = self.query_one("#log", Log)
+        log.auto_scroll = follow
+        if follow:
+            log.scroll_end(animate=False)
         self.refresh_view()
 
     def _flush(self) -> None:
@@ -107,41 +139,40 @@ class BuildScreen(StepScreen):
             return
         if self.state == "failed":
             self.wizard.session.forget_from("build")  # a new build, not the failed one again
-        if self.wizard.start_run("verify"):
-            self.state = "building"
+        if self.wizard.start_run("verify", self):
             self.phases.clear()
             self.image = None
             self.smoke = None
             self.docker_server = ""
-            self.refresh_view()
+            self.state = "building"
 
-    def wizard_message(self, message: Message) -> None:
-        if isinstance(message, EngineEvent):
-            ev = message.event
-            if isinstance(ev, LogEvent):
-                self.pending.append(ev.line)  # written in batches by _flush: one refresh per 50 ms, not per line
-                parsed = parse_ncf_line(ev.line) if "NCF-TUI: docker-server" in ev.line else None
-                if parsed is not None:
-                    self.docker_server = parsed[1]
-                return
-            if isinstance(ev, SmokeEvent):
-                self.smoke = ev
-            elif isinstance(ev, BuildEvent):
-                self.phases[ev.phase] = ev
-            elif isinstance(ev, ImageEvent):
-                self.image = ev
-            else:
-                return
-        elif isinstance(message, RunFinished) and message.until in ("build", "verify"):
-            self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
-            self.deploy = list(self.wizard.session.step_entry("verify").get("deploy_commands") or [])
-            self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "failed"}.get(message.status, "failed")
-        else:
-            return
-        if self.is_mounted:
-            self.refresh_view()
+    def _log_line(self, ev: LogEvent) -> None:
+        self.pending.append(ev.line)  # written in batches by _flush: one refresh per 50 ms, not per line
+        parsed = parse_ncf_line(ev.line) if "NCF-TUI: docker-server" in ev.line else None
+        if parsed is not None:
+            self.docker_server = parsed[1]
+
+    def _phase(self, ev: BuildEvent) -> None:
+        self.phases[ev.phase] = ev
+        self.refresh_view()
+
+    def _image(self, ev: ImageEvent) -> None:
+        self.image = ev
+
+    def _smoke(self, ev: SmokeEvent) -> None:
+        self.smoke = ev
+
+    @on(RunFinished)
+    def _finished(self, message: RunFinished) -> None:
+        self._flush()  # every line the build printed is in the log once it says how the build ended
+        self.deploy = list(self.wizard.session.step_entry("verify").get("deploy_commands") or [])
+        self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
+        self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "failed"}.get(message.status, "failed")
+        self.refresh_view()  # the deploy commands arrive with the end, whatever the state was
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         table = self.query_one("#phases", DataTable)
         table.clear()
         for ev in self.phases.values():
@@ -195,11 +226,6 @@ class BuildScreen(StepScreen):
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
-        log = self.query_one("#log", Log)
-        log.auto_scroll = self.follow
-        if self.follow:
-            log.scroll_end(animate=False)
-        self.refresh_view()
 
     def action_search(self) -> None:
         box = self.query_one("#search", Input)

@@ -7,19 +7,21 @@ re-runs the checks it affects.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ...engine.events import CheckEvent, StepEvent
-from ..messages import ChecklistFinished, EngineEvent
+from ..messages import ChecklistFinished
 from ..widgets import WizardHeader
+from .base import Wizard
 
 MARK = {"pass": ("✔ pass", "green"), "warn": ("⚠ warn", "yellow"), "fail": ("✘ fail", "red"), "skip": ("– skip", "dim")}
 ORDER = ("credentials", "neo-model", "build", "image", "neo-compile", "service-role", "project", "ecr-repository",
@@ -39,11 +41,16 @@ class ChecklistScreen(Screen[None]):
         *[Binding(str(n), f"fix({n})", f"Fix {n}", show=False) for n in range(1, 10)],
     ]
 
+    status: var[str] = var("The checks start once the connection is up.")
+
     def __init__(self) -> None:
         super().__init__()
         self.checks: dict[str, CheckEvent] = {}
-        self.status = "The checks start once the connection is up."
         self.fixable: list[str] = []
+
+    @property
+    def wizard(self) -> Wizard:
+        return cast(Wizard, self.app)
 
     def compose(self) -> ComposeResult:
         yield WizardHeader("checklist")
@@ -52,25 +59,29 @@ class ChecklistScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.wizard.engine_signal(CheckEvent).subscribe(self, self._check)
+        self.wizard.engine_signal(StepEvent).subscribe(self, self._step)
         self.refresh_view()
         self.action_rerun()
 
-    def wizard_message(self, message: Message) -> None:
-        if isinstance(message, EngineEvent) and isinstance(message.event, CheckEvent):
-            self.checks[message.event.id] = message.event
-        elif isinstance(message, EngineEvent) and isinstance(message.event, StepEvent):
-            if message.event.name.startswith("fix"):
-                self.status = f"{message.event.name}: {message.event.status} {message.event.message}".strip()
-        elif isinstance(message, ChecklistFinished):
-            self.status = message.error or message.message
-            if message.hint:
-                self.status += f"  ({message.hint})"
-        else:
-            return
-        if self.is_mounted:
-            self.refresh_view()
+    def watch_status(self) -> None:
+        self.refresh_view()
+
+    def _check(self, ev: CheckEvent) -> None:
+        self.checks[ev.id] = ev
+        self.refresh_view()
+
+    def _step(self, ev: StepEvent) -> None:
+        if ev.name.startswith("fix"):
+            self.status = f"{ev.name}: {ev.status} {ev.message}".strip()
+
+    @on(ChecklistFinished)
+    def _finished(self, message: ChecklistFinished) -> None:
+        self.status = (message.error or message.message) + (f"  ({message.hint})" if message.hint else "")
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         text = Text()
         text.append("Troubleshooting checklist\n", style="bold")
         text.append(self.status + "\n\n", style="italic")
@@ -101,10 +112,10 @@ class ChecklistScreen(Screen[None]):
         self.query_one("#checks", Static).update(text)
 
     def action_rerun(self) -> None:
-        self.status = "running the checks…"
         self.checks.clear()
-        self.refresh_view()
-        self.app.run_checklist()  # type: ignore[attr-defined]
+        self.status = "running the checks…"
+        self.refresh_view()  # the old checks go even when the status reads the same
+        self.wizard.run_checklist(self)
 
     def action_fix(self, number: int) -> None:
         if not 1 <= number <= len(self.fixable):
@@ -112,8 +123,7 @@ class ChecklistScreen(Screen[None]):
             return
         check_id = self.fixable[number - 1]
         self.status = f"{check_id}: applying the fix…"
-        self.refresh_view()
-        self.app.run_checklist(fix=check_id)  # type: ignore[attr-defined]
+        self.wizard.run_checklist(self, fix=check_id)
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 2:

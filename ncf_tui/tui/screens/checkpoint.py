@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
+from textual.reactive import var
 from textual.widgets import DirectoryTree, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
-from ..messages import CheckpointDescribed
+from ..messages import CheckpointDescribed, NewRun
 from ..widgets import bar
 from .base import StepScreen, kv_table
 
@@ -92,12 +93,14 @@ class CheckpointScreen(StepScreen):
         "every fidelity figure is measured against the model rebuilt that way."
     )
 
+    selected: var[Path | None] = var(None)
+    summary: var[dict[str, Any] | None] = var(None)
+    error: var[tuple[str, str] | None] = var(None)
+    answers: var[dict[str, str]] = var(dict)
+    """The user's answers to what the file does not say (a new dict on every change, so watchers fire)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.selected: Path | None = None
-        self.summary: dict[str, Any] | None = None
-        self.error: tuple[str, str] | None = None
-        self.answers: dict[str, str] = {}
         self._samples: list[tuple[str, Path | None, str]] = []
 
     def body(self) -> ComposeResult:
@@ -160,8 +163,7 @@ class CheckpointScreen(StepScreen):
         event.stop()
         key = (event.radio_set.id or "").removeprefix("ask-")
         if key in QUESTIONS and event.pressed.name:
-            self.answers[key] = event.pressed.name
-            self.refresh_view()
+            self.answers = {**self.answers, key: event.pressed.name}
 
     def unanswered(self) -> list[str]:
         """What the summary leaves unknown and the user has not answered yet."""
@@ -169,22 +171,31 @@ class CheckpointScreen(StepScreen):
         return [k for k in QUESTIONS if s.get(k) is None and k not in self.answers]
 
     def choose(self, path: Path) -> None:
-        self.selected, self.summary, self.error = path, None, None
-        self.answers = {}
-        self.refresh_view()
-        self.wizard.describe_checkpoint(path)
+        self.selected, self.summary, self.error, self.answers = path, None, None, {}
+        self.wizard.describe_checkpoint(path, reply_to=self)
 
-    def wizard_message(self, message: Message) -> None:
-        if not isinstance(message, CheckpointDescribed) or self.selected is None:
-            return
-        if message.path != str(self.selected):
+    @on(CheckpointDescribed)
+    def _described(self, message: CheckpointDescribed) -> None:
+        if self.selected is None or message.path != str(self.selected):
             return  # an answer for a file the user has since moved away from
-        self.summary = message.summary
         self.error = None if message.summary is not None else (message.error, message.hint)
-        if self.is_mounted:
-            self.refresh_view()
+        self.summary = message.summary
+
+    def watch_selected(self) -> None:
+        self.refresh_view()
+
+    def watch_summary(self) -> None:
+        self.refresh_view()
+
+    def watch_error(self) -> None:
+        self.refresh_view()
+
+    def watch_answers(self) -> None:
+        self.refresh_view()
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         out = self.query_one("#summary", Static)
         asked = [k for k in QUESTIONS if self.summary is not None and self.summary.get(k) is None]
         self.query_one("#behaviour").display = bool(asked)
@@ -238,7 +249,8 @@ class CheckpointScreen(StepScreen):
                 return
             session.pipeline = None  # another checkpoint: a new run
             session.resume_store = None
-            getattr(self.wizard.get_screen("variants"), "reset")()  # noqa: B009
+            # the compile screen forgets the previous run's rows (before it resumes: its queue is in order)
+            self.wizard.get_screen("variants").post_message(NewRun())
         session.checkpoint = self.selected
         session.gmf_norm, session.output = gmf_norm, output
         super().primary()

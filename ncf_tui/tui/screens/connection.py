@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
+from textual.reactive import var
 from textual.widgets import Static
 
 from ..messages import Connected, ConnectFailed
@@ -25,10 +26,8 @@ class ConnectionScreen(StepScreen):
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "retry", "Retry", show=False)]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.connection: Connection | None = None
-        self.error: tuple[str, str] | None = None
+    connection: var[Connection | None] = var(None)
+    error: var[tuple[str, str] | None] = var(None)
 
     def body(self) -> ComposeResult:
         with VerticalScroll(classes="main"):
@@ -38,17 +37,24 @@ class ConnectionScreen(StepScreen):
     def on_mount(self) -> None:
         self.refresh_view()
 
-    def wizard_message(self, message: Message) -> None:
-        if isinstance(message, Connected):
-            self.connection, self.error = message.connection, None
-        elif isinstance(message, ConnectFailed):
-            self.error = (message.message, message.hint)
-        else:
-            return
-        if self.is_mounted:
-            self.refresh_view()
+    @on(Connected)
+    def _connected(self, message: Connected) -> None:
+        self.error = None
+        self.connection = message.connection
+
+    @on(ConnectFailed)
+    def _failed(self, message: ConnectFailed) -> None:
+        self.error = (message.message, message.hint)
+
+    def watch_connection(self) -> None:
+        self.refresh_view()
+
+    def watch_error(self) -> None:
+        self.refresh_view()
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         cfg = self.wizard.config
         intro = self.query_one("#intro", Static)
         if cfg.sandbox:
@@ -93,5 +99,4 @@ class ConnectionScreen(StepScreen):
     def action_retry(self) -> None:
         if self.error is not None:
             self.error = None
-            self.refresh_view()
-            self.wizard.connect()
+            self.wizard.connect(reply_to=self)

@@ -7,16 +7,17 @@ from typing import Any, ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.message import Message
+from textual.reactive import var
 from textual.widgets import DataTable, Static
 
 from ...engine.events import PermissionEvent
 from ...engine.iam import SIMULATION_LIMITS
-from ..messages import EngineEvent, PolicyProposed, RunFinished
+from ..messages import PolicyProposed, RunFinished
 from .base import StepScreen
 
 
@@ -43,12 +44,15 @@ class PermissionsScreen(StepScreen):
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "attach", "Attach fix"), Binding("r", "recheck", "Re-check")]
 
+    state: var[str] = var("idle")
+    """idle | checking | ok | denied | failed | unavailable"""
+    message: var[str] = var("")
+    proposed: var[Any] = var(None)
+    """The policy document the engine proposes for the denies (it asks before attaching it)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.perms: dict[tuple[str, str], PermissionEvent] = {}
-        self.state = "idle"  # idle | checking | ok | denied | failed | unavailable
-        self.message = ""
-        self.proposed: Any = None
         self.attached = False
 
     def body(self) -> ComposeResult:
@@ -65,16 +69,25 @@ class PermissionsScreen(StepScreen):
         self.refresh_view()
 
     def on_mount(self) -> None:
+        self.wizard.engine_signal(PermissionEvent).subscribe(self, self._permission)
+        self.refresh_view()
+
+    def watch_state(self) -> None:
+        self.refresh_view()
+
+    def watch_message(self) -> None:
+        self.refresh_view()
+
+    def watch_proposed(self) -> None:
         self.refresh_view()
 
     def action_recheck(self) -> None:
         if self.state == "checking":
             return
         self.wizard.session.forget_from("permissions")
-        if self.wizard.start_run("permissions"):
+        if self.wizard.start_run("permissions", self):
             self.perms.clear()
             self.state = "checking"
-            self.refresh_view()
 
     def action_attach(self) -> None:
         """Run the check again; when something is denied the engine asks (a dialog) before attaching the fix."""
@@ -83,27 +96,29 @@ class PermissionsScreen(StepScreen):
             return
         self.action_recheck()
 
-    def wizard_message(self, message: Message) -> None:
-        if isinstance(message, EngineEvent) and isinstance(message.event, PermissionEvent):
-            p = message.event
-            self.perms[(p.action, p.resource)] = p
-        elif isinstance(message, PolicyProposed):
-            self.proposed = message.policy
-        elif isinstance(message, RunFinished) and message.until == "permissions":
-            first = message.message.split("\n", 1)[0]
-            self.message = first + (f" (hint: {message.hint})" if message.hint else "")
-            report = self.wizard.session.step_entry("permissions").get("report") or {}
-            self.attached = bool(report.get("attached"))
-            if message.status == "ok":
-                self.state = "denied" if any(p.decision != "allowed" for p in self.perms.values()) else "ok"
-            else:
-                self.state = {"unavailable": "unavailable", "cancelled": "idle"}.get(message.status, "failed")
+    def _permission(self, p: PermissionEvent) -> None:
+        self.perms[(p.action, p.resource)] = p
+        self.refresh_view()
+
+    @on(PolicyProposed)
+    def _proposed(self, message: PolicyProposed) -> None:
+        self.proposed = message.policy
+
+    @on(RunFinished)
+    def _finished(self, message: RunFinished) -> None:
+        first = message.message.split("\n", 1)[0]
+        self.message = first + (f" (hint: {message.hint})" if message.hint else "")
+        report = self.wizard.session.step_entry("permissions").get("report") or {}
+        self.attached = bool(report.get("attached"))
+        if message.status == "ok":
+            self.state = "denied" if any(p.decision != "allowed" for p in self.perms.values()) else "ok"
         else:
-            return
-        if self.is_mounted:
-            self.refresh_view()
+            self.state = {"unavailable": "unavailable", "cancelled": "idle"}.get(message.status, "failed")
+        self.refresh_view()  # attached may have changed when the state did not
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         table = self.query_one("#perms", DataTable)
         table.clear()
         # denies first: they are what needs doing

@@ -7,46 +7,38 @@ against the account.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
+from textual.reactive import var
+from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
 from ...engine.events import SettingEvent
-from ..messages import EngineEvent, RunFinished
+from ...engine.settings import FIELDS, Fix, ValueCheck, check_value
+from ..messages import RunFinished
 from .base import StepScreen
 
-FALLBACK_FIELDS: tuple[tuple[str, str], ...] = (
-    ("AWS_DEFAULT_REGION", "AWS region of the build"),
-    ("AWS_ACCOUNT_ID", "12-digit AWS account id"),
-    ("IMAGE_REPO_NAME", "ECR repository name"),
-    ("IMAGE_TAG", "image tag"),
-    ("NEO_MODEL_S3_URI", "S3 location of the Neo output, without s3://"),
-)
 
+class EngineCheck(Validator):
+    """Textual's validator for one setting, asking the engine's own ``settings.check_value`` (never a copy).
 
-def engine_fields() -> tuple[tuple[str, str, str], ...]:
-    """(name, help, default) of every setting; the five CodeBuild variables alone if the module is absent."""
-    try:
-        from ...engine.settings import FIELDS
-    except ImportError:
-        return tuple((n, h, "") for n, h in FALLBACK_FIELDS)
-    return tuple((f.name, f.help, f.default) for f in FIELDS)
+    ``last`` keeps the engine's whole verdict (the normalised value, its fix, notes and warning) for the line
+    beside the field; Textual's ``ValidationResult`` carries the refusal's reason.
+    """
 
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.last: ValueCheck | None = None
 
-def check(name: str, value: str) -> Any:
-    try:
-        from ...engine.settings import check_value
-    except ImportError:
-        return None
-    try:
-        return check_value(name, value)
-    except Exception:
-        return None
+    def validate(self, value: str) -> ValidationResult:
+        self.last = check_value(self.name, value)
+        return self.success() if self.last.ok else self.failure(self.last.reason, value)
 
 
 class SettingsScreen(StepScreen):
@@ -58,13 +50,15 @@ class SettingsScreen(StepScreen):
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+f", "fix", "Apply fix")]
 
+    state: var[str] = var("editing")
+    """editing | checking | ok | failed | unavailable"""
+    message: var[str] = var("")
+
     def __init__(self) -> None:
         super().__init__()
-        self.fields = engine_fields()
-        self.checks: dict[str, Any] = {}
+        self.fields = tuple((f.name, f.help, f.default) for f in FIELDS)
+        self.checkers = {name: EngineCheck(name) for name, _h, _d in self.fields}
         self.remote: dict[str, SettingEvent] = {}
-        self.state = "editing"  # editing | checking | ok | failed | unavailable
-        self.message = ""
 
     def body(self) -> ComposeResult:
         values = self.wizard.session.suggested_settings()
@@ -75,12 +69,26 @@ class SettingsScreen(StepScreen):
                     yield Static("CodeBuild environment variables" if i == 0 else "Other answers", classes="section")
                 with Horizontal(classes="field"):
                     yield Label(name, classes="field-name")
-                    yield Input(values.get(name, default), id=f"in-{name}", placeholder=help_text)
+                    yield Input(
+                        values.get(name, default),
+                        id=f"in-{name}",
+                        placeholder=help_text,
+                        validators=[self.checkers[name]],
+                        validate_on=["changed", "submitted"],
+                    )
                     yield Static("", id=f"msg-{name}", classes="field-msg")
 
     def on_mount(self) -> None:
+        self.wizard.engine_signal(SettingEvent).subscribe(self, self._setting_event)
         for name, _h, _d in self.fields:
-            self._validate(name, self.query_one(f"#in-{name}", Input).value)
+            self.query_one(f"#in-{name}", Input).validate(self.query_one(f"#in-{name}", Input).value)
+            self._show(name)
+        self.refresh_view()
+
+    def watch_state(self) -> None:
+        self.refresh_view()
+
+    def watch_message(self) -> None:
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -91,24 +99,30 @@ class SettingsScreen(StepScreen):
             box.value = uri
         self.refresh_view()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
         name = (event.input.id or "")[3:]
         self.remote.pop(name, None)
-        self._validate(name, event.value)
+        self._show(name)
         if self.state != "checking":
             self.state = "editing"
-        self.refresh_view()
+        self.refresh_view()  # the count of values to fix changed, whatever the state
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """enter in a field checks and continues once every value passes, like the primary button."""
         event.stop()
         self.action_primary()
 
-    def _validate(self, name: str, value: str) -> None:
-        self.checks[name] = check(name, value)
+    @property
+    def checks(self) -> dict[str, ValueCheck | None]:
+        """The engine's verdict on every field's current value (from each field's validator)."""
+        return {name: checker.last for name, checker in self.checkers.items()}
+
+    def _show(self, name: str) -> None:
+        """The line beside a field: the account's verdict when it refused the value, else the local one."""
         msg = self.query_one(f"#msg-{name}", Static)
         remote = self.remote.get(name)
-        vc = self.checks[name]
+        vc = self.checkers[name].last
         if remote is not None and not remote.ok:
             msg.update(Text.assemble(("✘ ", "bold"), remote.message))
             msg.set_classes("field-msg error")
@@ -136,7 +150,7 @@ class SettingsScreen(StepScreen):
     def values(self) -> dict[str, str]:
         out = {}
         for name, _h, _d in self.fields:
-            vc = self.checks.get(name)
+            vc = self.checkers[name].last
             raw = self.query_one(f"#in-{name}", Input).value
             out[name] = vc.value if vc is not None and vc.ok else raw.strip()
         return out
@@ -147,13 +161,13 @@ class SettingsScreen(StepScreen):
             self.notify("focus a field that offers a fix", severity="warning")
             return
         name = str(focused.id)[3:]
-        vc = self.checks.get(name)
+        vc = self.checkers[name].last
         if vc is None or vc.fix is None:
             self.notify(f"no fix to apply for {name}", severity="information")
             return
         self._apply_fix(name, vc.fix)
 
-    def _apply_fix(self, name: str, fix: Any) -> None:
+    def _apply_fix(self, name: str, fix: Fix) -> None:
         try:
             value = fix.apply()
         except Exception as exc:
@@ -162,23 +176,20 @@ class SettingsScreen(StepScreen):
         self.query_one(f"#in-{name}", Input).value = value
         self.notify(f"{name}: {fix.description}")
 
-    def wizard_message(self, message: Message) -> None:
-        if isinstance(message, EngineEvent) and isinstance(message.event, SettingEvent):
-            self.remote[message.event.name] = message.event
-            if self.is_mounted and any(f[0] == message.event.name for f in self.fields):
-                self._validate(message.event.name, self.query_one(f"#in-{message.event.name}", Input).value)
-            return
-        if isinstance(message, RunFinished) and message.until == "settings":
-            self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "editing"}.get(
-                message.status, "failed"
-            )
-            self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
-            if self.is_mounted:
-                for name, _h, _d in self.fields:
-                    self._validate(name, self.query_one(f"#in-{name}", Input).value)
-                self.refresh_view()
+    def _setting_event(self, ev: SettingEvent) -> None:
+        """The account's verdict on one value (the settings step), shown beside its field."""
+        self.remote[ev.name] = ev
+        if ev.name in self.checkers:
+            self._show(ev.name)
+
+    @on(RunFinished)
+    def _finished(self, message: RunFinished) -> None:
+        self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
+        self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "editing"}.get(message.status, "failed")
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         bad = [n for n, vc in self.checks.items() if vc is not None and not vc.ok]
         self.query_one("#intro", Static).update(
             "The values the CodeBuild project will get. Fix any ✘ before you continue."
@@ -210,6 +221,5 @@ class SettingsScreen(StepScreen):
             return
         self.wizard.session.settings = self.values()
         self.wizard.session.forget_from("settings")
-        if self.wizard.start_run("settings"):
+        if self.wizard.start_run("settings", self):
             self.state = "checking"
-            self.refresh_view()

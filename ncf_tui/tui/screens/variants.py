@@ -11,20 +11,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.message import Message
+from textual.reactive import var
 from textual.widgets import Static
 
 from ...engine.events import StepEvent, VariantEvent
-from ..messages import EngineEvent, RunFinished
+from ...engine.names import VARIANT_NAMES
+from ..messages import NewRun, RunFinished
 from ..widgets import SPINNER
 from .base import StepScreen
 
-VARIANT_NAMES = ("original", "basic", "relu", "mlp", "full_manual_norm")
-"""The engine's ``variants.VARIANT_NAMES`` (repeated here so this screen loads without torch)."""
 RUNNING = frozenset({"STARTING", "INPROGRESS", "PENDING"})
 STATUS_WORDS: dict[str, tuple[str, str, str]] = {
     # status: (symbol, words, style class)
@@ -131,23 +131,40 @@ class VariantsScreen(StepScreen):
         Binding("down", "focus_row(1)", "Down", show=False, priority=True),
     ]
 
+    phase: var[str] = var("idle")
+    """idle | preparing | ready | compiling | compiled | failed | cancelled | broken"""
+    message: var[str] = var("")
+    hint: var[str] = var("")
+    chosen_uri: var[str] = var("")
+    skipped: var[dict[str, str]] = var(dict)
+    """Steps a resumed run did not redo, and why (a new dict on every change, so the watcher fires)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.rows: dict[str, RowState] = {}
-        self.phase = "idle"  # idle | preparing | ready | compiling | compiled | failed | cancelled
-        self.message = ""
-        self.hint = ""
-        self.chosen_uri = ""
-        self.reset()
+        self.rows: dict[str, RowState] = {n: RowState(n) for n in VARIANT_NAMES}
 
+    @on(NewRun)
     def reset(self) -> None:
         self.rows = {n: RowState(n) for n in VARIANT_NAMES}
-        self.phase, self.message, self.hint, self.chosen_uri = "idle", "", "", ""
-        self.skipped: dict[str, str] = {}
-        if self.is_mounted:
-            for widget in self.query(VariantRow):
-                widget.state = self.rows[widget.state.name]  # the row widgets show the new run's rows
-            self.refresh_view()
+        for widget in self.query(VariantRow):
+            widget.state = self.rows[widget.state.name]  # the row widgets show the new run's rows
+        self.phase, self.message, self.hint, self.chosen_uri, self.skipped = "idle", "", "", "", {}
+        self.refresh_view()
+
+    def watch_phase(self) -> None:
+        self.refresh_view()
+
+    def watch_message(self) -> None:
+        self.refresh_view()
+
+    def watch_hint(self) -> None:
+        self.refresh_view()
+
+    def watch_chosen_uri(self) -> None:
+        self.refresh_view()
+
+    def watch_skipped(self) -> None:
+        self.refresh_view()
 
     def body(self) -> ComposeResult:
         with VerticalScroll(classes="main"):
@@ -163,13 +180,14 @@ class VariantsScreen(StepScreen):
     def on_mount(self) -> None:
         for name in self.wizard.session.force & set(self.rows):
             self.rows[name].forced = True  # --force on the command line
+        self.wizard.engine_signal(VariantEvent).subscribe(self, self._variant_event)
+        self.wizard.engine_signal(StepEvent).subscribe(self, self._step_event)
         self.set_interval(0.25, self._tick)
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
-        if self.phase == "idle" and not self.wizard.run_active:
+        if self.phase == "idle" and not self.wizard.run_active and self.wizard.start_run("variants", self):
             self.phase = "preparing"
-            self.wizard.start_run("variants")
         self.refresh_view()
 
     def _tick(self) -> None:
@@ -178,22 +196,14 @@ class VariantsScreen(StepScreen):
 
     # ------------------------------------------------------------------------------------------ events
 
-    def wizard_message(self, message: Message) -> None:
-        if isinstance(message, EngineEvent):
-            ev = message.event
-            if isinstance(ev, VariantEvent) and ev.name in self.rows:
-                self._apply(ev)
-            elif isinstance(ev, StepEvent) and ev.status == "skipped":
-                if self.wizard.session.resume_store is not None:  # news only when continuing an earlier run
-                    self.skipped[ev.name] = ev.message
-            else:
-                return
-        elif isinstance(message, RunFinished) and message.until in ("variants", "compile"):
-            self._finished(message)
-        else:
-            return
-        if self.is_mounted:
+    def _variant_event(self, ev: VariantEvent) -> None:
+        if ev.name in self.rows:
+            self._apply(ev)
             self.refresh_view()
+
+    def _step_event(self, ev: StepEvent) -> None:
+        if ev.status == "skipped" and self.wizard.session.resume_store is not None:
+            self.skipped = {**self.skipped, ev.name: ev.message}  # news only when continuing an earlier run
 
     def _apply(self, ev: VariantEvent) -> None:
         row = self.rows[ev.name]
@@ -228,22 +238,25 @@ class VariantsScreen(StepScreen):
         if ev.status not in ("traced", "measured") or row.status == "waiting" or row.status in ("traced", "measured"):
             row.status = ev.status
 
+    @on(RunFinished)
     def _finished(self, message: RunFinished) -> None:
+        """The run this screen started ended; the rows are filled in first, then the phase says so."""
         self.message, self.hint = message.message, message.hint
         if message.status == "ok":
             if message.until == "variants":
-                self.phase = "ready"
                 for c in (message.outcome.results.get("candidates") or []) if message.outcome else []:
                     self._from_candidate(c)
+                self.phase = "ready"
             else:
-                self.phase = "compiled"
                 self._from_state()
+                self.phase = "compiled"
         elif message.status == "cancelled":
             self.phase = "cancelled"
         else:
-            self.phase = "failed" if message.until == "compile" or self.phase != "preparing" else "broken"
             if message.until == "compile":
                 self._from_state()
+            self.phase = "failed" if message.until == "compile" or self.phase != "preparing" else "broken"
+        self.refresh_view()  # the rows changed even when the phase did not
 
     def _from_candidate(self, c: dict[str, Any]) -> None:
         """A resumed run skips the variants step: fill the rows from the saved candidates."""
@@ -287,6 +300,8 @@ class VariantsScreen(StepScreen):
             row.show(now, cfg.animate)
 
     def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
         self.refresh_rows()
         intro = self.query_one("#intro", Static)
         result = self.query_one("#result", Static)
@@ -360,12 +375,12 @@ class VariantsScreen(StepScreen):
     def primary(self) -> None:
         if self.phase == "compiled":
             super().primary()
-        elif self.phase in ("ready", "failed", "cancelled") and self.wizard.start_run("compile"):
-            self.phase, self.message, self.hint = "compiling", "", ""
+        elif self.phase in ("ready", "failed", "cancelled") and self.wizard.start_run("compile", self):
             for row in self.rows.values():
                 if row.status in ("FAILED", "not-submitted") and row.forced:
                     row.status = "ready"
-            self.refresh_view()
+            self.message, self.hint = "", ""
+            self.phase = "compiling"
 
     def action_force(self) -> None:
         row = self._focused_row()
