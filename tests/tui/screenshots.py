@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +16,11 @@ OUT = ROOT / "docs" / "screenshots"
 SIZE = (120, 35)
 
 
-async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out; the screen is {pilot.app.screen!r}")
-        await pilot.pause(0.1)
-
-
 async def shoot(sandbox: Any, tmp: Path) -> list[Path]:
     from ncf_tui.tui.app import create_app
     from ncf_tui.tui.config import frozen_clock
+    from ncf_tui.tui.messages import CheckpointDescribed, Connected
+    from tests.tui.conftest import Seen
 
     app = create_app(
         sandbox=True,
@@ -42,31 +34,27 @@ async def shoot(sandbox: Any, tmp: Path) -> list[Path]:
         animate=False,
     )
     written = []
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.session.connection is not None)
+    seen = Seen()
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         await pilot.press("enter")
-        await until(pilot, lambda: app.get_screen("checkpoint").summary is not None)
+        await seen.message(pilot, CheckpointDescribed)
         await pilot.press("enter")
-        variants = app.get_screen("variants")
-        await until(pilot, lambda: variants.phase == "ready")
+        await seen.run(pilot, "variants")
         app.screen.query_one("#row-original").focus()
         await pilot.press("f")
         await pilot.press("enter")
-        await until(pilot, lambda: variants.phase == "compiled")
+        await seen.run(pilot, "compile")
         app.screen.query_one("#primary").focus()
-        await pilot.pause(0.3)
+        await pilot.pause()
         written.append(Path(app.save_screenshot("compile.svg", str(OUT))))
         await pilot.press("enter")
-        settings = app.get_screen("settings")
         await pilot.press("enter")
-        await until(pilot, lambda: settings.state == "ok")
+        await seen.run(pilot, "settings")
         await pilot.press("enter")
-        permissions = app.get_screen("permissions")
-        await until(pilot, lambda: permissions.state == "ok")
+        await seen.run(pilot, "permissions")
         await pilot.press("enter")
-        build = app.get_screen("build")
-        await until(pilot, lambda: build.state != "building", 300)
-        await pilot.pause(0.5)
+        await seen.run(pilot, "verify", timeout=600)
         written.append(Path(app.save_screenshot("build.svg", str(OUT))))
     return written
 

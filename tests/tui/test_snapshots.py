@@ -1,7 +1,8 @@
 """SVG snapshots of the main screens at 100x30, with a fixed run id, a frozen clock and still spinners.
 
-Update after an intended change with ``pytest tests/tui/test_snapshots.py --snapshot-update`` and look at
-the report before committing.
+Every frame is taken once what it shows has happened: the workers that produce it have ended and the app has
+handled how (``settle``), never after a while. Update after an intended change with
+``pytest tests/tui/test_snapshots.py --snapshot-update`` and look at the report before committing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ncf_tui.tui.config import frozen_clock
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import settle, until_screen
 
 SIZE = (100, 30)
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -20,17 +21,23 @@ def still(make_app: Any, **overrides: Any) -> Any:
     return make_app(clock=frozen_clock(), animate=False, start_dir=ASSETS, **overrides)
 
 
+async def resume(pilot: Any) -> None:
+    """Take the offer to resume the prepared run; its variants are filled in from the saved run."""
+    await until_screen(pilot, "ResumeModal")
+    await pilot.press("r")
+    await settle(pilot)
+    assert pilot.app.get_screen("variants").phase == "ready"
+
+
 async def resume_and_compile(pilot: Any, force: tuple[str, ...] = ("original",)) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
-    await pilot.press("r")
-    variants = app.get_screen("variants")
-    await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+    await resume(pilot)
     for name in force:
         app.screen.query_one(f"#row-{name}").focus()
         await pilot.press("f")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: variants.phase == "compiled", 90, "the compile")
+    await settle(pilot)
+    assert app.get_screen("variants").phase == "compiled"
     app.screen.query_one("#row-original").focus()
     await pilot.pause()
 
@@ -38,11 +45,10 @@ async def resume_and_compile(pilot: Any, force: tuple[str, ...] = ("original",))
 def test_checkpoint_screen(snap_compare: Any, make_app: Any) -> None:
     async def before(pilot: Any) -> None:
         app = pilot.app
-        await wait_for(pilot, lambda: app.session.connection is not None, 30, "the connection")
+        await settle(pilot)  # connected
         await pilot.press("enter")
-        screen = app.get_screen("checkpoint")
-        await wait_for(pilot, lambda: screen.summary is not None, 60, "the summary")
-        await pilot.pause()
+        await settle(pilot)  # the checkpoint read and the file tree listed
+        assert app.get_screen("checkpoint").summary is not None
 
     assert snap_compare(still(make_app), terminal_size=SIZE, run_before=before)
 
@@ -67,11 +73,7 @@ def test_settings_screen(snap_compare: Any, make_app: Any, resumable: Path) -> N
 
 def test_help_over_the_variants_screen(snap_compare: Any, make_app: Any, resumable: Path) -> None:
     async def before(pilot: Any) -> None:
-        app = pilot.app
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
-        await pilot.press("r")
-        variants = app.get_screen("variants")
-        await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+        await resume(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
 
@@ -90,12 +92,14 @@ def test_permissions_denied_with_the_proposed_policy(
         await pilot.press("enter")
         settings = app.get_screen("settings")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: settings.state == "ok", 60, "the settings check")
+        await settle(pilot)
+        assert settings.state == "ok"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", 60, "the attach question")
-        await pilot.press("escape")  # refuse: the denies and the proposed policy stay on screen
         permissions = app.get_screen("permissions")
-        await wait_for(pilot, lambda: permissions.state not in ("idle", "checking"), 30, "the refusal")
-        await pilot.pause()
+        # the check's worker waits on the attach question: refuse it, then the frame once the run has ended
+        await until_screen(pilot, "ConfirmModal")
+        await pilot.press("escape")  # refuse: the denies and the proposed policy stay on screen
+        await settle(pilot)
+        assert permissions.state not in ("idle", "checking")
 
     assert snap_compare(still(make_app, offer_resume=True), terminal_size=SIZE, run_before=before)

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from textual.widgets import RadioButton
 
-from tests.tui.conftest import RUN_ID, wait_for
+from ncf_tui.tui.messages import ChecklistFinished, CheckpointDescribed, Connected
+from tests.tui.conftest import RUN_ID, Seen, settle, until_screen
 
+pytestmark = pytest.mark.asyncio
 SIZE = (100, 30)
 
 
@@ -22,31 +24,25 @@ def row(app: Any, name: str) -> Any:
     return app.get_screen("variants").rows[name]
 
 
-async def connect(pilot: Any) -> None:
-    app = pilot.app
-    await wait_for(pilot, lambda: app.session.connection is not None, 30, "the sandbox connection")
-    await pilot.pause()
-
-
-async def to_compiled_variants(pilot: Any, force: tuple[str, ...] = ()) -> Any:
+async def to_compiled_variants(pilot: Any, seen: Seen, force: tuple[str, ...] = ()) -> Any:
     """From a resumed prepared run: force the given rows, compile, wait for the result."""
     app = pilot.app
     variants = app.get_screen("variants")
-    await wait_for(pilot, lambda: variants.phase == "ready", 30, "the variants to be ready")
+    await seen.run(pilot, "variants")
     for name in force:
         app.screen.query_one(f"#row-{name}").focus()
         await pilot.pause()
         await pilot.press("f")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: variants.phase not in ("ready", "compiling"), 90, "the compile to end")
+    await seen.run(pilot, "compile")
     return variants
 
 
-async def test_first_walk_through_every_screen(make_app: Any, tmp_path: Path) -> None:
+async def test_first_walk_through_every_screen(make_app: Any, seen: Seen) -> None:
     """Connect, the bundled checkpoint's summary, real variants, a forced variant failing in Neo, the choice."""
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         assert "SANDBOX" in app.screen.query_one("WizardHeader").render().plain
         assert "123456789012" in str(app.screen.query_one("#details").render())
         assert app.focused is app.screen.query_one("#primary")
@@ -54,14 +50,15 @@ async def test_first_walk_through_every_screen(make_app: Any, tmp_path: Path) ->
 
         checkpoint = app.get_screen("checkpoint")
         assert app.screen is checkpoint
-        await wait_for(pilot, lambda: checkpoint.summary is not None, 60, "the checkpoint summary")
+        await seen.message(pilot, CheckpointDescribed)
         summary = str(app.screen.query_one("#summary").render())
         assert "NeuMF 943 users" in summary and "mlp_layers.0.weight" in summary and "50%" in summary
         await pilot.press("enter")
 
         variants = app.get_screen("variants")
         assert app.screen is variants
-        await wait_for(pilot, lambda: variants.phase == "ready", 120, "tracing and measuring")
+        await seen.run(pilot, "variants")
+        assert variants.phase == "ready"
         assert row(app, "original").status == "rejected"
         assert "linalg_vector_norm" in row(app, "original").failure_reason
         assert row(app, "full_manual_norm").status == "ready"
@@ -70,7 +67,7 @@ async def test_first_walk_through_every_screen(make_app: Any, tmp_path: Path) ->
         await pilot.press("f")
         assert app.session.force == {"original"}
         await pilot.press("enter")
-        await wait_for(pilot, lambda: variants.phase not in ("ready", "compiling"), 90, "the compile")
+        await seen.run(pilot, "compile")
         assert variants.phase == "compiled", variants.message
         original = row(app, "original")
         assert original.status == "FAILED" and original.forced
@@ -101,10 +98,10 @@ async def test_first_walk_through_every_screen(make_app: Any, tmp_path: Path) ->
         assert app.screen is settings
 
 
-async def test_settings_validate_live_and_offer_a_fix(make_app: Any) -> None:
+async def test_settings_validate_live_and_offer_a_fix(make_app: Any, seen: Seen) -> None:
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         app.push_screen("settings")
         await pilot.pause()
         screen = app.screen
@@ -129,48 +126,54 @@ async def test_settings_validate_live_and_offer_a_fix(make_app: Any) -> None:
         assert not screen.query_one("#primary").disabled
 
 
-async def test_a_bad_checkpoint_is_explained_inline(make_app: Any, tmp_path: Path) -> None:
+async def test_a_bad_checkpoint_is_explained_inline(make_app: Any, tmp_path: Path, seen: Seen) -> None:
     picks = tmp_path / "picks"
     (picks / "nested").mkdir(parents=True)
     (picks / "broken.pt").write_bytes(b"this is not a torch file")
     (picks / "notes.txt").write_text("not a checkpoint")
     app = make_app(start_dir=picks, checkpoint=picks / "broken.pt")
-    async with app.run_test(size=SIZE) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         await pilot.press("enter")
         screen = app.get_screen("checkpoint")
-        await wait_for(pilot, lambda: screen.error is not None, 60, "the checkpoint error")
+        described = await seen.message(pilot, CheckpointDescribed)
+        assert described.summary is None and screen.error is not None
         shown = str(screen.query_one("#summary").render())
         assert "cannot be used" in shown and screen.error[0] in shown
         assert screen.query_one("#primary").disabled
         tree = screen.query_one("#tree")
-        await wait_for(pilot, lambda: len(tree.root.children) >= 2, 10, "the file tree")
+        # the tree reads its folder in workers of its own (its loader waits for more folders for good)
+        await app.workers.wait_for_complete([w for w in app.workers if w.node is tree and w.group != "_loader"])
+        await pilot.pause()
         names = sorted(str(child.label) for child in tree.root.children)
         assert "notes.txt" not in names and "broken.pt" in names
 
 
-async def test_cancel_stops_a_running_job(make_app: Any, resumable: Path, sandbox: Any) -> None:
+async def test_cancel_stops_a_running_job(make_app: Any, resumable: Path, sandbox: Any, seen: Seen) -> None:
     sandbox.neo.seconds = 60  # long enough to catch the jobs running
     app = make_app(offer_resume=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await until_screen(pilot, "ResumeModal")
         await pilot.press("r")
-        await connect(pilot)
+        await seen.message(pilot, Connected)
         variants = app.get_screen("variants")
-        await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+        await seen.run(pilot, "variants")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: row(app, "full_manual_norm").status in ("STARTING", "INPROGRESS"), 30, "a job")
+        await seen.variant(pilot, "full_manual_norm", "STARTING", "INPROGRESS")
         shown = str(app.screen.query_one("#row-full_manual_norm").render())
         assert "starting" in shown or "compiling" in shown
         # s stops the focused row's job alone
-        await wait_for(pilot, lambda: row(app, "mlp").status in ("STARTING", "INPROGRESS"), 30, "the mlp job")
+        if row(app, "mlp").status not in ("STARTING", "INPROGRESS"):
+            await seen.variant(pilot, "mlp", "STARTING", "INPROGRESS")
         app.screen.query_one("#row-mlp").focus()
         await pilot.press("s")
-        await wait_for(pilot, lambda: row(app, "mlp").status in ("STOPPING", "STOPPED"), 30, "the mlp job to stop")
+        await seen.variant(pilot, "mlp", "STOPPING", "STOPPED")
         assert row(app, "full_manual_norm").status in ("STARTING", "INPROGRESS")
         # c cancels the run and stops every job still going
         await pilot.press("c")
-        await wait_for(pilot, lambda: variants.phase == "cancelled", 30, "the cancel")
+        finished = await seen.run(pilot, "compile")
+        assert finished.status == "cancelled" and variants.phase == "cancelled"
+        await settle(pilot)  # the worker that stops the jobs
         assert row(app, "full_manual_norm").status in ("STOPPING", "STOPPED")
         job = f"ncf-{RUN_ID}-full-manual-norm"
         described = sandbox.client("sagemaker").describe_compilation_job(CompilationJobName=job)
@@ -179,23 +182,22 @@ async def test_cancel_stops_a_running_job(make_app: Any, resumable: Path, sandbo
 
 
 async def test_quit_while_compiling_asks_and_can_leave_jobs_running(
-    make_app: Any, resumable: Path, sandbox: Any
+    make_app: Any, resumable: Path, sandbox: Any, seen: Seen
 ) -> None:
     sandbox.neo.seconds = 60
     app = make_app(offer_resume=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await until_screen(pilot, "ResumeModal")
         await pilot.press("r")
-        await connect(pilot)
-        variants = app.get_screen("variants")
-        await wait_for(pilot, lambda: variants.phase == "ready", 30, "the resumed variants")
+        await seen.message(pilot, Connected)
+        await seen.run(pilot, "variants")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: row(app, "mlp").status in ("STARTING", "INPROGRESS"), 30, "a job")
+        await seen.variant(pilot, "mlp", "STARTING", "INPROGRESS")
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "QuitModal", 5, "the quit question")
+        await until_screen(pilot, "QuitModal")
         assert "mlp" in str(app.screen.query("Static").first().render()) or app.screen.jobs
         await pilot.press("l")
-        await wait_for(pilot, lambda: app.return_code is not None, 30, "the app to exit")
+        await seen.run(pilot, "compile")  # the cancelled run ends, and the app exits after it
     assert app.return_code == 130
     job = f"ncf-{RUN_ID}-mlp"
     described = sandbox.client("sagemaker").describe_compilation_job(CompilationJobName=job)
@@ -204,23 +206,23 @@ async def test_quit_while_compiling_asks_and_can_leave_jobs_running(
     assert not saved["finished"] and "mlp" in saved["steps"]["compile"]["jobs"]
 
 
-async def test_resume_continues_where_the_run_stopped(make_app: Any, resumable: Path) -> None:
+async def test_resume_continues_where_the_run_stopped(make_app: Any, resumable: Path, seen: Seen) -> None:
     app = make_app(offer_resume=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ResumeModal", 10, "the resume offer")
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await until_screen(pilot, "ResumeModal")
         assert RUN_ID in str(app.screen.query("Static")[1].render())
         await pilot.press("r")
-        variants = await to_compiled_variants(pilot)
+        variants = await to_compiled_variants(pilot, seen)
         assert variants.phase == "compiled"
         assert app.session.pipeline.run_id == RUN_ID
         assert "done earlier" in variants.skipped["variants"]
         assert row(app, "full_manual_norm").status == "chosen"
 
 
-async def test_the_checklist_opens_from_any_screen(make_app: Any) -> None:
+async def test_the_checklist_opens_from_any_screen(make_app: Any, seen: Seen) -> None:
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         await pilot.press("enter")
         checkpoint = app.get_screen("checkpoint")
         await pilot.press("f3")
@@ -228,8 +230,8 @@ async def test_the_checklist_opens_from_any_screen(make_app: Any) -> None:
         assert app.screen is checklist
         assert "SANDBOX" in app.screen.query_one("WizardHeader").render().plain
         # the engine's checks really run against the sandbox account: nothing compiled yet, so no model
-        await wait_for(pilot, lambda: "ecr-repository" in checklist.checks, 60, "the checks")
-        await wait_for(pilot, lambda: "checks:" in checklist.status, 60, "the checklist's end")
+        await seen.message(pilot, ChecklistFinished)
+        assert "checks:" in checklist.status
         assert checklist.checks["neo-model"].status == "fail"
         assert checklist.checks["ecr-repository"].status == "pass"
         assert "NEO_MODEL_S3_URI" in str(checklist.query_one("#checks").render())
@@ -237,10 +239,10 @@ async def test_the_checklist_opens_from_any_screen(make_app: Any) -> None:
         assert app.screen is checkpoint
 
 
-async def test_help_lists_the_keys_and_the_palette_has_every_action(make_app: Any) -> None:
+async def test_help_lists_the_keys_and_the_palette_has_every_action(make_app: Any, seen: Seen) -> None:
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         await pilot.press("enter")
         await pilot.press("question_mark")
         await pilot.pause()
@@ -254,16 +256,16 @@ async def test_help_lists_the_keys_and_the_palette_has_every_action(make_app: An
 
 
 @pytest.mark.parametrize("width", [80])
-async def test_small_terminal_keeps_the_badge_and_trail(make_app: Any, width: int) -> None:
+async def test_small_terminal_keeps_the_badge_and_trail(make_app: Any, width: int, seen: Seen) -> None:
     app = make_app()
-    async with app.run_test(size=(width, 24)) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=(width, 24), message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         header = app.screen.query_one("WizardHeader").render().plain
         assert "SANDBOX" in header and "▸1 Connect" in header
 
 
 async def test_the_checkpoint_screen_asks_what_the_file_does_not_say(
-    make_app: Any, tmp_path: Path, sample_ckpt: Any, monkeypatch: Any
+    make_app: Any, tmp_path: Path, sample_ckpt: Any, monkeypatch: Any, seen: Seen
 ) -> None:
     """A key-mapped file says nothing of its behaviour: continue waits for both answers, which reach the run;
     the seed-scale sample is offered once it has been made."""
@@ -278,12 +280,11 @@ async def test_the_checkpoint_screen_asks_what_the_file_does_not_say(
     monkeypatch.setenv("NCF_TUI_DATA_DIR", str(data))
     path, key_map = kinds.renamed(sample_ckpt, tmp_path)
     app = make_app(start_dir=tmp_path, checkpoint=path, key_map=key_map)
-    async with app.run_test(size=SIZE) as pilot:
-        await connect(pilot)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        await seen.message(pilot, Connected)
         await pilot.press("enter")
         screen = app.get_screen("checkpoint")
-        await wait_for(pilot, lambda: screen.summary is not None, 60, "the summary")
-        await pilot.pause()
+        await seen.message(pilot, CheckpointDescribed)
         assert screen.summary["layout"] == "key map" and screen.summary["gmf_norm"] is None
         assert screen.query_one("#behaviour").display
         assert screen.query_one("#primary").disabled and "does not say" in status_text(app)
@@ -291,7 +292,8 @@ async def test_the_checkpoint_screen_asks_what_the_file_does_not_say(
         await pilot.pause()
         assert screen.query_one("#primary").disabled, "one answer of two"
         screen.query_one("#ask-output").query(RadioButton).first().value = True  # sigmoid
-        await wait_for(pilot, lambda: not screen.query_one("#primary").disabled, 10, "continue enabled")
+        await pilot.pause()
+        assert not screen.query_one("#primary").disabled, "both answered"
         assert screen.answers == {"gmf_norm": "l2", "output": "sigmoid"}
         samples = screen.query_one("#samples")
         assert not samples.get_option_at_index(1).disabled, "the seed-scale sample is offered"
@@ -301,4 +303,5 @@ async def test_the_checkpoint_screen_asks_what_the_file_does_not_say(
         assert app.session.checkpoint == path
         samples.highlighted = 1
         samples.action_select()
-        await wait_for(pilot, lambda: screen.selected == data / "samples" / ML1M_NAME, 10, "the sample chosen")
+        await pilot.pause()
+        assert screen.selected == data / "samples" / ML1M_NAME, "the sample chosen"
