@@ -27,6 +27,7 @@ SCENARIOS = (
     "s3-no-list",
     "neo-quota",
     "build-quota",
+    "empty-account",
 )
 
 
