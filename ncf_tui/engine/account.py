@@ -212,7 +212,10 @@ def simulation_arn(aws: Aws, caller_arn: str) -> str | None:
     from .aws import aws_errors
 
     arn = caller_arn
-    service, _, resource = arn.split(":", 5)[2], None, arn.split(":", 5)[-1]
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return None
+    service, resource = parts[2], parts[5]
     if service == "iam" and resource.startswith("user/"):
         return arn
     if service == "sts" and resource.startswith("assumed-role/"):
@@ -370,7 +373,9 @@ class PlannedResource:
     tags: Mapping[str, str]
 
     def describe(self) -> str:
-        docs = "\n".join(f"  {k}:\n    " + json.dumps(v, indent=2).replace("\n", "\n    ") for k, v in self.documents.items())
+        docs = "\n".join(
+            f"  {k}:\n    " + json.dumps(v, indent=2).replace("\n", "\n    ") for k, v in self.documents.items()
+        )
         return f"+ {self.kind} {self.name} ({self.arn}, {self.region})\n{docs}"
 
 
@@ -457,7 +462,8 @@ def plan(pre: Preflight, settings: Settings, run_id: str, *, base_image: str | N
                 "PublicAccessBlockConfiguration": PUBLIC_ACCESS_BLOCK,
                 "ServerSideEncryptionConfiguration": ENCRYPTION,
             }
-            out.append(PlannedResource(BUCKET, i.name, i.value, f"arn:{partition}:s3:::{i.value}", pre.region, docs, tags))
+            arn = f"arn:{partition}:s3:::{i.value}"
+            out.append(PlannedResource(BUCKET, i.name, i.value, arn, pre.region, docs, tags))
         elif i.name == "sagemaker_role":
             policy = sagemaker_policy(
                 partition,
@@ -471,9 +477,9 @@ def plan(pre: Preflight, settings: Settings, run_id: str, *, base_image: str | N
             out.append(PlannedResource(ROLE, i.name, i.resource_name, i.value, "global", docs, tags))
         elif i.name == "service_role":
             docs = {"AssumeRolePolicyDocument": trust_policy("codebuild.amazonaws.com")}
-            policy = codebuild_policy(bsettings, base_image)
-            if policy is not None:
-                docs[CODEBUILD_POLICY] = policy
+            build_policy = codebuild_policy(bsettings, base_image)
+            if build_policy is not None:
+                docs[CODEBUILD_POLICY] = build_policy
             out.append(PlannedResource(ROLE, i.name, i.resource_name, i.value, "global", docs, tags))
         else:
             arn = f"arn:{partition}:ecr:{pre.region}:{pre.account}:repository/{i.value}"
@@ -652,9 +658,12 @@ def written_by_run(state_steps: Mapping[str, Any], prefix: str) -> tuple[list[st
     if run_id:
         keys.append(f"{prefix}/{run_id}/")
     for job in ((state_steps.get("compile") or {}).get("jobs") or {}).values():
-        name = job.get("name") or job.get("job_name") if isinstance(job, dict) else None
-        if name:
-            keys.append(f"{prefix}/compilation-output/{name}/")
+        if not isinstance(job, dict):
+            continue
+        for uri in (job.get("input_uri"), job.get("output_uri")):
+            key = str(uri or "").removeprefix("s3://").partition("/")[2]
+            if key:
+                keys.append(key if key.endswith("/") or key.endswith(".tar.gz") else key + "/")
     digests = {
         str(d)
         for d in (
@@ -739,7 +748,8 @@ def teardown(aws: Aws, items: Sequence[TeardownItem], *, emit: Emit = discard) -
             if rec.kind == BUCKET:
                 s3 = regional.client("s3")
                 for i in range(0, len(item.empty), 1000):  # DeleteObjects takes at most 1000 keys
-                    chunk = [dict(zip(("Key", "VersionId"), k.split("\0"), strict=True)) for k in item.empty[i : i + 1000]]
+                    batch = item.empty[i : i + 1000]
+                    chunk = [dict(zip(("Key", "VersionId"), k.split("\0"), strict=True)) for k in batch]
                     s3.delete_objects(Bucket=rec.name, Delete={"Objects": chunk, "Quiet": True})
                 if not item.foreign:
                     s3.delete_bucket(Bucket=rec.name)
