@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, NcfError
-from .events import Emit, PermissionEvent, StepEvent, discard
+from .events import Emit, PermissionEvent, ResourceEvent, StepEvent, discard
 from .iam import (
     ALLOWED,
     ECR_PULL_ACTIONS,
@@ -180,6 +180,12 @@ def role_arn(partition: str, account: str, name: str, path: str = "/") -> str:
     return f"arn:{partition}:iam::{account}:role{path}{name}"
 
 
+def _arn_of(kind: str, name: str, partition: str, region: str, account: str) -> str:
+    if kind == BUCKET:
+        return f"arn:{partition}:s3:::{name}"
+    return f"arn:{partition}:ecr:{region}:{account}:repository/{name}"
+
+
 def _exists(aws: Aws, kind: str, value: str) -> bool:
     """Whether the bucket, role or repository exists (AccessDenied on the probe: assumed to, and said later)."""
     from botocore.exceptions import ClientError
@@ -264,7 +270,12 @@ def preflight(
     result = Preflight(me.account, me.arn, aws.region, settings.prefix or "ncf-tui", inputs)
     emit(StepEvent(name="account", status="note", message=f"caller {me.arn} in account {me.account}, {aws.region}"))
     for i in inputs:
-        emit(StepEvent(name="account", status="note", message=i.line()))
+        arn = i.value if i.kind == ROLE else _arn_of(i.kind, i.value, partition, aws.region, me.account)
+        emit(
+            ResourceEvent(
+                setting=i.name, resource=i.kind, name=i.resource_name, arn=arn, status=i.status, message=i.what
+            )
+        )
     if check_rights and result.missing:
         caller_rights(aws, result, emit)
     return result
@@ -579,7 +590,7 @@ def create(
                 record = Created(r.kind, r.setting, r.name, r.arn, r.region, run_id)
                 on_created(record)
         made.append(record)
-        emit(StepEvent(name="account", status="note", message=f"created {r.kind} {r.name} ({r.arn})"))
+        emit(ResourceEvent(setting=r.setting, resource=r.kind, name=r.name, arn=r.arn, status="created"))
     return made
 
 
@@ -762,8 +773,13 @@ def teardown(aws: Aws, items: Sequence[TeardownItem], *, emit: Emit = discard) -
             else:
                 _delete_role(aws, rec.name)
         item.deleted = not item.foreign
-        verb = "deleted" if item.deleted else "emptied of what ncf-tui wrote, kept"
-        emit(StepEvent(name="teardown", status="note", message=f"{verb} {rec.kind} {rec.name}"))
+        why = "" if item.deleted else f"emptied of what ncf-tui wrote; {item.foreign} item(s) of others stay"
+        status = "deleted" if item.deleted else "kept"
+        emit(
+            ResourceEvent(
+                setting=rec.setting, resource=rec.kind, name=rec.name, arn=rec.arn, status=status, message=why
+            )
+        )
     return list(items)
 
 

@@ -63,6 +63,20 @@ def _context(sb: Any, tmp_path: Path, ask: Any, until: str = "verify") -> tuple[
     return ctx, options, store
 
 
+def _context_without_aws(tmp_path: Path, until: str) -> tuple[StepContext, RunOptions, StateStore]:
+    from ncf_tui.engine.errors import BadInputError
+    from ncf_tui.engine.sample import sample_checkpoint_path
+
+    def no_aws() -> Any:
+        raise BadInputError("this step needs AWS, and no AWS target was given")
+
+    options = RunOptions(checkpoint=sample_checkpoint_path(), until=until, env={}, settings_flags={})
+    store = StateStore(tmp_path / "run.json")
+    state = RunState(run_id="r", mode="aws", checkpoint=str(options.checkpoint))
+    ctx = StepContext(options, Recorder(), state, lambda: store.save(state), no_aws, threading.Event())
+    return ctx, options, store
+
+
 def test_the_account_step_comes_first_in_the_registry() -> None:
     assert REGISTRY[0].name == "account"
     assert account.SOURCE_KEY == SOURCE_KEY
@@ -82,8 +96,27 @@ def test_preflight_names_every_missing_input_with_its_flag_before_any_work(sandb
     assert _listings(sandbox) == empty, "a refusal creates nothing"
     assert not options.output_dir.exists(), "nothing was traced or written"
     assert not [e for e in ctx.emit.events if e.kind == "variant"]  # type: ignore[attr-defined]
-    notes = [e.message for e in ctx.emit.of("step") if e.status == "note"]  # type: ignore[attr-defined]
-    assert any("will be created" in n and "bucket" in n for n in notes)
+    found = {e.setting: e.status for e in ctx.emit.of("resource")}  # type: ignore[attr-defined]
+    assert found == dict.fromkeys(account.ORDER, account.CREATE)
+
+
+def test_a_model_only_run_asks_aws_for_nothing(tmp_path: Path) -> None:
+    ctx, options, _store = _context_without_aws(tmp_path, until="variants")
+    result = AccountStep().run(ctx)
+    assert result.inputs == [] and result.created == [] and options.settings_flags == {}
+
+
+def test_a_resumed_run_gets_the_names_back(sandbox, tmp_path: Path) -> None:
+    sandbox.reset("empty-account")
+    _ctx, options, _store, result = _run_account_step(sandbox, tmp_path)
+    again, again_options, _ = _context(sandbox, tmp_path / "again", refuse)
+    assert AccountStep().reusable(again, result)
+    assert again_options.settings_flags["bucket"] == options.settings_flags["bucket"] == result.values["bucket"]
+    sandbox.client("iam").delete_role_policy(
+        RoleName=account.DEFAULT_SAGEMAKER_ROLE, PolicyName=account.SAGEMAKER_POLICY
+    )
+    sandbox.client("iam").delete_role(RoleName=account.DEFAULT_SAGEMAKER_ROLE)
+    assert not AccountStep().reusable(again, result), "a resource that went: preflight again"
 
 
 def test_preflight_says_present_for_what_exists(sandbox) -> None:
@@ -189,8 +222,8 @@ def test_empty_account_to_the_image_and_back_to_empty(sandbox, tmp_path: Path) -
     empty = _listings(sandbox)
     ctx, options, store, result = _run_account_step(sandbox, tmp_path)
     created = {c["setting"]: c["name"] for c in result.created}
-    notes = [e.message for e in ctx.emit.of("step") if e.status == "note"]  # type: ignore[attr-defined]
-    assert all(any(f"created {c['kind']} {c['name']}" in n for n in notes) for c in result.created)
+    made = [(e.resource, e.name) for e in ctx.emit.of("resource") if e.status == "created"]  # type: ignore[attr-defined]
+    assert made == [(c["kind"], c["name"]) for c in result.created]
 
     rec = Recorder()
     pipeline = Pipeline(

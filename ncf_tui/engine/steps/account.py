@@ -60,14 +60,23 @@ class AccountStep(Step[AccountResult]):
     name = NAME
     title = "Account"
     result_type = AccountResult
+    needs_aws = False
+    """It asks for AWS itself, and only when the chosen steps need an input (``--until variants`` needs none)."""
     needs = ()
 
     def reusable(self, ctx: StepContext, saved: AccountResult) -> bool:
-        """A saved result stands while everything it found or made still exists (else: preflight again)."""
+        """A saved result stands while everything it found or made still exists (else: preflight again).
+
+        When it stands, its names go back into ``options.settings_flags`` (a resumed run's later steps read
+        them there, as after ``run``)."""
         from ..account import _exists
 
-        aws = ctx.aws()
-        return all(_exists(aws, i["kind"], i["value"]) for i in saved.inputs)
+        if saved.inputs:
+            aws = ctx.aws()
+            if not all(_exists(aws, i["kind"], i["value"]) for i in saved.inputs):
+                return False
+        _apply(ctx.options.settings_flags, saved)
+        return True
 
     def run(self, ctx: StepContext) -> AccountResult:
         from ..account import (
@@ -75,6 +84,7 @@ class AccountStep(Step[AccountResult]):
             Created,
             create,
             missing_message,
+            needs_of,
             plan,
             plan_text,
             preflight,
@@ -84,9 +94,12 @@ class AccountStep(Step[AccountResult]):
 
         o = ctx.options
         flags = o.settings_flags
+        steps = chosen_steps(o.until)
+        if not needs_of(steps):  # a model-only run: nothing to ask AWS for
+            return AccountResult(ctx.state.run_id, "", "", "", "")
         settings = resolve_settings(flags=flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
         aws = ctx.aws()
-        pre = preflight(aws, settings, chosen_steps(o.until), emit=ctx.emit)
+        pre = preflight(aws, settings, steps, emit=ctx.emit)
         run_id = ctx.state.run_id
         earlier = [Created.from_dict(c) for c in ctx.partial(NAME).get("created", [])]
         result = AccountResult(
@@ -112,11 +125,17 @@ class AccountStep(Step[AccountResult]):
                 ctx.save_partial(NAME, result.to_state())
 
             create(aws, resources, run_id, emit=ctx.emit, on_created=record)
-        for name, value in pre.values().items():
-            if not flags.get(name):
-                flags[name] = value
-        flags.setdefault("prefix", pre.prefix)
+        _apply(flags, result)
         return result
+
+
+def _apply(flags: dict[str, str | None], result: AccountResult) -> None:
+    """The names the run uses, as flags for the later steps (a value the user gave is never replaced)."""
+    for name, value in result.values.items():
+        if not flags.get(name):
+            flags[name] = value
+    if result.prefix and not flags.get("prefix"):
+        flags["prefix"] = result.prefix
 
 
 def _base_image(pre: Any, options: Any) -> str | None:
