@@ -281,6 +281,17 @@ def preflight(
     return result
 
 
+def preflight_for(aws: Aws, options: Any, *, emit: Emit = discard, check_rights: bool = True) -> Preflight:
+    """``preflight`` for a run's ``RunOptions``: its settings sources (flags, env, --config, saved answers) and
+    the steps through ``options.until``. What the step runs, and what the wizard's connection screen shows."""
+    from .settings import resolve_settings
+    from .steps.account import chosen_steps
+
+    o = options
+    settings = resolve_settings(flags=o.settings_flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
+    return preflight(aws, settings, chosen_steps(o.until), emit=emit, check_rights=check_rights)
+
+
 def create_permissions(pre: Preflight) -> list[Permission]:
     """What the caller must be allowed to create the missing inputs (IAM Service Authorization Reference:
     PutBucketEncryption is authorised as s3:PutEncryptionConfiguration, PutPublicAccessBlock as

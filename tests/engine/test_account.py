@@ -325,3 +325,31 @@ def test_teardown_cli_lists_asks_and_deletes(sandbox, tmp_path: Path, monkeypatc
     assert json.loads(store.path.read_text("utf-8"))["steps"]["account"]["torn_down"]
     with pytest.raises(BadInputError, match="embedded sandbox"):
         run_teardown(_teardown_args(store.path, sandbox, sandbox=True))
+
+
+def test_outside_us_east_1_the_bucket_names_its_region(sandbox, tmp_path: Path) -> None:
+    """S3 CreateBucket: outside us-east-1 the LocationConstraint names the region (without it the request is
+    refused with IllegalLocationConstraintException); the repository is made in that region too."""
+    from dataclasses import replace
+
+    from ncf_tui.engine.aws import Aws
+    from ncf_tui.engine.settings import resolve_settings
+
+    sandbox.reset("empty-account")
+    aws = Aws(replace(aws_for(sandbox).target, region="eu-west-1"))
+    settings = resolve_settings(flags={}, env={}, saved_dir=tmp_path, derived={})
+    pre = account.preflight(aws, settings, ["compile", "build", "verify"])
+    assert pre.values()["bucket"] == f"ncf-tui-{sandbox.names.account_id}-eu-west-1"
+    account.require_rights(pre)
+    resources = account.plan(pre, settings, "run-eu")
+    bucket_plan = next(r for r in resources if r.kind == "bucket")
+    assert bucket_plan.documents["CreateBucketConfiguration"] == {"LocationConstraint": "eu-west-1"}
+    made = account.create(aws, resources, "run-eu")
+    s3 = aws.client("s3")
+    assert s3.get_bucket_location(Bucket=pre.values()["bucket"])["LocationConstraint"] == "eu-west-1"
+    ecr = aws.client("ecr")
+    assert ecr.describe_repositories(repositoryNames=[pre.values()["IMAGE_REPO_NAME"]])["repositories"]
+    steps = {"account": {"run_id": "run-eu", "prefix": pre.prefix, "created": [vars(c) for c in made]}}
+    items = teardown(aws, teardown_plan(aws, steps))
+    assert all(i.ours and i.deleted for i in items)
+    assert s3.list_buckets()["Buckets"] == [] and ecr.describe_repositories()["repositories"] == []
