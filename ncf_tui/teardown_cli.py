@@ -40,6 +40,16 @@ def find_state(state: Path | None, state_dir: Path | None = None) -> Path:
     )
 
 
+def read_state(path: Path) -> Any:
+    """The run state at ``path``; a file that is not one is refused and left exactly as it is."""
+    from .engine.state import RunState
+
+    try:
+        return RunState.from_dict(json.loads(path.read_text("utf-8")))
+    except (ValueError, TypeError, UnicodeDecodeError, OSError, AttributeError) as exc:
+        raise BadInputError(f"--state {path}: not an ncf-tui run state ({str(exc)[:100]})") from None
+
+
 def run_teardown(args: argparse.Namespace, *, confirm: Any = None) -> int:
     """Tear down what the run in ``args.state`` created; ``confirm(text) -> bool`` asks (a terminal by default)."""
     from datetime import UTC, datetime
@@ -55,8 +65,7 @@ def run_teardown(args: argparse.Namespace, *, confirm: Any = None) -> int:
         )
     store = StateStore(find_state(args.state))
     store.lock()
-    state = store.load()
-    assert state is not None
+    state = read_state(store.path)
     entry = state.steps.get("account") or {}
     region = resolve_region(args.region, args.profile) or str(entry.get("region") or "")
     if not region:

@@ -325,6 +325,11 @@ def test_teardown_cli_lists_asks_and_deletes(sandbox, tmp_path: Path, monkeypatc
     assert json.loads(store.path.read_text("utf-8"))["steps"]["account"]["torn_down"]
     with pytest.raises(BadInputError, match="embedded sandbox"):
         run_teardown(_teardown_args(store.path, sandbox, sandbox=True))
+    other = tmp_path / "notes.json"
+    other.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(BadInputError, match="not an ncf-tui run state"):
+        run_teardown(_teardown_args(other, sandbox, yes=True))
+    assert other.read_text("utf-8") == "[1, 2]", "a file that is not a run state is left as it was"
 
 
 def test_outside_us_east_1_the_bucket_names_its_region(sandbox, tmp_path: Path) -> None:
