@@ -295,8 +295,8 @@ def preflight_for(aws: Aws, options: Any, *, emit: Emit = discard, check_rights:
 def create_permissions(pre: Preflight) -> list[Permission]:
     """What the caller must be allowed to create the missing inputs (IAM Service Authorization Reference:
     PutBucketEncryption is authorised as s3:PutEncryptionConfiguration, PutPublicAccessBlock as
-    s3:PutBucketPublicAccessBlock; tags given at creation need iam:TagRole / ecr:TagResource too; the roles are
-    passed to SageMaker and CodeBuild later, which needs iam:PassRole)."""
+    s3:PutBucketPublicAccessBlock, PutBucketTagging as s3:PutBucketTagging; a role's tags given to CreateRole
+    need iam:TagRole too; the roles are passed to SageMaker and CodeBuild later, which needs iam:PassRole)."""
     partition = partition_for(pre.region)
     out: list[Permission] = []
     for i in pre.missing:
@@ -313,8 +313,9 @@ def create_permissions(pre: Preflight) -> list[Permission]:
             out.append(Permission("iam:PassRole", i.value, "PassRoles", f"hand {i.resource_name} to its service"))
         else:
             arn = f"arn:{partition}:ecr:{pre.region}:{pre.account}:repository/{i.value}"
+            # ECR User Guide, "Using Tag-Based Access Control": tags given to CreateRepository are authorised
+            # on ecr:CreateRepository itself (its example also grants ecr:TagResource; the text does not require it).
             out.append(Permission("ecr:CreateRepository", arn, "CreateRepository", f"create the repository {i.value}"))
-            out.append(Permission("ecr:TagResource", arn, "CreateRepository", "tag the repository as ncf-tui's"))
     return out
 
 
