@@ -265,8 +265,13 @@ def preflight(
                 "service_role": role_arn(partition, me.account, DEFAULT_CODEBUILD_ROLE),
                 "IMAGE_REPO_NAME": "ncf-recommender",
             }[name]
-        status = PRESENT if _exists(aws, kind, given) else CREATE
-        inputs.append(Input(name, kind, given, status, source, FLAG_OF[name], WHAT[name]))
+        detail = ""
+        if kind == ROLE and given.count(":") >= 5 and given.split(":")[4] != me.account:
+            # Another account's role is never ncf-tui's to create; the settings step says what it finds.
+            status, detail = PRESENT, f"in account {given.split(':')[4]}, not the caller's: not created by ncf-tui"
+        else:
+            status = PRESENT if _exists(aws, kind, given) else CREATE
+        inputs.append(Input(name, kind, given, status, source, FLAG_OF[name], WHAT[name], detail))
     result = Preflight(me.account, me.arn, aws.region, settings.prefix or "ncf-tui", inputs)
     emit(StepEvent(name="account", status="note", message=f"caller {me.arn} in account {me.account}, {aws.region}"))
     for i in inputs:

@@ -129,6 +129,18 @@ def test_preflight_says_present_for_what_exists(sandbox) -> None:
     assert pre.missing == [] and pre.rights == []
 
 
+def test_a_role_of_another_account_is_never_created(sandbox) -> None:
+    from ncf_tui.engine.settings import resolve_settings
+
+    sandbox.reset("empty-account")
+    other = "arn:aws:iam::210987654321:role/their-neo-role"
+    settings = resolve_settings(flags={"sagemaker_role": other}, env={}, saved_dir=Path("/nonexistent"), derived={})
+    pre = account.preflight(aws_for(sandbox), settings, ["compile"], check_rights=False)
+    role = next(i for i in pre.inputs if i.name == "sagemaker_role")
+    assert role.status == account.PRESENT and "not the caller's" in role.detail
+    assert [i.name for i in pre.missing] == ["bucket"]
+
+
 def test_the_caller_s_rights_are_simulated_and_explained_like_the_build_role_s(sandbox) -> None:
     from ncf_tui.engine.settings import resolve_settings
 
