@@ -370,3 +370,24 @@ def test_outside_us_east_1_the_bucket_names_its_region(sandbox, tmp_path: Path) 
     items = teardown(aws, teardown_plan(aws, steps))
     assert all(i.ours and i.deleted for i in items)
     assert s3.list_buckets()["Buckets"] == [] and ecr.describe_repositories()["repositories"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--teardown", "--sandbox"], "cannot reach an embedded sandbox"),
+        (["--teardown", "--state", "no-such-run.json"], "--state no-such-run.json: no such file"),
+    ],
+)
+def test_teardown_bad_input_is_one_line_and_exit_2(tmp_path: Path, argv: list[str], says: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NCF_TUI_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ncf_tui.cli", *argv], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 2
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
