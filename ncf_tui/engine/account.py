@@ -234,6 +234,21 @@ def simulation_arn(aws: Aws, caller_arn: str) -> str | None:
     return None
 
 
+def check_inputs(settings: Settings, steps: Sequence[str]) -> None:
+    """Refuse a malformed or hostile value of an input the steps need (the settings' own local rules), before
+    any AWS call is made with it: SettingsError, exit 3."""
+    from .settings import SettingIssue, SettingsError, check_value, shown
+
+    refused = []
+    for name in needs_of(steps):
+        value, source = settings.value(name), settings.source(name)
+        check = check_value(name, value) if value else None
+        if check is not None and not check.ok:
+            refused.append(SettingIssue(name, shown(value), source, check.reason))
+    if refused:
+        raise SettingsError(refused, hint="fix them in the flags, environment or config that set them")
+
+
 def preflight(
     aws: Aws,
     settings: Settings,
@@ -248,6 +263,7 @@ def preflight(
 
     if not aws.region:
         raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
+    check_inputs(settings, steps)
     me = aws.whoami()
     partition = partition_for(aws.region)
     inputs: list[Input] = []

@@ -129,6 +129,23 @@ def test_preflight_says_present_for_what_exists(sandbox) -> None:
     assert pre.missing == [] and pre.rights == []
 
 
+def test_a_hostile_value_is_refused_before_any_aws_call(tmp_path: Path) -> None:
+    from ncf_tui.engine.settings import SettingsError
+
+    ctx, options, _store = _context_without_aws(tmp_path, until="verify")
+    options.settings_flags["bucket"] = "models;touch /tmp/x"
+    calls: list[str] = []
+
+    def aws_that_records() -> Any:
+        calls.append("aws")
+        raise AssertionError("no AWS call may be made")
+
+    ctx.aws = aws_that_records
+    with pytest.raises(SettingsError, match="bucket") as info:
+        AccountStep().run(ctx)
+    assert int(info.value.exit_code) == 3
+
+
 def test_a_role_of_another_account_is_never_created(sandbox) -> None:
     from ncf_tui.engine.settings import resolve_settings
 

@@ -82,6 +82,7 @@ class AccountStep(Step[AccountResult]):
         from ..account import (
             AccountError,
             Created,
+            check_inputs,
             create,
             missing_message,
             needs_of,
@@ -98,6 +99,7 @@ class AccountStep(Step[AccountResult]):
         if not needs_of(steps):  # a model-only run: nothing to ask AWS for
             return AccountResult(ctx.state.run_id, "", "", "", "")
         settings = resolve_settings(flags=flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
+        check_inputs(settings, steps)  # before the AWS target is even made
         aws = ctx.aws()
         pre = preflight(aws, settings, steps, emit=ctx.emit)
         run_id = ctx.state.run_id
