@@ -1,4 +1,4 @@
-"""How soon an empty account is reported, and what creating and tearing down costs (issue 16).
+"""How soon an empty account is reported, and what creating and tearing down costs.
 
     python bench/account/run.py
 
