@@ -27,6 +27,7 @@ SCENARIOS = (
     "s3-no-list",
     "neo-quota",
     "build-quota",
+    "empty-account",
 )
 
 
@@ -47,6 +48,7 @@ modes:
   ncf-tui --sandbox             the same against the embedded local AWS, bundled sample preselected
   ncf-tui --headless [--json]   non-interactive run of every step (scripts, CI)
   ncf-tui --checklist           troubleshooting checklist
+  ncf-tui --teardown            delete what ncf-tui created (buckets, roles, repository), after asking
 
 exit codes:
   0 done   2 bad input or usage   3 preflight failed (settings or IAM)
@@ -69,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fix",
         action="store_true",
         help="with --checklist: apply the safe fixes after confirmation (--yes confirms them all)",
+    )
+    mode.add_argument(
+        "--teardown",
+        action="store_true",
+        help="delete what ncf-tui created for a run (--state FILE, else the newest such run), after asking",
     )
     mode.add_argument("--sandbox", action="store_true", help="use the embedded local AWS (no account needed)")
     mode.add_argument(
@@ -160,8 +167,8 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.json and not args.headless:
-        parser.error("--json goes with --headless")
+    if args.json and not (args.headless or args.teardown):
+        parser.error("--json goes with --headless or --teardown")
     if args.sandbox_scenario and not args.sandbox:
         parser.error("--sandbox-scenario goes with --sandbox")
     try:
@@ -179,6 +186,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.fix and not args.checklist:
             _error("--fix goes with --checklist (the wizard and headless runs fix with --yes)")
             return int(ExitCode.BAD_INPUT)
+        if args.teardown:
+            from .teardown_cli import run_teardown
+
+            return run_teardown(args)
         if args.checklist and not interactive:
             from .checklist_report import run_checklist_cli
 

@@ -134,6 +134,19 @@ class SmokeEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResourceEvent(Event):
+    """An input of the run (bucket, role, repository): found, to be created, created, deleted or kept."""
+
+    kind: ClassVar[str] = "resource"
+    setting: str  # bucket | sagemaker_role | service_role | IMAGE_REPO_NAME
+    resource: str  # bucket | role | repository
+    name: str
+    arn: str = ""
+    status: str  # present | will be created | created | deleted | kept
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class CheckEvent(Event):
     kind: ClassVar[str] = "check"
     id: str

@@ -468,16 +468,24 @@ def permissions_step(
     return report
 
 
-def _denied_message(report: PermissionReport) -> str:
+def denied_explanation(report: PermissionReport, *, who: str | None = None) -> tuple[str, str]:
+    """(message, hint) for a report with denied pairs, as the permissions step words them; ``who`` names
+    another principal than the CodeBuild service role (the caller, whose rights ncf-tui never changes)."""
+    hint = _denied_hint(report)
+    if who is not None and not report.capped and not report.explicit_denies:
+        hint = f"an administrator must grant {who} the proposed policy (ncf-tui never widens the caller's rights)"
+    return _denied_message(report, who), hint
+
+
+def _denied_message(report: PermissionReport, who: str | None = None) -> str:
     parts = []
     for r in report.denied:
         where = f" by {', '.join(r.matched)}" if r.decision == "explicitDeny" and r.matched else ""
         if r.blocked_by:
             where += f", refused by the role's {r.blocked_by}" if r.blocked_by == BOUNDARY else ", refused by an SCP"
         parts.append(f"{r.permission.action} on {r.permission.resource} ({r.decision}{where})")
-    msg = f"the CodeBuild service role {role_name(report.role_arn)} lacks {len(parts)} permission(s): " + "; ".join(
-        parts
-    )
+    principal = f"{who} {report.role_arn}" if who else f"the CodeBuild service role {role_name(report.role_arn)}"
+    msg = f"{principal} lacks {len(parts)} permission(s): " + "; ".join(parts)
     if report.capped:
         caps = sorted({r.blocked_by for r in report.capped})
         names = {BOUNDARY: "the role's permissions boundary", SCP: "an SCP of the organisation"}

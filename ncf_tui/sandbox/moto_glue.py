@@ -843,7 +843,21 @@ def _patch_response_classes() -> None:
         stale = _state.stale_sessions.get(getattr(self, "_access_key_id", ""))
         return list(stale) if stale is not None else list(original_collect(self))
 
+    # --- S3 DeleteBucket takes the bucket's tags with it (a bucket made again under the name has no tag set:
+    # GetBucketTagging answers NoSuchTagSet); moto 5 keeps them in its tagger, keyed by the bucket's ARN.
+    from moto.s3.models import S3Backend
+
+    original_delete_bucket = S3Backend.delete_bucket
+
+    def delete_bucket(self: Any, bucket_name: str) -> Any:
+        arn = self.get_bucket(bucket_name).arn
+        deleted = original_delete_bucket(self, bucket_name)
+        if deleted is not None:
+            self.tagger.delete_all_tags_for_resource(arn)
+        return deleted
+
     patches: list[tuple[type, str, Any]] = [
+        (S3Backend, "delete_bucket", delete_bucket),
         (IamResponse, "put_role_policy", noting(IamResponse.put_role_policy)),
         (IamResponse, "delete_role_policy", noting(IamResponse.delete_role_policy)),
         (IamResponse, "attach_role_policy", noting(IamResponse.attach_role_policy)),

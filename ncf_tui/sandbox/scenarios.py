@@ -50,6 +50,8 @@ class Scenario:
     # ``build_quota_held_seconds`` run after the first StartBuild, a build of another team holds one slot.
     build_queue_limit: int | None = None
     build_quota_held_seconds: float = 0.0
+    # Only the caller exists: no bucket, no roles, no ECR repository (a newcomer's account).
+    empty_account: bool = False
     tags: tuple[str, ...] = field(default=())
 
 
@@ -123,6 +125,11 @@ SCENARIOS: dict[str, Scenario] = {
             "The account may queue 1 build; another team's build holds it for 6 s after the first StartBuild.",
             build_queue_limit=1,
             build_quota_held_seconds=6.0,
+        ),
+        Scenario(
+            "empty-account",
+            "Only the caller exists: no bucket, no SageMaker or CodeBuild role, no ECR repository.",
+            empty_account=True,
         ),
     )
 }

@@ -1,5 +1,7 @@
 """The seeded demo account: an admin caller, the bucket, the ECR repository and the two roles.
 
+The ``empty-account`` scenario seeds the caller only (a newcomer's account): ncf-tui creates the rest.
+
 The CodeBuild service role gets exactly what the seed document lists (ECR push, S3 read of the
 model bucket) on exact ARNs, plus what CodeBuild's documented service-role policy adds for an S3
 source and CloudWatch Logs (CodeBuild User Guide, "Allow CodeBuild to interact with other AWS
@@ -113,6 +115,8 @@ def seed_account(names: SandboxNames, scenario: Scenario, access_key_id: str, se
         }
         deny_arn = moto_glue.create_managed_policy(acct, "ncf-sandbox-no-list-bucket", json.dumps(no_list))
         moto_glue.attach_user_policy(acct, names.admin_user, deny_arn)
+    if scenario.empty_account:
+        return  # a newcomer's account: only the caller, everything else is for ncf-tui to create
 
     boundary_arn = None
     if scenario.boundary_lacks:

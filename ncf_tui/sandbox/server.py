@@ -293,6 +293,8 @@ class Sandbox:
         """Every setting a user of this account would have answered: the five variables and the rest
         (project, roles, bucket, prefix), scenario applied. The one place front ends read them from."""
         d = self.project_defaults()
+        if self.scenario.empty_account:  # a newcomer has no bucket, roles or prefix to answer with
+            return {**self.suggested_settings(), "project_name": d["name"]}
         return {
             **self.suggested_settings(),
             "project_name": d["name"],

@@ -21,6 +21,7 @@ class StepSpec:
 
 
 REGISTRY: tuple[StepSpec, ...] = (
+    StepSpec("account", "account:AccountStep"),
     StepSpec("checkpoint", "checkpoint:CheckpointStep"),
     StepSpec("variants", "variants:VariantsStep"),
     StepSpec("compile", "compile:CompileStep"),
