@@ -38,7 +38,9 @@ from ncf_tui.sandbox.server import Sandbox
 from ..neo_kit import engine_sidecar
 from ..sandbox.cb_kit import neo_base_image
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module, in order: the healthy run (a compile and a build, a minute on a busy
+# machine) is made once, not once per xdist worker, before any test resets the sandbox it was made on.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engine-checklist-healthy-run")]
 
 NEO_JOB = "ncf-checklist-basic"
 
