@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 from ncf_tui.sandbox.neo import compile_archive
 from ncf_tui.sandbox.server import Sandbox
 from ncf_tui.sandbox.tvm_check import TvmFailure, compile_and_check, tvm_available
+from tests.waits import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,11 +66,15 @@ def test_a_neo_job_reports_the_tvm_compile(sandbox: Sandbox, tmp_path: Path) -> 
         OutputConfig={"S3OutputLocation": f"s3://{sandbox.names.bucket}/out", "TargetDevice": "ml_c5"},
         StoppingCondition={"MaxRuntimeInSeconds": 900},
     )
-    for _ in range(600):
-        desc = sm.describe_compilation_job(CompilationJobName="tvm-job")
-        if desc["CompilationJobStatus"] in ("COMPLETED", "FAILED"):
-            break
-        time.sleep(0.1)
+    desc = wait_for(
+        lambda: (
+            (d := sm.describe_compilation_job(CompilationJobName="tvm-job"))["CompilationJobStatus"]
+            in ("COMPLETED", "FAILED")
+            and d
+        ),
+        "the TVM job to finish",
+        every=0.1,
+    )
     assert desc["CompilationJobStatus"] == "COMPLETED", desc.get("FailureReason")
     body = s3.get_object(Bucket=sandbox.names.bucket, Key="out/model-ml_c5.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
