@@ -17,7 +17,7 @@ HANG = 300.0
 """Seconds after which a wait for an event is a hang (the event would have come long before)."""
 
 
-def wait_for(condition: Callable[[], T], what: str, *, every: float = 0.05, hang: float = HANG) -> T:
+def wait_for(condition: Callable[[], T | None], what: str, *, every: float = 0.05, hang: float = HANG) -> T:
     """``condition()``'s first truthy value, polled every ``every`` seconds; AssertionError naming ``what``
     if it has not held after ``hang`` seconds."""
     deadline = time.monotonic() + hang

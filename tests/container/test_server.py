@@ -22,7 +22,8 @@ from .container_kit import SERVE, SERVED_VARIANTS, Server, free_port, start_serv
 
 
 def sidecar_of(model_dir: Path) -> dict[str, Any]:
-    return json.loads((model_dir / "ncf-model.json").read_text())
+    sidecar: dict[str, Any] = json.loads((model_dir / "ncf-model.json").read_text())
+    return sidecar
 
 
 def reference_scores(model_dir: Path, pairs: list[tuple[int, int]]) -> list[float]:
@@ -30,7 +31,8 @@ def reference_scores(model_dir: Path, pairs: list[tuple[int, int]]) -> list[floa
     path = next(p for p in (model_dir / "model.pth", model_dir / "compiled.pt") if p.is_file())
     module = torch.jit.load(str(path)).eval()
     with torch.inference_mode():
-        return module(torch.tensor(pairs, dtype=torch.float32)).reshape(-1).tolist()
+        scores: list[float] = module(torch.tensor(pairs, dtype=torch.float32)).reshape(-1).tolist()
+    return scores
 
 
 def sample_pairs(side: dict[str, Any], n: int) -> list[tuple[int, int]]:

@@ -33,7 +33,7 @@ STEPS = ["checkpoint", "variants", "compile", "settings", "permissions", "build"
 
 
 def run_id_of(run: Run) -> str:
-    return run.events[-1]["message"].split()[1]
+    return str(run.events[-1]["message"].split()[1])
 
 
 @dataclass(frozen=True)

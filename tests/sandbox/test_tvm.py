@@ -42,7 +42,8 @@ def test_every_shipped_variant_compiles_with_tvm(traced: dict[str, torch.jit.Scr
 def test_a_module_tvm_cannot_take_fails_with_tvm_s_message(tmp_path: Path) -> None:
     class Weird(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.fft.fft(x).real.sum(-1)
+            out: torch.Tensor = torch.fft.fft(x).real.sum(-1)
+            return out
 
     module = torch.jit.trace(Weird(), torch.zeros(1, 2))
     with pytest.raises(TvmFailure):
