@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ncf_tui.sandbox.names import SandboxNames
+from tests.waits import HANG
 
 NAMES = SandboxNames()
 
@@ -44,7 +45,9 @@ class SandboxProcess:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> SandboxProcess:
+    def start(self, timeout: float = HANG) -> SandboxProcess:
+        """Start it and read what it prints up to "# serving" (each line is the event; EOF if it died). The
+        deadline is only checked as lines arrive, so it must be one a slow start never reaches: HANG."""
         self.proc = subprocess.Popen(
             [
                 sys.executable,
