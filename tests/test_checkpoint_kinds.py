@@ -10,10 +10,12 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ncf_tui import cli
+from ncf_tui.engine.checkpoint import Checkpoint
 
 from .engine import kinds
 
@@ -31,7 +33,7 @@ KINDS = {
 }
 
 
-def _run(args: list[str], tmp: Path) -> tuple[int, list[dict], str]:
+def _run(args: list[str], tmp: Path) -> tuple[int, list[dict[str, Any]], str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(["--headless", "--json", "--until", "variants", "--state", str(tmp / "state.json"), *args])
@@ -39,13 +41,13 @@ def _run(args: list[str], tmp: Path) -> tuple[int, list[dict], str]:
     return code, events, err.getvalue()
 
 
-def _figures(events: list[dict]) -> dict[str, dict]:
+def _figures(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     final = ("ready", "rejected")
     return {e["name"]: e["fidelity"] for e in events if e["event"] == "variant" and e["status"] in final}
 
 
 @pytest.fixture(scope="module")
-def canonical_figures(tmp_path_factory, sample_ckpt) -> dict[str, dict]:
+def canonical_figures(tmp_path_factory: pytest.TempPathFactory, sample_ckpt: Checkpoint) -> dict[str, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("canonical")
     path = kinds.canonical(sample_ckpt, tmp)
     code, events, err = _run(["--checkpoint", str(path), "--output-dir", str(tmp / "o")], tmp)
@@ -56,7 +58,9 @@ def canonical_figures(tmp_path_factory, sample_ckpt) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_each_kind_runs_to_the_canonical_figures(tmp_path: Path, sample_ckpt, canonical_figures, kind: str) -> None:
+def test_each_kind_runs_to_the_canonical_figures(
+    tmp_path: Path, sample_ckpt: Checkpoint, canonical_figures: dict[str, dict[str, Any]], kind: str
+) -> None:
     make, flags = KINDS[kind]
     path = make(sample_ckpt, tmp_path)
     code, events, err = _run(["--checkpoint", str(path), "--output-dir", str(tmp_path / "o"), *flags], tmp_path)
@@ -67,7 +71,9 @@ def test_each_kind_runs_to_the_canonical_figures(tmp_path: Path, sample_ckpt, ca
     assert (ckpt["gmf_norm"], ckpt["output"]) == ("l2", "sigmoid")
 
 
-def test_key_map_case_runs_to_the_canonical_figures(tmp_path: Path, sample_ckpt, canonical_figures) -> None:
+def test_key_map_case_runs_to_the_canonical_figures(
+    tmp_path: Path, sample_ckpt: Checkpoint, canonical_figures: dict[str, dict[str, Any]]
+) -> None:
     path, key_map = kinds.renamed(sample_ckpt, tmp_path)
     base = ["--checkpoint", str(path), "--key-map", str(key_map), "--output-dir", str(tmp_path / "o")]
     # No metadata and a key map's layout documents nothing: refused until the flags say how it scores.
@@ -81,7 +87,7 @@ def test_key_map_case_runs_to_the_canonical_figures(tmp_path: Path, sample_ckpt,
     assert _figures(events) == canonical_figures
 
 
-def test_whole_pickled_model_exits_2_with_the_resave_hint(tmp_path: Path, sample_ckpt) -> None:
+def test_whole_pickled_model_exits_2_with_the_resave_hint(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     path = kinds.whole_module(sample_ckpt, tmp_path)
     code, events, err = _run(["--checkpoint", str(path), "--output-dir", str(tmp_path / "o")], tmp_path)
     assert code == 2 and "Traceback" not in err
@@ -92,7 +98,7 @@ def test_whole_pickled_model_exits_2_with_the_resave_hint(tmp_path: Path, sample
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 2
 
 
-def test_unknown_layout_exits_2_and_prints_a_key_map(tmp_path: Path, sample_ckpt) -> None:
+def test_unknown_layout_exits_2_and_prints_a_key_map(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     path, _ = kinds.renamed(sample_ckpt, tmp_path)
     code, _events, err = _run(["--checkpoint", str(path), "--output-dir", str(tmp_path / "o")], tmp_path)
     assert code == 2 and "Traceback" not in err

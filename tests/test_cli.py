@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ncf_tui import cli
+from ncf_tui.engine.model import Architecture
 
 from .engine import hostile
 
@@ -70,7 +72,7 @@ def test_headless_variants_run_follows_the_contract(tmp_path: Path) -> None:
     ]
 
 
-def _bad_inputs(tmp_path: Path, sample: Path, small_sd) -> dict[str, list[str]]:
+def _bad_inputs(tmp_path: Path, sample: Path, small_sd: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     (tmp_path / "empty").mkdir()
     afile = tmp_path / "a-file"
     afile.write_text("keep me")
@@ -89,7 +91,12 @@ def _bad_inputs(tmp_path: Path, sample: Path, small_sd) -> dict[str, list[str]]:
     }
 
 
-def test_bad_input_exits_2_with_one_clear_line(tmp_path: Path, sample_path: Path, small_state_dict, capsys) -> None:
+def test_bad_input_exits_2_with_one_clear_line(
+    tmp_path: Path,
+    sample_path: Path,
+    small_state_dict: tuple[Architecture, dict[str, torch.Tensor]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     cases = _bad_inputs(tmp_path, sample_path, small_state_dict[1])
     out_dir = tmp_path / "out"
     for name, args in cases.items():
@@ -126,14 +133,16 @@ def test_bad_input_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
         ["--sandbox-scenario", "bogus", "--sandbox"],
     ],
 )
-def test_usage_errors_exit_2(args: list[str], capsys) -> None:
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(args)
     assert info.value.code == 2
     assert "usage: ncf-tui" in capsys.readouterr().err
 
 
-def test_aws_steps_without_a_region_fail_fast_with_exit_3(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_aws_steps_without_a_region_fail_fast_with_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))

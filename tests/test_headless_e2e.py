@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,11 +17,12 @@ from ncf_tui.engine.iam import PermissionsError
 from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree, refuse
 from ncf_tui.engine.settings import DEFAULT_BUILD_IMAGE, SettingsError
 from ncf_tui.headless import compile_config_from, sandbox_saved_dir
+from ncf_tui.sandbox.server import Sandbox
 
 from .engine.aws_kit import Recorder, aws_for
 
 
-def _pipeline(sandbox, tmp_path: Path, ask=refuse) -> tuple[Pipeline, Recorder]:
+def _pipeline(sandbox: Sandbox, tmp_path: Path, ask: Callable[[str, Any], bool] = refuse) -> tuple[Pipeline, Recorder]:
     from ncf_tui.engine.sample import sample_checkpoint_path
 
     saved = sandbox_saved_dir(sandbox)
@@ -101,7 +104,7 @@ def test_headless_sandbox_run_ends_with_an_image_in_ecr(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("scenario", "model_file"), [("healthy", "model.pth"), ("neo-compiled-pt", "compiled.pt")])
-def test_the_run_builds_from_neo_s_own_layout(sandbox, tmp_path: Path, scenario: str, model_file: str) -> None:
+def test_the_run_builds_from_neo_s_own_layout(sandbox: Sandbox, tmp_path: Path, scenario: str, model_file: str) -> None:
     """Neo's output, listed with boto3, is <stem>-<target>.tar.gz holding the compiled model alone; the engine's
     sidecar lies beside it; the build takes either name and verify matches the image to the file in S3."""
     import hashlib
@@ -134,7 +137,7 @@ def test_the_run_builds_from_neo_s_own_layout(sandbox, tmp_path: Path, scenario:
     assert state["steps"]["verify"]["model_sha256"] == sha
 
 
-def test_missing_permissions_exit_3_with_the_policy_then_fixed(sandbox, tmp_path: Path) -> None:
+def test_missing_permissions_exit_3_with_the_policy_then_fixed(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("missing-permissions")
     p, rec = _pipeline(sandbox, tmp_path)
     with pytest.raises(PermissionsError) as info:
@@ -174,7 +177,7 @@ def test_boundary_denied_exits_3_explaining_no_inline_policy_can_fix_it(tmp_path
     assert "permissions boundary must allow" in proc.stderr  # the hint: who can fix it
 
 
-def test_wrong_model_uri_is_caught_before_any_build(sandbox, tmp_path: Path) -> None:
+def test_wrong_model_uri_is_caught_before_any_build(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("wrong-model-uri")
     p, rec = _pipeline(sandbox, tmp_path)
     with pytest.raises(SettingsError, match="NEO_MODEL_S3_URI: no model archive found") as info:
@@ -185,7 +188,7 @@ def test_wrong_model_uri_is_caught_before_any_build(sandbox, tmp_path: Path) -> 
     assert sandbox.client("codebuild").list_builds()["ids"] == []
 
 
-def test_no_privileged_mode_refused_is_exit_5(sandbox, tmp_path: Path) -> None:
+def test_no_privileged_mode_refused_is_exit_5(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("no-privileged-mode")
     p, _ = _pipeline(sandbox, tmp_path)
     with pytest.raises(ProjectRefused, match=r"privilegedMode: false -> true") as info:
@@ -196,7 +199,7 @@ def test_no_privileged_mode_refused_is_exit_5(sandbox, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_no_privileged_mode_fixed_by_updating_the_project(sandbox, tmp_path: Path) -> None:
+def test_no_privileged_mode_fixed_by_updating_the_project(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("no-privileged-mode")
     p, rec = _pipeline(sandbox, tmp_path, ask=agree)
     outcome = p.run("verify")

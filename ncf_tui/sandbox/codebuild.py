@@ -26,13 +26,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import moto_glue
+from .build_failure import BuildFailure
 from .cwlogs import LogSink
-
-if TYPE_CHECKING:
-    from .server import Sandbox
+from .names import SandboxNames
+from .scenarios import Scenario
 
 SOURCE_ITEMS = ("container", "buildspec.yml")
 BUILDSPEC_PHASES = (
@@ -44,13 +44,42 @@ BUILDSPEC_PHASES = (
 _MARK = "\x1eNCF-SANDBOX-CMD "
 
 
-class BuildFailure(Exception):
-    """A phase outcome that fails the build: (statusCode, message) as CodeBuild reports them."""
+class DockerChoice(Protocol):
+    """Which docker a build's `docker` runs (the sandbox's `DockerSetup` is one)."""
 
-    def __init__(self, status_code: str, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def real_cli(self) -> str: ...
+
+
+class BuildHost(Protocol):
+    """What the runner needs from the sandbox that hosts it; `server.Sandbox` is one, and this module never
+    imports it (the sandbox creates the runner, so the dependency goes one way)."""
+
+    @property
+    def names(self) -> SandboxNames: ...
+
+    @property
+    def scenario(self) -> Scenario: ...
+
+    @property
+    def quota_refusals(self) -> dict[str, int]: ...
+
+    @property
+    def docker(self) -> DockerChoice: ...
+
+    @property
+    def source_dir(self) -> Path: ...
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    def internal_client(self, service: str, credentials: dict[str, str] | None = None) -> Any: ...
 
 
 @dataclass
@@ -80,7 +109,7 @@ def _stamp() -> str:
 class BuildRunner:
     """Keeps every build of the sandbox and runs each in its own daemon thread."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: BuildHost) -> None:
         self._sb = sandbox
         self._lock = threading.Lock()
         self._builds: dict[str, _Build] = {}

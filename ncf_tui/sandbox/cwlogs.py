@@ -15,6 +15,10 @@ import threading
 import time
 from typing import Any
 
+from ncf_tui.engine.aws import error_code, error_message
+
+from .build_failure import BuildFailure
+
 MAX_BATCH = 1000
 
 
@@ -51,12 +55,10 @@ class LogSink:
 
     def open(self) -> None:
         """Create the group (if needed) and the stream; a denial fails the build as CodeBuild does."""
-        from .codebuild import BuildFailure
-
         try:
             self._client.create_log_group(logGroupName=self.group)
         except Exception as exc:
-            if _code(exc) != "ResourceAlreadyExistsException":
+            if error_code(exc) != "ResourceAlreadyExistsException":
                 raise BuildFailure("ACCESS_DENIED", _denied(self._role, self._build_arn or self.group, exc)) from None
         try:
             self._client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
@@ -104,13 +106,9 @@ class LogSink:
                 return
 
 
-def _code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
 def _denied(role: str, build: str, exc: Exception) -> str:
     """CodeBuild's own wording (as quoted in aws/aws-cdk#12179): the role, the build's ARN, then IAM's message."""
-    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")) or str(exc)
+    message = error_message(exc)
     return (
         f"Service role {role} does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams for build "
         f"{build}. Error message: {message}"

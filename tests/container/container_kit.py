@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from tests.waits import HANG
+
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER = REPO / "container"
 SERVE = CONTAINER / "serve.py"
@@ -85,7 +87,7 @@ def start_server(
     return server
 
 
-def wait_healthy(server: Server, timeout: float = 90.0) -> None:
+def wait_healthy(server: Server, timeout: float = HANG) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

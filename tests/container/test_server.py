@@ -16,11 +16,14 @@ import pytest
 import requests
 import torch
 
+from tests.waits import wait_for
+
 from .container_kit import SERVE, SERVED_VARIANTS, Server, free_port, start_server
 
 
 def sidecar_of(model_dir: Path) -> dict[str, Any]:
-    return json.loads((model_dir / "ncf-model.json").read_text())
+    sidecar: dict[str, Any] = json.loads((model_dir / "ncf-model.json").read_text())
+    return sidecar
 
 
 def reference_scores(model_dir: Path, pairs: list[tuple[int, int]]) -> list[float]:
@@ -28,7 +31,8 @@ def reference_scores(model_dir: Path, pairs: list[tuple[int, int]]) -> list[floa
     path = next(p for p in (model_dir / "model.pth", model_dir / "compiled.pt") if p.is_file())
     module = torch.jit.load(str(path)).eval()
     with torch.inference_mode():
-        return module(torch.tensor(pairs, dtype=torch.float32)).reshape(-1).tolist()
+        scores: list[float] = module(torch.tensor(pairs, dtype=torch.float32)).reshape(-1).tolist()
+    return scores
 
 
 def sample_pairs(side: dict[str, Any], n: int) -> list[tuple[int, int]]:
@@ -235,13 +239,12 @@ def test_wrong_method_or_path(server: Server, method: str, path: str, status: in
 
 def test_access_log_lines_are_structured(server: Server) -> None:
     server.post_json({"user_id": 2, "item_id": 3})
-    deadline = time.monotonic() + 5
-    records: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and not records:
+
+    def access_records() -> list[dict[str, Any]]:
         lines = [line for line in server.log().splitlines() if line.startswith("{")]
-        records = [r for r in map(json.loads, lines) if r.get("event") == "access"]
-        time.sleep(0.05)
-    assert records
+        return [r for r in map(json.loads, lines) if r.get("event") == "access"]
+
+    records = wait_for(access_records, "the access log line of the request")
     assert {"method", "path", "status", "ms", "bytes", "ts"} <= records[-1].keys()
     assert any(r["status"] == 200 and r["path"] == "/invocations" for r in records)
 
@@ -300,7 +303,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(model_dirs: dict[str,
         sock.sendall(head + body[:10])  # the worker is now inside the request, waiting for the rest
         time.sleep(0.5)
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        wait_for(lambda: "Handling signal: term" in server.log(), "gunicorn to take the SIGTERM")
         sock.sendall(body[10:])
         reply = b""
         while chunk := sock.recv(65536):

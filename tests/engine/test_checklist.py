@@ -34,11 +34,14 @@ from ncf_tui.engine.sample import sample_checkpoint_path
 from ncf_tui.engine.settings import resolve_settings
 from ncf_tui.engine.state import RunState, StateStore
 from ncf_tui.sandbox.server import Sandbox
+from tests.waits import wait_for
 
 from ..neo_kit import engine_sidecar
 from ..sandbox.cb_kit import neo_base_image
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module, in order: the healthy run (a compile and a build, a minute on a busy
+# machine) is made once, not once per xdist worker, before any test resets the sandbox it was made on.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engine-checklist-healthy-run")]
 
 NEO_JOB = "ncf-checklist-basic"
 
@@ -91,7 +94,6 @@ def build(sb: Sandbox) -> bool:
 
 def neo_job(sb: Sandbox, archive: Path) -> str:
     """A COMPLETED Neo job of the sandbox's worker on ``archive``; returns its output (bucket/prefix)."""
-    import time
 
     key = f"{sb.names.model_input_prefix}/{NEO_JOB}/model.tar.gz"
     sb.client("s3").put_object(Bucket=sb.names.bucket, Key=key, Body=archive.read_bytes())
@@ -104,10 +106,11 @@ def neo_job(sb: Sandbox, archive: Path) -> str:
         OutputConfig={"S3OutputLocation": f"s3://{sb.names.compilation_output(NEO_JOB)}", "TargetDevice": "ml_c5"},
         StoppingCondition={"MaxRuntimeInSeconds": 900},
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while sm.describe_compilation_job(CompilationJobName=NEO_JOB)["CompilationJobStatus"] != "COMPLETED":
-        assert time.monotonic() < deadline, "the Neo job did not complete"
-        time.sleep(0.1)
+    wait_for(
+        lambda: sm.describe_compilation_job(CompilationJobName=NEO_JOB)["CompilationJobStatus"] == "COMPLETED",
+        "the Neo job to complete",
+        every=0.1,
+    )
     engine_sidecar(sb, NEO_JOB, "basic", archive)  # as the engine's compile step does once a job completes
     return sb.names.compilation_output(NEO_JOB)
 

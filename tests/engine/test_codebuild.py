@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from ncf_tui.engine.events import BuildEvent, Event, LogEvent, SettingEvent
 from ncf_tui.engine.logs import LogPosition
 from ncf_tui.sandbox.server import Sandbox
 from tests.sandbox.cb_kit import neo_base_image
+from tests.waits import wait_for
 
 SHA = "12" * 32
 OK_SPEC = f"""version: 0.2
@@ -244,8 +244,17 @@ def test_cancel_stops_the_build(sandbox: Sandbox) -> None:
 def test_watch_attaches_to_a_build_already_running(sandbox: Sandbox) -> None:
     aws = make_aws(sandbox)
     ensure_project(aws, spec_for(sandbox), lambda e: None, yes)
-    build_id = sandbox.client("codebuild").start_build(projectName=sandbox.names.codebuild_project)["build"]["id"]
-    time.sleep(0.3)
+    cb = sandbox.client("codebuild")
+    build_id = cb.start_build(projectName=sandbox.names.codebuild_project)["build"]["id"]
+    # Attach once the build runs its commands (or is already over): its first lines are written before us.
+    running = ("SUBMITTED", "QUEUED", "PROVISIONING", "DOWNLOAD_SOURCE")
+    wait_for(
+        lambda: (
+            (b := cb.batch_get_builds(ids=[build_id])["builds"][0])["buildComplete"]
+            or b.get("currentPhase") not in running
+        ),
+        "the build to reach its commands",
+    )
     events: list[Event] = []
     result = watch_build(aws, build_id, events.append)
     assert result.succeeded and result.values.model_sha256 == SHA

@@ -13,6 +13,7 @@ from ncf_tui.engine.aws import Aws, AwsTarget
 from ncf_tui.engine.events import Event, LogEvent
 from ncf_tui.engine.logs import BuildValues, LogFollower, LogPosition, parse_ncf_line, reader_client
 from ncf_tui.sandbox.server import Sandbox
+from tests.waits import HANG, wait_for
 
 GROUP = "/aws/codebuild/ncf-follow-test"
 STREAM = "0b9f6c2e-test"
@@ -149,9 +150,9 @@ def test_throttled_reads_back_off_and_lose_nothing(sandbox: Sandbox) -> None:
 def test_a_stream_that_never_appears_ends_the_follower_once_complete(sandbox: Sandbox) -> None:
     follower, lines, _ = follow(sandbox, fast=0.05)
     follower.start()
-    time.sleep(0.3)
+    wait_for(lambda: follower.stats.waits_for_stream >= 2, "the follower to find no stream twice")
     follower.complete()
-    assert follower.join(10)
+    assert follower.join(HANG)
     assert lines == [] and follower.stats.waits_for_stream >= 2
 
 
@@ -162,11 +163,9 @@ def test_cancel_stops_a_follower_that_was_never_told_complete(sandbox: Sandbox) 
     cancel = threading.Event()
     follower, lines, _ = follow(sandbox, cancel=cancel)
     follower.start()
-    deadline = time.monotonic() + 10
-    while len(lines) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(lines) >= 3, "the three lines written")
     cancel.set()
-    assert follower.join(5)
+    assert follower.join(HANG)
     assert lines == ["line 1", "line 2", "line 3"]
 
 

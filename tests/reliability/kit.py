@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ncf_tui.sandbox.names import SandboxNames
+from tests.waits import HANG
 
 NAMES = SandboxNames()
 
@@ -44,7 +45,9 @@ class SandboxProcess:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> SandboxProcess:
+    def start(self, timeout: float = HANG) -> SandboxProcess:
+        """Start it and read what it prints up to "# serving" (each line is the event; EOF if it died). The
+        deadline is only checked as lines arrive, so it must be one a slow start never reaches: HANG."""
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -134,7 +137,14 @@ SETTINGS = {
 """What the sandbox account's user answers (the values `ncf_tui.headless.sandbox_saved_dir` saves)."""
 
 
-def run_args(sb: SandboxProcess, tmp: Path, *extra: str, settings: dict[str, str] | None = None) -> list[str]:
+class Endpoint(Protocol):
+    """Where a run sends its AWS calls: a SandboxProcess, or a stand-in for a run that makes none."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+
+def run_args(sb: Endpoint, tmp: Path, *extra: str, settings: dict[str, str] | None = None) -> list[str]:
     """The headless command line against a standalone sandbox, every answer given with --set."""
     sets = [a for k, v in (settings if settings is not None else SETTINGS).items() for a in ("--set", f"{k}={v}")]
     return [
@@ -264,7 +274,10 @@ def build_stream_lines(sb: SandboxProcess, build_id: str) -> list[str]:
 
 def run_jobs(sb: SandboxProcess, run_id: str) -> list[dict[str, Any]]:
     sm = sb.client("sagemaker")
-    return sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)["CompilationJobSummaries"]
+    jobs: list[dict[str, Any]] = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)[
+        "CompilationJobSummaries"
+    ]
+    return jobs
 
 
 def builds(sb: SandboxProcess) -> list[str]:

@@ -9,6 +9,7 @@ counts on exit, which prove the fault really struck.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from .kit import (
     run_env,
     run_jobs,
 )
-from .test_faults import STEPS, assert_complete_and_exact, run_id_of
+from .test_faults import STEPS, Account, assert_complete_and_exact, run_id_of
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +37,7 @@ def warnings(run: Run, step: str) -> list[str]:
     return [e["message"] for e in run.of("step", name=step, status="warning")]
 
 
-@pytest.mark.parametrize(
-    ("scenario", "fault"),
-    [("logs-5xx", "logs_5xx"), ("logs-lag", "logs_lagged"), ("s3-no-list", "head_403")],
-)
+@pytest.mark.parametrize(("scenario", "fault"), [("logs-lag", "logs_lagged"), ("s3-no-list", "head_403")])
 def test_transient_log_faults_and_s3_403_lose_and_repeat_nothing(tmp_path: Path, scenario: str, fault: str) -> None:
     with SandboxProcess(scenario, free_port()) as sb:
         run = run_cli(run_args(sb, tmp_path), run_env(sb, tmp_path))
@@ -63,27 +61,6 @@ def test_a_missing_model_that_answers_403_is_not_found_not_could_not_verify(tmp_
     assert sb.faults["head_403"] > 0
 
 
-def test_neo_quota_queues_the_jobs_past_it_and_compiles_them_all(tmp_path: Path) -> None:
-    with SandboxProcess("neo-quota", free_port()) as sb:
-        run = run_cli(run_args(sb, tmp_path), run_env(sb, tmp_path))
-        assert_complete_and_exact(run, sb)
-        queued = run.of("variant", status="QUEUED")
-        assert queued, "variants past the quota were queued, with the reason"
-        assert all("ResourceLimitExceeded" not in e["message"] or "limit" in e["message"] for e in queued)
-        assert all("concurrent compilation jobs" in e["message"] for e in queued)
-        assert {e["name"] for e in run.of("variant", status="COMPLETED")} >= {e["name"] for e in queued}
-    assert sb.faults["neo_quota"] >= len(queued)
-
-
-def test_build_quota_waits_for_a_slot_with_the_reason_shown(tmp_path: Path) -> None:
-    with SandboxProcess("build-quota", free_port()) as sb:
-        run = run_cli(run_args(sb, tmp_path), run_env(sb, tmp_path))
-        assert_complete_and_exact(run, sb)
-        said = warnings(run, "build")
-        assert said and all("AccountLimitExceededException" in m and "builds in queue" in m for m in said)
-    assert sb.faults["build_quota"] == len(said)
-
-
 def test_iam_propagation_retries_the_early_denied_build_and_finishes(tmp_path: Path) -> None:
     """The fix is attached and simulated as allowed at once; the first build still runs with the old policy,
     is denied in PRE_BUILD, and the run starts it again after saying why."""
@@ -102,11 +79,65 @@ def test_iam_propagation_retries_the_early_denied_build_and_finishes(tmp_path: P
     assert sb.faults["iam_stale"] == 1, sb.faults
 
 
-def test_composed_scenarios_apply_every_fault(tmp_path: Path) -> None:
-    with SandboxProcess("logs-5xx+neo-quota+build-quota", free_port()) as sb:
-        run = run_cli(run_args(sb, tmp_path), run_env(sb, tmp_path))
-        assert_complete_and_exact(run, sb)
-    assert sb.faults["logs_5xx"] > 0 and sb.faults["neo_quota"] > 0 and sb.faults["build_quota"] > 0, sb.faults
+# --------------------------------------------------------------- one run under three faults, four tests
+# logs-5xx, neo-quota and build-quota strike different steps (the log follower, the compile, the build's
+# start), so one run under all three proves what a run under each proved, and that they compose: the
+# tests below assert on that one run (a full run costs half a minute), each what its own run asserted.
+COMPOSED = "logs-5xx+neo-quota+build-quota"
+
+
+@dataclass(frozen=True)
+class Composed:
+    run: Run
+    account: Account
+    faults: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory: pytest.TempPathFactory) -> Composed:
+    tmp = tmp_path_factory.mktemp("composed")
+    with SandboxProcess(COMPOSED, free_port()) as sb:
+        run = run_cli(run_args(sb, tmp), run_env(sb, tmp))
+        account = Account.of(sb, run)
+    return Composed(run, account, sb.faults)  # the counts the sandbox printed as it stopped
+
+
+shares_the_composed_run = pytest.mark.xdist_group("reliability-composed-run")
+
+
+@shares_the_composed_run
+def test_logs_5xx_loses_and_repeats_nothing(composed: Composed) -> None:
+    assert_complete_and_exact(composed.run, composed.account)
+    # The build's last line was read: its only warnings are the quota's, never "log may be incomplete".
+    assert all("AccountLimitExceededException" in m for m in warnings(composed.run, "build"))
+    assert composed.faults["logs_5xx"] > 0, f"the logs-5xx scenario really injected faults: {composed.faults}"
+
+
+@shares_the_composed_run
+def test_neo_quota_queues_the_jobs_past_it_and_compiles_them_all(composed: Composed) -> None:
+    run = composed.run
+    assert_complete_and_exact(run, composed.account)
+    queued = run.of("variant", status="QUEUED")
+    assert queued, "variants past the quota were queued, with the reason"
+    assert all("ResourceLimitExceeded" not in e["message"] or "limit" in e["message"] for e in queued)
+    assert all("concurrent compilation jobs" in e["message"] for e in queued)
+    assert {e["name"] for e in run.of("variant", status="COMPLETED")} >= {e["name"] for e in queued}
+    assert composed.faults["neo_quota"] >= len(queued)
+
+
+@shares_the_composed_run
+def test_build_quota_waits_for_a_slot_with_the_reason_shown(composed: Composed) -> None:
+    assert_complete_and_exact(composed.run, composed.account)
+    said = warnings(composed.run, "build")
+    assert said and all("AccountLimitExceededException" in m and "builds in queue" in m for m in said)
+    assert composed.faults["build_quota"] == len(said)
+
+
+@shares_the_composed_run
+def test_composed_scenarios_apply_every_fault(composed: Composed) -> None:
+    assert_complete_and_exact(composed.run, composed.account)
+    faults = composed.faults
+    assert faults["logs_5xx"] > 0 and faults["neo_quota"] > 0 and faults["build_quota"] > 0, faults
 
 
 # ----------------------------------------------------------------------------------- several runs at once

@@ -8,6 +8,7 @@ the same port finishes the run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,22 +33,46 @@ STEPS = ["checkpoint", "variants", "compile", "settings", "permissions", "build"
 
 
 def run_id_of(run: Run) -> str:
-    return run.events[-1]["message"].split()[1]
+    return str(run.events[-1]["message"].split()[1])
 
 
-def assert_complete_and_exact(run: Run, sb: SandboxProcess, steps: list[str] = STEPS) -> None:
+@dataclass(frozen=True)
+class Account:
+    """What the account holds after a run, read while its sandbox still serves (so a run shared by several
+    tests can be checked after the sandbox has stopped and printed its fault counts)."""
+
+    builds: list[str]
+    streams: dict[str, list[str]]
+    jobs: int
+    """Neo jobs named after the run's id."""
+    digests: list[str]
+    """Every image in the repository."""
+
+    @classmethod
+    def of(cls, sb: SandboxProcess, run: Run) -> Account:
+        ids = builds(sb)
+        described = sb.client("ecr").describe_images(repositoryName=NAMES.ecr_repo)["imageDetails"]
+        return cls(
+            builds=ids,
+            streams={b: build_stream_lines(sb, b) for b in ids},
+            jobs=len(run_jobs(sb, run_id_of(run))) if run.returncode == 0 else 0,
+            digests=[d["imageDigest"] for d in described],
+        )
+
+
+def assert_complete_and_exact(run: Run, sb: SandboxProcess | Account, steps: list[str] = STEPS) -> None:
     """The run finished, and every count in the account matches one run: nothing lost, nothing twice."""
     assert run.returncode == 0, run.stderr[-3000:]
+    account = sb if isinstance(sb, Account) else Account.of(sb, run)
     assert [e["name"] for e in run.of("step", status="done")] == steps, "each step done exactly once"
     (build_id,) = {e["build_id"] for e in run.of("build")}
-    assert builds(sb) == [build_id], "exactly one build"
-    stream = build_stream_lines(sb, build_id)
+    assert account.builds == [build_id], "exactly one build"
+    stream = account.streams[build_id]
     assert len(stream) > 50
     assert run.log_lines == stream, "the run's log lines are the stream's, in order, none lost or repeated"
-    assert len(run_jobs(sb, run_id_of(run))) == 4, "one Neo job per accepted variant"
+    assert account.jobs == 4, "one Neo job per accepted variant"
     (image,) = run.of("image")
-    described = sb.client("ecr").describe_images(repositoryName=NAMES.ecr_repo)["imageDetails"]
-    assert [d["imageDigest"] for d in described] == [image["digest"]]
+    assert account.digests == [image["digest"]]
     assert "Traceback" not in run.stderr
 
 

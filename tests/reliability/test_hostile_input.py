@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ncf_tui.engine.checkpoint import MAX_CHECKPOINT_BYTES
+from ncf_tui.engine.model import Architecture
 from ncf_tui.engine.settings import FIELDS, check_value
 
 from ..engine import hostile
@@ -90,7 +91,11 @@ def _wrong_dtype(tmp: Path, sd: dict[str, torch.Tensor]) -> Path:
     ],
 )
 def test_hostile_checkpoints_are_refused_and_never_run(
-    tmp_path: Path, small_state_dict, sample_path, kind, says
+    tmp_path: Path,
+    small_state_dict: tuple[Architecture, dict[str, torch.Tensor]],
+    sample_path: Path,
+    kind: str,
+    says: str,
 ) -> None:
     marker = tmp_path / "pwned"
     sd = small_state_dict[1]
@@ -133,8 +138,11 @@ def test_odd_s3_uris_are_refused_with_the_reason(uri: str, says: str) -> None:
     assert not check.ok and says in check.reason, check
 
 
+BadTomlRun = tuple[Path, subprocess.CompletedProcess[str]]
+
+
 @pytest.fixture(scope="module")
-def bad_toml_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def bad_toml_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One CLI run with a --config that is not TOML (shared: a run costs seconds)."""
     tmp = tmp_path_factory.mktemp("badtoml")
     cfg = tmp / "c.toml"
@@ -143,14 +151,14 @@ def bad_toml_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[st
 
 
 @pytest.mark.slow
-def test_a_config_that_is_not_toml_is_one_clear_error(bad_toml_run) -> None:
+def test_a_config_that_is_not_toml_is_one_clear_error(bad_toml_run: BadTomlRun) -> None:
     _, p = bad_toml_run
     _one_clear_error(p, 2, "is not valid TOML: ")
     assert "(at line 1, column " in p.stderr
 
 
 @pytest.mark.slow
-def test_a_config_that_is_not_toml_is_refused_before_any_work(bad_toml_run) -> None:
+def test_a_config_that_is_not_toml_is_refused_before_any_work(bad_toml_run: BadTomlRun) -> None:
     tmp, _ = bad_toml_run
     _nothing_written(tmp)
 

@@ -50,7 +50,8 @@ def interrupt_inside(sb: SandboxProcess, sig: signal.Signals) -> Any:
 
 
 def state(tmp: Path) -> dict[str, Any]:
-    return json.loads((tmp / "state.json").read_text())
+    saved: dict[str, Any] = json.loads((tmp / "state.json").read_text())
+    return saved
 
 
 def assert_interrupted(run: Run, tmp: Path) -> dict[str, Any]:

@@ -8,16 +8,18 @@ import pytest
 
 from ncf_tui.engine.errors import Cancelled
 from ncf_tui.engine.neo import Candidate, Job, compile_step
+from ncf_tui.engine.variants import Variant
+from ncf_tui.sandbox.server import Sandbox
 
 from ..engine.aws_kit import Recorder, aws_for, candidates_from, compile_config_for, run_jobs
 
 
 @pytest.fixture(scope="module")
-def candidates(measured_variants, tmp_path_factory) -> list[Candidate]:
+def candidates(measured_variants: dict[str, Variant], tmp_path_factory: pytest.TempPathFactory) -> list[Candidate]:
     return candidates_from(measured_variants, tmp_path_factory.mktemp("archives"))
 
 
-def test_jobs_stopped_by_a_cancel_are_compiled_again_on_resume(sandbox, candidates) -> None:
+def test_jobs_stopped_by_a_cancel_are_compiled_again_on_resume(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     """Without the fix, resume re-attached to the stopped jobs and ended "no variant compiled" (exit 4)."""
     run_id = "20261130-000000-stop"
     sandbox.neo.seconds = 30

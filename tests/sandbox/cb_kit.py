@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 from ncf_tui.sandbox.server import Sandbox
+from tests.waits import wait_for
 
 
 class Builds:
@@ -55,14 +55,11 @@ class Builds:
     def get(self, build_id: str) -> dict[str, Any]:
         return dict(self.cb.batch_get_builds(ids=[build_id])["builds"][0])
 
-    def wait(self, build_id: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            build = self.get(build_id)
-            if build["buildComplete"]:
-                return build
-            time.sleep(0.1)
-        raise AssertionError(f"build {build_id} did not finish")
+    def wait(self, build_id: str) -> dict[str, Any]:
+        """The build once it is complete (BatchGetBuilds says so)."""
+        return wait_for(
+            lambda: (build := self.get(build_id))["buildComplete"] and build, f"build {build_id} to finish", every=0.1
+        )
 
     def run(self, **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
         build = self.wait(self.start(**kwargs))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from ncf_tui.sandbox.server import Sandbox
+from tests.waits import wait_for
 
 from .cb_kit import Builds
 
@@ -171,12 +171,10 @@ def test_without_privileged_mode_docker_cannot_reach_a_daemon(builds: Builds) ->
 def test_stop_build_kills_the_running_phase(builds: Builds) -> None:
     builds.project("version: 0.2\nphases:\n  build:\n    commands:\n      - echo sleeping\n      - sleep 120\n")
     build_id = builds.start()
-    deadline = time.monotonic() + 30
-    while builds.get(build_id)["currentPhase"] != "BUILD" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: builds.get(build_id)["currentPhase"] == "BUILD", "the build to enter BUILD")
     stopped = builds.cb.stop_build(id=build_id)["build"]
     assert stopped["buildStatus"] == "STOPPED"
-    build = builds.wait(build_id, timeout=10)
+    build = builds.wait(build_id)
     assert build["buildStatus"] == "STOPPED"
     assert dict(builds.phases(build))["BUILD"] == "STOPPED"
 

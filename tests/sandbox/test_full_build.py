@@ -7,12 +7,12 @@ its log: a missing permission, a missing model, no privileged mode, a missing CO
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from ncf_tui.sandbox.server import REPO_ROOT, Sandbox
+from tests.waits import wait_for
 
 from ..neo_kit import engine_sidecar, put_neo_output
 from .cb_kit import Builds
@@ -20,6 +20,7 @@ from .cb_kit import Builds
 pytestmark = pytest.mark.slow
 
 JOB = "ncf-basic"
+TERMINAL = ("COMPLETED", "FAILED")
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +47,11 @@ def _compile(sb: Sandbox, archive: Path) -> str:
         OutputConfig={"S3OutputLocation": f"s3://{sb.names.compilation_output(JOB)}", "TargetDevice": "ml_c5"},
         StoppingCondition={"MaxRuntimeInSeconds": 900},
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = sm.describe_compilation_job(CompilationJobName=JOB)["CompilationJobStatus"]
-        if status in ("COMPLETED", "FAILED"):
-            break
-        time.sleep(0.1)
+    status = wait_for(
+        lambda: (s := sm.describe_compilation_job(CompilationJobName=JOB)["CompilationJobStatus"]) in TERMINAL and s,
+        "the Neo job to finish",
+        every=0.1,
+    )
     assert status == "COMPLETED"
     engine_sidecar(sb, JOB, "basic", archive)
     return sb.names.compilation_output(JOB)

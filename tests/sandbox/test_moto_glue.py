@@ -37,7 +37,7 @@ def test_the_private_names_the_glue_uses_still_exist() -> None:
     for attr in ("compilation_job_status", "failure_reason", "model_artifacts", "compilation_end_time"):
         assert attr in inspect.getsource(CompilationJob.__init__), attr
     assert "project_metadata" in inspect.getsource(CodeBuild.__init__)
-    assert "codebuild_projects" in inspect.getsource(codebuild_backends["123456789012"]["us-east-1"].__init__)
+    assert "codebuild_projects" in inspect.getsource(type(codebuild_backends["123456789012"]["us-east-1"]).__init__)
     assert callable(CodeBuildResponse.create_project)
     for backends in (iam_backends, sagemaker_backends, sts_backends, codebuild_backends):
         assert isinstance(backends, BackendDict)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from botocore.exceptions import ClientError
 
 from ncf_tui.sandbox.server import Sandbox
+from tests.waits import wait_for
 
 TERMINAL = {"COMPLETED", "FAILED", "STOPPED"}
 
@@ -75,15 +75,13 @@ class Jobs:
         return name
 
     def wait(self, name: str, seen: Callable[[str], None] | None = None) -> dict[str, Any]:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def finished() -> dict[str, Any] | None:
             desc = self.sm.describe_compilation_job(CompilationJobName=name)
             if seen:
                 seen(desc["CompilationJobStatus"])
-            if desc["CompilationJobStatus"] in TERMINAL:
-                return dict(desc)
-            time.sleep(0.05)
-        raise AssertionError(f"job {name} did not finish")
+            return dict(desc) if desc["CompilationJobStatus"] in TERMINAL else None
+
+        return wait_for(finished, f"job {name} to finish")
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import IO
 
 import boto3
 import pytest
@@ -18,6 +20,7 @@ from ncf_tui.sandbox import moto_glue
 from ncf_tui.sandbox.names import ACCOUNT_ID, SandboxNames
 from ncf_tui.sandbox.seed import codebuild_role_policy
 from ncf_tui.sandbox.server import Sandbox
+from tests.waits import HANG
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -107,16 +110,17 @@ def test_suggested_settings_name_the_seeded_resources(sandbox: Sandbox) -> None:
     assert sandbox.project_defaults()["privilegedMode"] is True
 
 
-def _run_cli(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _run_cli(args: list[str], err: IO[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start the standalone sandbox and read its exports up to the line that says it serves.
+
+    stderr goes to a file, not a pipe nobody reads: a chatty server (request logs, warnings) must never fill
+    a pipe and stall on a write while the test waits for it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ncf_tui.sandbox", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "ncf_tui.sandbox", *args], stdout=subprocess.PIPE, stderr=err, text=True
     )
     assert proc.stdout is not None
     exports: dict[str, str] = {}
-    for line in proc.stdout:
+    for line in proc.stdout:  # the event: each line as it is printed (EOF if the sandbox died)
         if line.startswith("export "):
             key, _, value = line[len("export ") :].strip().partition("=")
             exports[key] = value
@@ -125,8 +129,22 @@ def _run_cli(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return proc, exports
 
 
+def _stop(proc: subprocess.Popen[str], err: IO[str]) -> tuple[int, str, str]:
+    """Ctrl-C, then wait for the process to exit (HANG only guards against a real hang); its exit code,
+    the rest of its stdout and its stderr."""
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=HANG)
+    err.seek(0)
+    return proc.returncode, out, err.read()
+
+
 def test_standalone_cli_serves_the_aws_cli_until_interrupted() -> None:
-    proc, exports = _run_cli(["--scenario", "healthy", "--region", "eu-west-1"])
+    with tempfile.TemporaryFile(mode="w+") as err:
+        _serve_and_interrupt(err)
+
+
+def _serve_and_interrupt(err: IO[str]) -> None:
+    proc, exports = _run_cli(["--scenario", "healthy", "--region", "eu-west-1"], err)
     try:
         assert set(exports) >= {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
         assert exports["AWS_DEFAULT_REGION"] == "eu-west-1"
@@ -137,19 +155,20 @@ def test_standalone_cli_serves_the_aws_cli_until_interrupted() -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=HANG,
             check=True,
         )
         repo = json.loads(out.stdout)["repositories"][0]
         assert repo["repositoryUri"] == f"{ACCOUNT_ID}.dkr.ecr.eu-west-1.amazonaws.com/ncf-recommender"
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        code, rest, said = _stop(proc, err)
+    assert code == 0, said[-3000:]
+    assert rest.startswith("faults: "), rest  # it said what it did on the way out, then exited by itself
 
 
 def test_standalone_cli_refuses_bad_arguments() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ncf_tui.sandbox", "--scenario", "bogus"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "ncf_tui.sandbox", "--scenario", "bogus"], capture_output=True, text=True, timeout=HANG
     )
     assert done.returncode == 2
     assert "unknown sandbox scenario 'bogus'" in done.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 from ncf_tui.sandbox.neo import compile_archive
 from ncf_tui.sandbox.server import Sandbox
 from ncf_tui.sandbox.tvm_check import TvmFailure, compile_and_check, tvm_available
+from tests.waits import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,7 +42,8 @@ def test_every_shipped_variant_compiles_with_tvm(traced: dict[str, torch.jit.Scr
 def test_a_module_tvm_cannot_take_fails_with_tvm_s_message(tmp_path: Path) -> None:
     class Weird(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.fft.fft(x).real.sum(-1)
+            out: torch.Tensor = torch.fft.fft(x).real.sum(-1)
+            return out
 
     module = torch.jit.trace(Weird(), torch.zeros(1, 2))
     with pytest.raises(TvmFailure):
@@ -66,11 +67,15 @@ def test_a_neo_job_reports_the_tvm_compile(sandbox: Sandbox, tmp_path: Path) -> 
         OutputConfig={"S3OutputLocation": f"s3://{sandbox.names.bucket}/out", "TargetDevice": "ml_c5"},
         StoppingCondition={"MaxRuntimeInSeconds": 900},
     )
-    for _ in range(600):
-        desc = sm.describe_compilation_job(CompilationJobName="tvm-job")
-        if desc["CompilationJobStatus"] in ("COMPLETED", "FAILED"):
-            break
-        time.sleep(0.1)
+    desc = wait_for(
+        lambda: (
+            (d := sm.describe_compilation_job(CompilationJobName="tvm-job"))["CompilationJobStatus"]
+            in ("COMPLETED", "FAILED")
+            and d
+        ),
+        "the TVM job to finish",
+        every=0.1,
+    )
     assert desc["CompilationJobStatus"] == "COMPLETED", desc.get("FailureReason")
     body = s3.get_object(Bucket=sandbox.names.bucket, Key="out/model-ml_c5.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:

@@ -9,7 +9,7 @@ from keyring.errors import KeyringLocked, PasswordDeleteError
 class MemoryKeyring(KeyringBackend):
     """Entries live in a dict keyed by (service, username); ``locked`` makes each call fail as a locked keyring does."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         super().__init__()

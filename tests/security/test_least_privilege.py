@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -93,7 +94,7 @@ MUST_NOT_GRANT: list[tuple[str, str]] = [
 ]
 
 
-def _proposed() -> tuple[dict, list[Permission]]:
+def _proposed() -> tuple[dict[str, Any], list[Permission]]:
     pairs = required_permissions(SETTINGS, extra=SOURCE, base_image=NEO_IMAGE)
     policy = least_privilege_policy([PermissionResult(p, "implicitDeny") for p in pairs])
     assert policy is not None
@@ -186,7 +187,7 @@ ECHOING = [
 
 def _commands() -> list[str]:
     spec = yaml.safe_load((REPO / "buildspec.yml").read_text())
-    out = []
+    out: list[str] = []
     for phase in spec["phases"].values():
         out.extend(str(c) for c in phase.get("commands") or [])
     return out

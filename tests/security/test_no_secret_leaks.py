@@ -19,10 +19,14 @@ from pathlib import Path
 import pytest
 
 from ncf_tui.engine.aws import Aws, AwsTarget
+from ncf_tui.engine.events import Event
 from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree
 from ncf_tui.engine.sample import sample_checkpoint_path
 from ncf_tui.engine.secrets import AwsCredentials, credentials_for, store_credentials
 from ncf_tui.headless import HumanPrinter, JsonPrinter, compile_config_from, sandbox_saved_dir
+from ncf_tui.sandbox.server import Sandbox
+
+from .memkeyring import MemoryKeyring
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +48,7 @@ def _texts(root: Path) -> dict[str, bytes]:
     return out
 
 
-def _stream(sandbox, build_id: str) -> list[str]:
+def _stream(sandbox: Sandbox, build_id: str) -> list[str]:
     logs = sandbox.client("logs")
     build = sandbox.client("codebuild").batch_get_builds(ids=[build_id])["builds"][0]
     kw = {"logGroupName": build["logs"]["groupName"], "logStreamName": build["logs"]["streamName"]}
@@ -52,7 +56,7 @@ def _stream(sandbox, build_id: str) -> list[str]:
     return [e["message"] for e in events]
 
 
-def _build_role_secrets(sandbox) -> list[tuple[str, str]]:
+def _build_role_secrets(sandbox: Sandbox) -> list[tuple[str, str]]:
     """The build role's temporary (secret key, session token) pairs, read from the sandbox's STS."""
     from moto.sts.models import sts_backends
 
@@ -61,7 +65,11 @@ def _build_role_secrets(sandbox) -> list[tuple[str, str]]:
 
 
 def test_keyring_credentials_run_the_whole_flow_and_leak_nowhere(
-    sandbox, memory_keyring, tmp_path: Path, capfd, caplog
+    sandbox: Sandbox,
+    memory_keyring: MemoryKeyring,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from rich.console import Console
 
@@ -78,7 +86,7 @@ def test_keyring_credentials_run_the_whole_flow_and_leak_nowhere(
     json_out, human_out = io.StringIO(), io.StringIO()
     as_json, as_human = JsonPrinter(json_out), HumanPrinter(Console(file=human_out, width=200, force_terminal=False))
 
-    def emit(event) -> None:
+    def emit(event: Event) -> None:
         as_json(event)
         as_human(event)
 

@@ -19,11 +19,13 @@ from ncf_tui.engine.secrets import (
     store_credentials,
 )
 
+from .memkeyring import MemoryKeyring
+
 KEY_ID = "AKIAFAKEKEYRING00042"
 SECRET = "Ncf/TuiFakeSecret+KeyringTest0123456789Zz"[:40]
 
 
-def test_store_and_read_one_entry_per_profile(memory_keyring) -> None:
+def test_store_and_read_one_entry_per_profile(memory_keyring: MemoryKeyring) -> None:
     store_credentials("prod", AwsCredentials(KEY_ID, SECRET))
     store_credentials("dev", AwsCredentials("ASIADEVKEY0000000001", SECRET[::-1], session_token="tok/en=="))
     assert set(memory_keyring.entries) == {(SERVICE, "prod"), (SERVICE, "dev")}
@@ -33,7 +35,8 @@ def test_store_and_read_one_entry_per_profile(memory_keyring) -> None:
     choice = credentials_for("prod")
     assert choice.source == "keyring" and "keyring" in choice.message
     assert choice.credentials == {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET}
-    assert credentials_for("dev").credentials["aws_session_token"] == "tok/en=="
+    dev_credentials = credentials_for("dev").credentials
+    assert dev_credentials is not None and dev_credentials["aws_session_token"] == "tok/en=="
     # The mapping is what AwsTarget passes to a real boto3 session.
     session = Aws(AwsTarget(region="us-east-1", credentials=choice.credentials)).session
     frozen = session.get_credentials().get_frozen_credentials()
@@ -42,7 +45,7 @@ def test_store_and_read_one_entry_per_profile(memory_keyring) -> None:
     assert read_credentials("prod") is None and credentials_for("prod").source == "aws-chain"
 
 
-def test_no_secret_in_repr_str_or_errors(memory_keyring) -> None:
+def test_no_secret_in_repr_str_or_errors(memory_keyring: MemoryKeyring) -> None:
     creds = AwsCredentials(KEY_ID, SECRET, session_token="SessionTokenValue123")
     for text in (repr(creds), str(creds), repr(credentials_for(None)), f"{creds}"):
         assert SECRET not in text and "SessionTokenValue123" not in text and KEY_ID not in text
@@ -58,7 +61,7 @@ def test_no_secret_in_repr_str_or_errors(memory_keyring) -> None:
     assert redact(f"x {SECRET} y", creds) == "x *** y"
 
 
-def test_no_usable_keyring_says_so_and_falls_back_to_the_aws_chain(no_keyring) -> None:
+def test_no_usable_keyring_says_so_and_falls_back_to_the_aws_chain(no_keyring: None) -> None:
     status = keyring_status()
     assert not status.usable and "no usable OS keyring" in status.message
     with pytest.raises(SecretsError, match="no usable OS keyring"):
@@ -82,7 +85,7 @@ def test_null_backend_is_not_usable_either() -> None:
         keyring.set_keyring(previous)
 
 
-def test_locked_or_damaged_keyring_falls_back(memory_keyring) -> None:
+def test_locked_or_damaged_keyring_falls_back(memory_keyring: MemoryKeyring) -> None:
     store_credentials("prod", AwsCredentials(KEY_ID, SECRET))
     memory_keyring.locked = True
     choice = credentials_for("prod")

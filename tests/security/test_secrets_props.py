@@ -16,7 +16,9 @@ SECRETS = st.one_of(st.from_regex(r"[A-Za-z0-9/+]{40}", fullmatch=True), st.text
 
 @settings(max_examples=200, deadline=None)
 @given(key_id=KEY_IDS, secret=SECRETS, token=st.one_of(st.none(), st.text(min_size=6, max_size=60)))
-def test_refusals_never_quote_the_secret_and_accepted_pairs_round_trip(key_id: str, secret: str, token) -> None:
+def test_refusals_never_quote_the_secret_and_accepted_pairs_round_trip(
+    key_id: str, secret: str, token: str | None
+) -> None:
     previous = keyring.get_keyring()
     ring = MemoryKeyring()
     keyring.set_keyring(ring)
