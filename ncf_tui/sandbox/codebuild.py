@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..build_source import ITEMS as SOURCE_ITEMS
 from . import moto_glue
 from .cwlogs import LogSink
 
 if TYPE_CHECKING:
     from .server import Sandbox
 
-SOURCE_ITEMS = ("container", "buildspec.yml")
 BUILDSPEC_PHASES = (
     ("install", "INSTALL"),
     ("pre_build", "PRE_BUILD"),
