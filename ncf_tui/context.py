@@ -146,8 +146,11 @@ class RunContext:
     """True when :meth:`connect` started the sandbox (so it holds none of an earlier run's jobs)."""
 
     def __post_init__(self) -> None:
-        if self.sandbox_mode and self.env is None:
-            self.env = {}  # the sandbox is its own world: no environment leaks in
+        if self.sandbox_mode:
+            # The sandbox is its own world: no environment leaks in, and its answers (its bucket, its roles)
+            # never become the saved answers for real AWS.
+            self.env = {} if self.env is None else self.env
+            self.save_answers = False
 
     @property
     def mode(self) -> str:
