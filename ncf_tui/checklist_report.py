@@ -15,35 +15,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .engine.errors import BadInputError, NcfError
-from .engine.events import CheckEvent, DoneEvent, Event, StepEvent
+from .engine.events import CheckEvent, DoneEvent, Event, JsonLines, StepEvent
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .engine.aws import AwsTarget
     from .engine.checklist import ChecklistReport, CheckResult
     from .engine.state import RunState
 
 MARK = {"pass": ("✔", "green"), "warn": ("⚠", "yellow"), "fail": ("✘", "red"), "skip": ("–", "dim")}
-
-
-class _JsonLines:
-    def __init__(self, stream: Any) -> None:
-        import threading
-
-        self.stream = stream
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self.lock:
-            self.stream.write(event.to_json() + "\n")
-            self.stream.flush()
 
 
 class _Progress:
@@ -103,50 +87,14 @@ def report_text(report: ChecklistReport) -> str:
     return "\n".join(out)
 
 
-def _target(args: argparse.Namespace, stack: ExitStack, console: Console) -> tuple[AwsTarget, dict[str, str], str]:
-    """Where to check, what the account's own defaults are, and the flags that reach it again."""
-    from .engine.aws import AwsError, AwsTarget, resolve_region
-
-    if getattr(args, "sandbox", False):
-        from .sandbox.server import Sandbox
-
-        try:
-            sandbox = stack.enter_context(Sandbox(args.sandbox_scenario, region=args.region or "us-east-1"))
-        except ValueError as exc:
-            raise BadInputError(str(exc)) from None
-        derived = sandbox.user_answers()
-        if not getattr(args, "json", False):
-            console.print(
-                f"[bold magenta]SANDBOX[/] embedded local AWS at {sandbox.endpoint_url} (scenario "
-                f"{sandbox.scenario.name}): a fresh account, so there is no earlier build to read",
-                highlight=False,
-            )
-        target = AwsTarget(region=sandbox.region, endpoint_url=sandbox.endpoint_url, credentials=sandbox.credentials)
-        return target, derived, "sandbox"
-    region = resolve_region(args.region, args.profile)
-    if not region:
-        raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
-    return AwsTarget(region=region, profile=args.profile, endpoint_url=args.endpoint_url), {}, "aws"
-
-
-def _cli_args(args: argparse.Namespace, mode: str) -> tuple[str, ...]:
-    if mode == "sandbox":
-        return ("--sandbox",)
-    out: list[str] = []
-    for flag, value in (("--region", args.region), ("--profile", args.profile), ("--endpoint-url", args.endpoint_url)):
-        if value:
-            out += [flag, str(value)]
-    return tuple(out)
-
-
-def _state(args: argparse.Namespace, mode: str, console: Console) -> tuple[RunState | None, Path | None]:
+def _state(state_file: Path | None, mode: str, console: Console) -> tuple[RunState | None, Path | None]:
     from .engine.checklist import latest_run
     from .engine.state import CorruptState, StateStore
 
-    if args.state is not None:
-        store = StateStore(Path(args.state))
+    if state_file is not None:
+        store = StateStore(Path(state_file))
         if not store.path.exists():
-            raise BadInputError(f"--state {args.state}: no such run state file")
+            raise BadInputError(f"--state {state_file}: no such run state file")
         return store.load(), store.path
     if mode == "sandbox":  # each --sandbox process is a fresh account: an earlier run's jobs are not in it
         return None, None
@@ -177,54 +125,55 @@ def _confirmer(args: argparse.Namespace, console: Console) -> Any:
 def run_checklist_cli(args: argparse.Namespace) -> int:
     """Run the checklist headless from parsed CLI flags; returns the exit code (0 no failure, 3 a failure).
 
-    Reads ``json``, ``sandbox``, ``sandbox_scenario``, ``config``, ``region``, ``profile``, ``endpoint_url``,
-    ``state``, ``yes`` and ``fix`` from ``args`` (a missing attribute counts as unset). Never raises for
-    anything a user can cause: the error is printed (and with ``--json`` also ends the stream as ``done``).
+    The flags go through :func:`ncf_tui.context.compose` as for a headless run (the keyring's credentials,
+    ``--config`` and ``--set``); a flag the checklist cannot honour (``--until``, ``--leave-running``...) is
+    refused with exit 2. A missing attribute of ``args`` counts as unset. Never raises for anything a user can
+    cause: the error is printed (and with ``--json`` also ends the stream as ``done``).
     """
     from rich.console import Console
 
-    from .engine.aws import Aws
+    from .context import compose
     from .engine.checklist import apply_fixes, build_context, run_checklist
 
-    for name in ("json", "sandbox", "yes", "fix"):
-        if not hasattr(args, name):
-            setattr(args, name, False)
-    for name in ("sandbox_scenario", "config", "region", "profile", "endpoint_url", "state"):
-        if not hasattr(args, name):
-            setattr(args, name, None)
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)
-    emit = _JsonLines(sys.stdout) if args.json else _Progress(console)
+    as_json = bool(getattr(args, "json", False))
+    emit = JsonLines(sys.stdout) if as_json else _Progress(console)
     try:
-        with ExitStack() as stack:
-            target, derived, mode = _target(args, stack, console)
-            state, state_path = _state(args, mode, console)
-            if args.config is not None and not Path(args.config).is_file():
-                raise BadInputError(f"--config {args.config}: no such file")
-            sandboxed: dict[str, Any] = {}
-            if mode == "sandbox":  # a fresh account: neither the environment nor the user's saved answers apply
-                sandboxed = {"env": {}, "saved_dir": Path(stack.enter_context(tempfile.TemporaryDirectory()))}
-            ctx = build_context(
-                Aws(target),
+        with compose(args, "checklist") as ctx:
+            ctx.connect()
+            if ctx.sandbox is not None and not ctx.json:
+                console.print(
+                    f"[bold magenta]SANDBOX[/] embedded local AWS at {ctx.sandbox.endpoint_url} (scenario "
+                    f"{ctx.sandbox.scenario.name}): a fresh account, so there is no earlier build to read",
+                    highlight=False,
+                )
+            if ctx.credentials is not None and ctx.credentials.source == "keyring" and not ctx.json:
+                console.print(ctx.credentials.message, highlight=False)
+            state, state_path = _state(ctx.state, ctx.mode, console)
+            check_ctx = build_context(
+                ctx.aws(),
                 state=state,
                 state_path=state_path,
-                config=args.config,
-                derived=derived,
-                cli_args=_cli_args(args, mode),
-                **sandboxed,
+                config=ctx.config,
+                env=ctx.env,
+                saved_dir=ctx.saved_dir,
+                derived=ctx.sandbox.user_answers() if ctx.sandbox is not None else None,
+                flags=ctx.flags,
+                cli_args=ctx.cli_args(),
             )
-            if not args.json and state_path is not None:
+            if not ctx.json and state_path is not None:
                 console.print(f"run state: {state_path}", highlight=False)
-            report = run_checklist(ctx, emit)
-            if args.fix and report.fixable:
+            report = run_checklist(check_ctx, emit)
+            if ctx.fix and report.fixable:
                 confirm = _confirmer(args, console)
                 if confirm is False:
                     message = f"{len(report.fixable)} safe fix(es) offered; pass --yes to apply them"
                     emit(StepEvent(name="fix", status="skipped", message=message))
                 else:
-                    report, ctx = apply_fixes(ctx, report, emit, confirm=confirm)
+                    report, check_ctx = apply_fixes(check_ctx, report, emit, confirm=confirm)
     except NcfError as exc:
-        if args.json:
+        if as_json:
             emit(DoneEvent(status="failed", exit_code=int(exc.exit_code), message=str(exc)))
         else:
             console.print(f"[red]ncf-tui: error: {exc.message}[/]", highlight=False)
@@ -233,7 +182,7 @@ def run_checklist_cli(args: argparse.Namespace) -> int:
         return int(exc.exit_code)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     message = f"{len(report.results)} checks: {counts}"
-    if args.json:
+    if as_json:
         status = "ok" if report.exit_code == 0 else "failed"
         emit(DoneEvent(status=status, exit_code=report.exit_code, message=message))
     else:

@@ -11,33 +11,29 @@ import os
 import sys
 from pathlib import Path
 
-STEP_NAMES = ("checkpoint", "variants", "compile", "settings", "permissions", "build", "verify")
-SCENARIOS = (
-    "healthy",
-    "missing-permissions",
-    "boundary-denied",
-    "wrong-model-uri",
-    "no-privileged-mode",
-    "throttling",
-    "flaky-logs",
-    "neo-compiled-pt",
-    "logs-5xx",
-    "logs-lag",
-    "iam-propagation",
-    "s3-no-list",
-    "neo-quota",
-    "build-quota",
-    "empty-account",
-)
+
+def _scenarios() -> tuple[str, ...]:
+    """The sandbox's scenario names, from its own table (``ncf_tui.sandbox.scenarios`` imports no moto)."""
+    from .sandbox.scenarios import SCENARIOS
+
+    return tuple(SCENARIOS)
+
+
+def _steps() -> tuple[str, ...]:
+    """The engine's step names, from its registry (``ncf_tui.engine.steps`` imports no torch)."""
+    from .engine.steps import STEPS
+
+    return tuple(STEPS)
 
 
 def scenario_name(value: str) -> str:
     """A scenario, or several joined with '+' (``logs-5xx+neo-quota``): each part must be known."""
+    scenarios = _scenarios()
     parts = [p.strip().lower() for p in value.split("+")]
-    unknown = [p for p in parts if p not in SCENARIOS]
+    unknown = [p for p in parts if p not in scenarios]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown scenario {', '.join(unknown)!s}; choose from {', '.join(SCENARIOS)}, or join several with '+'"
+            f"unknown scenario {', '.join(unknown)!s}; choose from {', '.join(scenarios)}, or join several with '+'"
         )
     return "+".join(parts)
 
@@ -57,6 +53,9 @@ exit codes:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser, one argument group per concern (mode, run, aws): a new flag is one ``add_argument`` in its
+    group, plus a line in ``ncf_tui.context.REFUSED`` for each front end that cannot honour it."""
+    scenarios, steps = _scenarios(), _steps()
     p = argparse.ArgumentParser(
         prog="ncf-tui",
         description="Take a pruned NCF checkpoint through SageMaker Neo and AWS CodeBuild to an image in ECR.",
@@ -83,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         type=scenario_name,
         default=None,
-        help=f"sandbox fault scenario: {', '.join(SCENARIOS)} (default healthy); join several with '+'",
+        help=f"sandbox fault scenario: {', '.join(scenarios)} (default healthy); join several with '+'",
     )
     run = p.add_argument_group("run")
     run.add_argument(
@@ -116,10 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--until",
-        choices=STEP_NAMES,
+        choices=steps,
         metavar="STEP",
         default=None,
-        help=f"stop after this step: {', '.join(STEP_NAMES)}",
+        help=f"stop after this step: {', '.join(steps)}",
     )
     run.add_argument(
         "--tvm-release",
@@ -179,13 +178,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .engine.errors import ExitCode, NcfError
+    from .engine.errors import NcfError
 
     try:
         interactive = not args.headless and os.environ.get("NCF_TUI_NO_TUI") is None and sys.stdout.isatty()
-        if args.fix and not args.checklist:
-            _error("--fix goes with --checklist (the wizard and headless runs fix with --yes)")
-            return int(ExitCode.BAD_INPUT)
         if args.teardown:
             from .teardown_cli import run_teardown
 

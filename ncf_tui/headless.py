@@ -11,23 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import threading
 import time
-from contextlib import ExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-from .engine.errors import BadInputError, Cancelled, ExitCode, NcfError
+from .engine.errors import Cancelled, ExitCode, NcfError
 from .engine.events import (
     BuildEvent,
     CheckpointEvent,
     DoneEvent,
     Event,
     ImageEvent,
+    JsonLines,
     LogEvent,
     PermissionEvent,
     SettingEvent,
@@ -39,8 +34,6 @@ from .engine.events import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .engine.aws import Aws
-    from .engine.neo import CompileConfig
 
 STATUS_STYLE = {
     "ready": "green",
@@ -53,19 +46,6 @@ STATUS_STYLE = {
     "STOPPING": "yellow",
     "QUEUED": "yellow",
 }
-
-
-class JsonPrinter:
-    """``--json``: one event per line on stdout, flushed at once so a reader sees it live."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stdout
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self.lock:
-            self.stream.write(event.to_json() + "\n")
-            self.stream.flush()
 
 
 class HumanPrinter:
@@ -245,59 +225,6 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def compile_config_from(
-    flags: dict[str, str | None], env: dict[str, str] | None, config: Path | None, saved_dir: Path | None
-) -> Callable[[Aws], CompileConfig]:
-    """The compile step's bucket, prefix, role and target, read from the settings' sources (validated later)."""
-
-    def make(_aws: Aws) -> CompileConfig:
-        from .engine.neo import CompileConfig
-        from .engine.settings import resolve_settings
-
-        s = resolve_settings(flags=flags, env=env, config=config, saved_dir=saved_dir, derived={})
-        if not s.bucket or not s.sagemaker_role:
-            raise BadInputError(
-                "compiling with Neo needs a bucket and a SageMaker execution role",
-                hint="--set bucket=NAME --set sagemaker_role=arn:aws:iam::ACCOUNT:role/NAME, or put them in --config",
-            )
-        return CompileConfig(
-            bucket=s.bucket,
-            prefix=s.prefix or "ncf-tui",
-            role_arn=s.sagemaker_role,
-            target_device=s.target_device or "ml_c5",
-        )
-
-    return make
-
-
-def parse_sets(pairs: list[str] | None) -> dict[str, str | None]:
-    """``--set NAME=VALUE`` pairs as settings flags (the settings module knows the names)."""
-    from .engine.settings import canonical_name
-
-    out: dict[str, str | None] = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise BadInputError(f"--set {pair!r}: expected NAME=VALUE, for example --set IMAGE_TAG=v2")
-        out[canonical_name(name)] = value
-    return out
-
-
-def sandbox_saved_dir(sandbox: Any) -> Path:
-    """A private config folder holding what the sandbox account's user would have saved (scenario applied)."""
-    import tempfile
-
-    from .engine.settings import dumps
-
-    values = sandbox.user_answers()
-    if not sandbox.scenario.model_uri_suffix:  # healthy accounts take NEO_MODEL_S3_URI from the run's compile
-        values.pop("NEO_MODEL_S3_URI")
-    values.pop("AWS_DEFAULT_REGION")
-    folder = Path(tempfile.mkdtemp(prefix="ncf-tui-sandbox-config-"))
-    (folder / "config.toml").write_text(dumps(values), encoding="utf-8")
-    return folder
-
-
 def precheck_settings(flags: dict[str, str | None], options: Any, emit: Any) -> None:
     """Refuse a bad config file or a hostile answer before any work: nothing is written, no job launched.
 
@@ -321,114 +248,43 @@ def precheck_settings(flags: dict[str, str | None], options: Any, emit: Any) -> 
 def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .engine.aws import Aws, AwsError, AwsTarget, resolve_region
-    from .engine.pipeline import DEFAULT_OUTPUT_DIR, STEPS, Pipeline, RunOptions, agree, check_output_dir, refuse
-    from .engine.preflight import DEFAULT_TVM_RELEASE, operator_table
-    from .engine.sample import sample_checkpoint_path
-    from .engine.state import StateStore, latest_unfinished
-    from .engine.variants import VARIANT_NAMES
+    from .context import compose
+    from .engine.pipeline import STEPS, Pipeline
+    from .engine.state import StateStore
 
-    release = args.tvm_release or DEFAULT_TVM_RELEASE
-    operator_table(release)  # refuse an unknown release before any work
-    out_dir = check_output_dir(args.output_dir or DEFAULT_OUTPUT_DIR)
-    if args.checkpoint is not None and not Path(args.checkpoint).exists():
-        raise BadInputError(f"--checkpoint {args.checkpoint}: no such file or directory")
-    if args.config is not None and not Path(args.config).is_file():
-        raise BadInputError(f"--config {args.config}: no such file")
-    if args.key_map is not None and not Path(args.key_map).is_file():
-        raise BadInputError(f"--key-map {args.key_map}: no such file")
-    force = frozenset(args.force or ())
-    unknown = sorted(force - set(VARIANT_NAMES))
-    if unknown:
-        raise BadInputError(f"--force {', '.join(unknown)}: unknown variant; choose from {', '.join(VARIANT_NAMES)}")
-    mode = "sandbox" if args.sandbox else "aws"
-    flags = parse_sets(args.set)
-    if args.region:
-        flags["AWS_DEFAULT_REGION"] = args.region
-    options = RunOptions(
-        checkpoint=Path(args.checkpoint) if args.checkpoint else sample_checkpoint_path(),
-        output_dir=out_dir,
-        until=args.until or STEPS[-1],
-        release=release,
-        force=force,
-        stop_on_cancel=not args.leave_running,
-        mode=mode,
-        settings_flags=flags,
-        config=args.config,
-        ask=agree if args.yes else refuse,
-        key_map=args.key_map,
-        gmf_norm=args.gmf_norm,
-        output=args.output,
-    )
+    ctx = compose(args, "headless")
+    options = ctx.run_options()  # refuses a bad --output-dir before any work
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)
-    emit = JsonPrinter() if args.json else HumanPrinter(console, live=console.is_terminal and not ci)
+    emit = JsonLines() if ctx.json else HumanPrinter(console, live=console.is_terminal and not ci)
     started = time.monotonic()
     _sigterm_as_interrupt()
 
-    with ExitStack() as stack:
+    with ctx:
         try:
-            if args.sandbox:
-                from .sandbox.server import Sandbox
-
-                try:
-                    sandbox = stack.enter_context(Sandbox(args.sandbox_scenario, region=args.region or "us-east-1"))
-                except ValueError as exc:
-                    raise BadInputError(str(exc)) from None
-                target = AwsTarget(
-                    region=sandbox.region, endpoint_url=sandbox.endpoint_url, credentials=sandbox.credentials
+            ctx.connect(require_region=STEPS.index(options.until) >= STEPS.index("compile"))
+            options = ctx.run_options()  # again: connecting chose the settings sources (a sandbox has its own)
+            if ctx.sandbox is not None and not ctx.json:
+                sandbox = ctx.sandbox
+                console.print(
+                    f"[bold magenta]SANDBOX[/] embedded local AWS at {sandbox.endpoint_url} "
+                    f"(scenario {sandbox.scenario.name}); nothing here touches a real account",
+                    highlight=False,
                 )
-                # The sandbox is its own world: no environment leaks in, the user's saved answers stay untouched.
-                options.env = {}
-                options.saved_dir = sandbox_saved_dir(sandbox)
-                options.save_answers = False
-                options.source_root = sandbox.source_dir
-                if sandbox.docker.mode == "real":
-                    options.smoke_run = sandbox.smoke_run
-                if not args.json:
-                    console.print(
-                        f"[bold magenta]SANDBOX[/] embedded local AWS at {sandbox.endpoint_url} "
-                        f"(scenario {sandbox.scenario.name}); nothing here touches a real account",
-                        highlight=False,
-                    )
-                    builder = "real Docker Engine" if sandbox.docker.mode == "real" else "the fallback builder"
-                    console.print(f"  docker: {builder} ({sandbox.docker.reason})", highlight=False)
-            else:
-                region = resolve_region(args.region, args.profile)
-                from .engine.secrets import credentials_for
+                builder = "real Docker Engine" if sandbox.docker.mode == "real" else "the fallback builder"
+                console.print(f"  docker: {builder} ({sandbox.docker.reason})", highlight=False)
+            if ctx.credentials is not None and ctx.credentials.source == "keyring" and not ctx.json:
+                console.print(ctx.credentials.message, highlight=False)
 
-                choice = credentials_for(args.profile)
-                if choice.source == "keyring" and not args.json:
-                    console.print(choice.message, highlight=False)
-                target = AwsTarget(
-                    region=region,
-                    profile=None if choice.source == "keyring" else args.profile,
-                    endpoint_url=args.endpoint_url,
-                    credentials=choice.credentials,
-                )
-                if not region and STEPS.index(options.until) >= STEPS.index("compile"):
-                    raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
-
-            precheck_settings(flags, options, emit)
-
-            def aws_factory() -> Aws:
-                if not target.region:
-                    raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
-                return Aws(target)
-
-            kw: dict[str, Any] = {
-                "aws": aws_factory,
-                "compile_config": compile_config_from(flags, options.env, options.config, options.saved_dir),
-            }
-            if args.resume:
-                store = StateStore(args.state) if args.state else latest_unfinished(mode)
-                if store is None:
-                    raise BadInputError(f"no unfinished {mode} run to resume", hint="start one without --resume")
+            precheck_settings(ctx.flags, options, emit)
+            kw: dict[str, Any] = {"aws": ctx.aws, "compile_config": ctx.compile_config}
+            if ctx.resume:
+                store = ctx.resume_store()
                 pipeline = Pipeline.resume(store, options, emit, **kw)
-                if not args.json:
+                if not ctx.json:
                     console.print(f"resuming run {pipeline.run_id} from {store.path}", highlight=False)
             else:
-                pipeline = Pipeline.new(options, emit, store=StateStore(args.state) if args.state else None, **kw)
+                pipeline = Pipeline.new(options, emit, store=StateStore(ctx.state) if ctx.state else None, **kw)
             outcome = pipeline.run(options.until)
         except Cancelled as exc:
             emit(DoneEvent(status="cancelled", exit_code=int(ExitCode.INTERRUPTED), message=exc.message))
@@ -436,14 +292,14 @@ def run_headless(args: argparse.Namespace) -> int:
         except NcfError as exc:
             emit(DoneEvent(status="failed", exit_code=int(exc.exit_code), message=exc.message))
             raise
-    if not args.json and "candidates" in outcome.results and options.until == "variants":
+    if not ctx.json and "candidates" in outcome.results and options.until == "variants":
         console.print(variants_table(outcome.results["candidates"]))
     message = f"run {outcome.run_id} done through {options.until} in {time.monotonic() - started:.1f} s"
     if outcome.image_uri:
         message += f"; image {outcome.image_uri}"
     elif outcome.chosen:
         message += f"; chosen {outcome.chosen}; NEO_MODEL_S3_URI={outcome.neo_model_s3_uri}"
-    if not args.json and outcome.results.get("deploy_commands"):
+    if not ctx.json and outcome.results.get("deploy_commands"):
         console.print("[bold]Deploy it as a SageMaker endpoint:[/]")
         for line in outcome.results["deploy_commands"]:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)

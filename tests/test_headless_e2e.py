@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
+from ncf_tui.context import RunContext, sandbox_saved_dir
 from ncf_tui.engine.codebuild import DEFAULT_IMAGE, ProjectRefused
 from ncf_tui.engine.iam import PermissionsError
 from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree, refuse
 from ncf_tui.engine.settings import DEFAULT_BUILD_IMAGE, SettingsError
-from ncf_tui.headless import compile_config_from, sandbox_saved_dir
-from ncf_tui.sandbox.server import Sandbox
 
 from .engine.aws_kit import Recorder, aws_for
 
@@ -42,7 +41,7 @@ def _pipeline(sandbox: Sandbox, tmp_path: Path, ask: Callable[[str, Any], bool] 
         rec,
         state_dir=tmp_path / "state",
         aws=lambda: aws_for(sandbox),
-        compile_config=compile_config_from({}, {}, None, saved),
+        compile_config=RunContext(env={}, saved_dir=saved).compile_config,
     )
     return p, rec
 

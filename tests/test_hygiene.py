@@ -71,4 +71,29 @@ def test_wheel_ships_the_sample_and_operator_tables(tmp_path: Path) -> None:
     assert "ncf_tui/assets/sample_ncf_pruned.pt" in names
     assert "ncf_tui/assets/sample_ncf_pruned.heldout.npz" in names
     assert "ncf_tui/engine/data/tvm-ops/v0.12.0.txt" in names
-    assert not any(n.startswith(("tests/", "assets/")) for n in names)
+    assert not any(n.startswith(("tests/", "assets/", "container/")) for n in names)
+    # The build source, byte for byte what the checkout has (the package's symlinks were followed).
+    shipped = {n.removeprefix("ncf_tui/build_source/") for n in names if n.startswith("ncf_tui/build_source/")}
+    wanted = {"buildspec.yml"} | {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "container").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    assert wanted <= shipped, f"the wheel lacks {sorted(wanted - shipped)}"
+    assert not any("__pycache__" in n for n in shipped)
+    with zipfile.ZipFile(wheel) as zf:
+        for name in sorted(wanted):
+            assert zf.read(f"ncf_tui/build_source/{name}") == (ROOT / name).read_bytes(), name
+
+
+def test_the_build_source_is_read_from_the_package() -> None:
+    from ncf_tui.build_source import ITEMS, source_root
+    from ncf_tui.engine.pipeline import RunOptions
+
+    root = source_root()
+    assert root.name == "build_source"
+    assert root.parent.name == "ncf_tui"
+    for item in ITEMS:
+        assert (root / item).exists(), item
+    assert (root / "buildspec.yml").read_bytes() == (ROOT / "buildspec.yml").read_bytes()
+    assert RunOptions(checkpoint=Path("x")).source_root == root

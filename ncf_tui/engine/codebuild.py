@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..build_source import ITEMS
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import BadInputError, ExitCode, NcfError
 from .events import BuildEvent, Emit, SettingEvent, StepEvent
@@ -322,11 +323,10 @@ def _codebuild_error(what: str, name: str, exc: BaseException) -> NcfError:
     return NcfError(f"could not {what} {name}: {code or type(exc).__name__}: {error_message(exc)}", hint=hint)
 
 
-def upload_source(
-    aws: Aws, bucket: str, key: str, root: Any, items: tuple[str, ...] = ("container", REPO_BUILDSPEC)
-) -> SourceSpec:
-    """Zip ``items`` under ``root`` (the repository) to ``s3://bucket/key`` and return an S3 source that
-    runs its ``buildspec.yml``: how a build gets the repository's files without a Git connection."""
+def upload_source(aws: Aws, bucket: str, key: str, root: Any, items: tuple[str, ...] = ITEMS) -> SourceSpec:
+    """Zip ``items`` under ``root`` (the installed build source, ``ncf_tui.build_source.source_root()``) to
+    ``s3://bucket/key`` and return an S3 source that runs its ``buildspec.yml``: how a build gets the
+    repository's files without a Git connection."""
     import io
     import zipfile
     from pathlib import Path

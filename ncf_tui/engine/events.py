@@ -1,4 +1,4 @@
-"""The typed events every step emits (DESIGN.md, CLI contract).
+"""The typed events every step emits (the event list in README.md; docs/CONTRACTS.md for the rest).
 
 Steps never print: they call an ``Emit`` callback with one of these. Headless mode prints them (JSON lines
 with ``--json``, human lines otherwise), the TUI turns them into messages. ``to_json`` gives the contract's
@@ -8,6 +8,8 @@ shape: ``{"event": <kind>, "ts": <ISO-8601 UTC>, ...fields}``.
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -166,6 +168,22 @@ class DoneEvent(Event):
 
 
 Emit = Callable[[Event], None]
+
+
+class JsonLines:
+    """An ``Emit`` for ``--json``: one event per line on ``stream`` (stdout), flushed at once so a reader sees
+    it live; safe to call from several threads."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            self.stream.write(event.to_json() + "\n")
+            self.stream.flush()
+
+
 """What a step calls to report progress."""
 
 

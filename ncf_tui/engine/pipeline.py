@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..build_source import source_root
 from .aws import Aws, error_code
 from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .codebuild import (
@@ -172,7 +173,6 @@ Ask = Callable[[str, Any], bool]
 """A confirmation: ``ask(topic, detail)`` with topics ``setting-fix`` (a SettingIssue), ``attach-policy`` (the
 policy document) and ``update-project`` (the list of field changes); True agrees."""
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_KEY = "source/ncf-tui-source.zip"
 
 
@@ -200,7 +200,8 @@ class RunOptions:
     saved_dir: Path | None = None
     env: dict[str, str] | None = None
     save_answers: bool = True
-    source_root: Path = REPO_ROOT
+    source_root: Path = field(default_factory=source_root)
+    """Where the build source (``container/``, ``buildspec.yml``) is zipped from: the installed package's copy."""
     ask: Ask = refuse
     smoke_run: SmokeRun | None = None
     """Runs the pushed image as SageMaker would (the sandbox with a Docker Engine gives one)."""

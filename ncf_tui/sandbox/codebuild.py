@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..build_source import ITEMS as SOURCE_ITEMS
 from . import moto_glue
 from .build_failure import BuildFailure
 from .cwlogs import LogSink
 from .names import SandboxNames
 from .scenarios import Scenario
 
-SOURCE_ITEMS = ("container", "buildspec.yml")
 BUILDSPEC_PHASES = (
     ("install", "INSTALL"),
     ("pre_build", "PRE_BUILD"),

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..build_source import source_root
 from . import moto_glue
 from .faults import INTERNAL_USER_AGENT, FaultInjector
 from .names import DEFAULT_REGION, SandboxNames
@@ -31,8 +32,6 @@ from .seed import seed_account
 
 _running_lock = threading.Lock()
 _running: list[Sandbox] = []  # at most one: moto's state is process-wide
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _random_key(prefix: str, length: int, alphabet: str) -> str:
@@ -71,7 +70,7 @@ class Sandbox:
         self.host = host
         self.port = port
         self.neo_seconds = neo_seconds_from_env() if neo_seconds is None else neo_seconds
-        self.source_dir = Path(source_dir) if source_dir is not None else REPO_ROOT
+        self.source_dir = Path(source_dir) if source_dir is not None else source_root()
         self._access_key_id = _random_key("AKIA", 20, string.ascii_uppercase + string.digits)
         self._secret = _random_key("", 40, string.ascii_letters + string.digits)
         self._server: moto_glue.MotoServer | None = None
@@ -200,7 +199,7 @@ class Sandbox:
             self._seed_project()
 
     def _seed_project(self) -> None:
-        """A scenario whose project is already there (made by hand in the console, as the seed document does)."""
+        """A scenario whose project is already there (as if made by hand in the console)."""
         if self.scenario.privileged_mode:
             return
         d = self.project_defaults()

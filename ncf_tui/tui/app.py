@@ -97,7 +97,7 @@ class NcfApp(App[int]):
         self.push_screen("connection")
         if self.config.checklist:
             self.push_screen("checklist")
-        if self.config.offer_resume and not self.config.checklist:
+        if (self.config.offer_resume or self.config.resume) and not self.config.checklist:
             self.offer_resume()
 
     def on_ready(self) -> None:
@@ -125,12 +125,18 @@ class NcfApp(App[int]):
                 self.push_screen("checkpoint")
                 self.push_screen("variants")
 
+        if self.config.resume:  # --resume: no question to ask
+            chosen(True)
+            return
         self.push_screen(ResumeModal(store.path, state), chosen)
 
     # ------------------------------------------------------------------------------------ navigation
 
     def goto_next(self, current: str) -> None:
         i = STEP_ORDER.index(current)
+        if current == self.config.last_screen:
+            self.notify(f"--until {self.config.until}: this is the last step of this run", timeout=6)
+            return
         if i + 1 < len(STEP_ORDER):
             self.push_screen(STEP_ORDER[i + 1])
 
@@ -323,6 +329,9 @@ class NcfApp(App[int]):
         """
         if self.run_active:
             self.notify("a step is still running: wait for it, or cancel it first", severity="warning")
+            return False
+        if self.config.clamp(until) != until:
+            self.notify(f"--until {self.config.until}: this run stops there", severity="warning")
             return False
         self.run_active = True
         self._run_reply_to = reply_to

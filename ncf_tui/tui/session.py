@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ..engine.state import StateStore
 
 TERMINAL_JOB = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+_GIVEN_SOURCES = frozenset({"flag", "env", "config", "saved"})
+"""Settings sources the user gave (not defaults, not derived): the form starts from these."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,9 @@ class Session:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
+        self.context = config.make_context()
+        """The run context every front end composes (``ncf_tui.context``): target, credentials, settings."""
         self.sandbox: Any = config.sandbox_instance
-        self._owns_sandbox = False
         self.target: AwsTarget | None = None
         self._aws: Aws | None = None
         self.connection: Connection | None = None
@@ -57,7 +60,8 @@ class Session:
         self.pipeline: Pipeline | None = None
         self.cancel = threading.Event()
         self.resume_store: StateStore | None = None
-        self.settings: dict[str, str] = {}
+        self.settings: dict[str, str] = {k: v for k, v in config.settings_flags.items() if v is not None}
+        """The settings form's answers; ``--set`` (and ``--region``) until the form is submitted."""
         self._checklist: Any = None
         self.ask: Callable[[str, Any], bool] | None = None
         """Answers the engine's confirmations (fix a setting, attach a policy, update the project)."""
@@ -65,23 +69,13 @@ class Session:
     # ------------------------------------------------------------------------------------ connection
 
     def connect(self) -> Connection:
-        """Start the sandbox if needed, then ask STS who we are (blocking: call from a worker)."""
-        from ..engine.aws import Aws, AwsError, AwsTarget, resolve_region
+        """Start the sandbox if needed, pick the credentials (the keyring's, as headless does), then ask STS
+        who we are (blocking: call from a worker)."""
+        from ..engine.aws import Aws
 
         cfg = self.config
-        if cfg.sandbox:
-            if self.sandbox is None:
-                from ..sandbox.server import Sandbox
-
-                self.sandbox = Sandbox(cfg.scenario, region=cfg.region or "us-east-1").start()
-                self._owns_sandbox = True
-            sb = self.sandbox
-            self.target = AwsTarget(region=sb.region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
-        else:
-            region = resolve_region(cfg.region, cfg.profile)
-            if not region:
-                raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
-            self.target = AwsTarget(region=region, profile=cfg.profile, endpoint_url=cfg.endpoint_url)
+        self.target = self.context.connect(self.config.sandbox_instance)
+        self.sandbox = self.context.sandbox
         self._aws = Aws(self.target)
         who = self._aws.whoami()
         self.connection = Connection(
@@ -104,9 +98,8 @@ class Session:
         return self._aws
 
     def close(self) -> None:
-        if self._owns_sandbox and self.sandbox is not None:
-            self.sandbox.close()
-            self.sandbox = None
+        self.context.close()  # stops the sandbox only if the context started it
+        self.sandbox = None
 
     # ------------------------------------------------------------------------------------ checkpoint
 
@@ -145,37 +138,20 @@ class Session:
     # -------------------------------------------------------------------------------------- pipeline
 
     def find_resumable(self) -> StateStore | None:
-        from ..engine.state import latest_unfinished
+        from ..engine.errors import NcfError
 
         try:
-            return latest_unfinished(self.config.mode, self.config.state_dir)
-        except OSError:
+            return self.context.resume_store(self.config.state_dir)
+        except (OSError, NcfError):
             return None
 
-    def _compile_config(self, _aws: Aws) -> CompileConfig:
-        from ..engine.errors import BadInputError
-        from ..engine.neo import CompileConfig
-
-        if self.sandbox is not None:
-            d = self.sandbox.project_defaults()
-            return CompileConfig(bucket=d["bucket"], prefix=d["prefix"], role_arn=d["sagemakerRoleArn"])
-        bucket = self.settings.get("bucket", "")
-        role = self.settings.get("sagemaker_role", "")
-        if not bucket or not role:
-            import os
-
-            bucket = bucket or os.environ.get("NCF_TUI_BUCKET", "")
-            role = role or os.environ.get("NCF_TUI_SAGEMAKER_ROLE", "")
-        if not bucket or not role:
-            raise BadInputError(
-                "compiling on AWS needs a bucket and a SageMaker execution role",
-                hint="set NCF_TUI_BUCKET and NCF_TUI_SAGEMAKER_ROLE (an IAM role ARN SageMaker can assume)",
-            )
-        return CompileConfig(bucket=bucket, prefix=self.settings.get("prefix", "ncf-tui"), role_arn=role)
+    def _compile_config(self, aws: Aws) -> CompileConfig:
+        """The compile config exactly as headless resolves it, with the settings form's answers first."""
+        return self.context.compile_config(aws, flags=dict(self.settings))
 
     def start_pipeline(self, emit: Emit, resume: StateStore | None = None) -> Pipeline:
         """A new (or resumed) pipeline for the chosen checkpoint; the TUI stops jobs itself on cancel."""
-        from ..engine.pipeline import Pipeline, RunOptions
+        from ..engine.pipeline import Pipeline
         from ..engine.preflight import DEFAULT_TVM_RELEASE
 
         checkpoint = self.checkpoint or self.default_checkpoint()
@@ -183,35 +159,22 @@ class Session:
             from ..engine.errors import BadInputError
 
             raise BadInputError("choose a checkpoint first")
-        extra: dict[str, Any] = {
-            "settings_flags": dict(self.settings),
-            "saved_dir": self.config.saved_dir,
-            "env": self.config.env,
-            "ask": self._ask,
-            # sandbox answers (its bucket, its roles) must never become the saved answers for real AWS
-            "save_answers": not self.config.sandbox,
-            "key_map": self.config.key_map,
-            "gmf_norm": self.gmf_norm,
-            "output": self.output,
-        }
-        sandbox = self.sandbox
-        if sandbox is not None and getattr(sandbox, "docker", None) is not None and sandbox.docker.mode == "real":
-            extra["smoke_run"] = sandbox.smoke_run  # the pushed image, run as SageMaker would
-        known = {f.name for f in fields(RunOptions)}
-        options = RunOptions(
+        options = self.context.run_options(
             checkpoint=Path(checkpoint or "."),
             output_dir=self.config.output_dir,
             release=self.config.release or DEFAULT_TVM_RELEASE,
             force=frozenset(self.force),
             stop_on_cancel=False,  # the TUI asks: stop the jobs, or leave them running
-            mode=self.config.mode,
-            **{k: v for k, v in extra.items() if k in known},
+            settings_flags=dict(self.settings),
+            ask=self._ask,
+            gmf_norm=self.gmf_norm,
+            output=self.output,
         )
         kw: dict[str, Any] = {"aws": self.aws, "compile_config": self._compile_config, "cancel": self.cancel}
         if resume is not None:
             self.pipeline = Pipeline.resume(resume, options, emit, **kw)
             self.checkpoint = options.checkpoint
-            if self._owns_sandbox:
+            if self.context.owns_sandbox:
                 # a sandbox started by this process holds none of the earlier run's jobs, objects or builds
                 self.forget_from("compile")
         else:
@@ -224,12 +187,17 @@ class Session:
         """Run the pipeline through ``until`` (blocking: call from a worker)."""
         assert self.pipeline is not None
         self.pipeline.options.force = frozenset(self.force)
+        if self.context.target is not None:  # connected since the pipeline was made: the sandbox's own sources
+            for name, value in self.context.where().items():
+                setattr(self.pipeline.options, name, value)
         if hasattr(self.pipeline.options, "settings_flags"):
             self.pipeline.options.settings_flags = dict(self.settings)
         self.cancel.clear()
         return self.pipeline.run(until)
 
     def _ask(self, topic: str, detail: Any) -> bool:
+        if self.config.yes:  # --yes: as in a headless run
+            return True
         return bool(self.ask(topic, detail)) if self.ask is not None else False
 
     def forget_from(self, step: str) -> None:
@@ -289,10 +257,15 @@ class Session:
         values: dict[str, str] = {}
         if self.sandbox is not None:
             values.update(self.sandbox.user_answers())
-        else:
-            if self.connection is not None:
-                values.update(AWS_DEFAULT_REGION=self.connection.region, AWS_ACCOUNT_ID=self.connection.account)
-            values.update(self.saved_answers())
+        elif self.connection is not None:
+            values.update(AWS_DEFAULT_REGION=self.connection.region, AWS_ACCOUNT_ID=self.connection.account)
+        # --set, the environment, --config and the saved answers, resolved exactly as a headless run does
+        try:
+            given = self.context.settings()
+        except Exception:  # an unreadable --config is refused when the CLI starts; a test's may be odd
+            given = None
+        if given is not None:
+            values.update({n: v for n, v, src in given.items() if v and src.split(":", 1)[0] in _GIVEN_SOURCES})
         if self.pipeline is not None:
             compiled = self.pipeline.state.steps.get("compile") or {}
             if compiled.get("neo_model_s3_uri"):
@@ -319,11 +292,12 @@ class Session:
                 self.aws(),
                 state=state,
                 state_path=state_path,
-                env=self.config.env if self.sandbox is None else {},
-                saved_dir=self.config.saved_dir,
+                config=self.context.config,
+                env=self.context.env,
+                saved_dir=self.context.saved_dir,
                 derived=self.suggested_settings() if self.sandbox is not None else None,
                 flags=dict(self.settings),
-                cli_args=("--sandbox",) if self.sandbox is not None else (),
+                cli_args=self.context.cli_args(),
             )
             self._checklist = Checklist(ctx)
         return self._checklist

@@ -134,7 +134,7 @@ SETTINGS = {
     "prefix": NAMES.prefix,
     "sagemaker_role": NAMES.sagemaker_role_arn,
 }
-"""What the sandbox account's user answers (the values `ncf_tui.headless.sandbox_saved_dir` saves)."""
+"""What the sandbox account's user answers (the values `ncf_tui.context.sandbox_saved_dir` saves)."""
 
 
 class Endpoint(Protocol):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ncf_tui.sandbox.server import REPO_ROOT, Sandbox
+from ncf_tui.build_source import source_root
+from ncf_tui.sandbox.server import Sandbox
 from tests.waits import wait_for
 
 from ..neo_kit import engine_sidecar, put_neo_output
@@ -107,8 +108,8 @@ def test_no_privileged_mode_fails_at_the_first_docker_command(sandbox: Sandbox, 
 
 
 def test_a_missing_copy_source_fails_docker_build(sandbox: Sandbox, basic_archive: Path, tmp_path: Path) -> None:
-    shutil.copy2(REPO_ROOT / "buildspec.yml", tmp_path / "buildspec.yml")
-    shutil.copytree(REPO_ROOT / "container", tmp_path / "container", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(source_root() / "buildspec.yml", tmp_path / "buildspec.yml")
+    shutil.copytree(source_root() / "container", tmp_path / "container", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "container" / "serve.py").unlink()
     sandbox.source_dir = tmp_path
     build, log = _build(sandbox, _compile(sandbox, basic_archive))

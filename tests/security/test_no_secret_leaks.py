@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from ncf_tui.context import RunContext, sandbox_saved_dir
 from ncf_tui.engine.aws import Aws, AwsTarget
-from ncf_tui.engine.events import Event
+from ncf_tui.engine.events import Event, JsonLines
 from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree
 from ncf_tui.engine.sample import sample_checkpoint_path
 from ncf_tui.engine.secrets import AwsCredentials, credentials_for, store_credentials
-from ncf_tui.headless import HumanPrinter, JsonPrinter, compile_config_from, sandbox_saved_dir
+from ncf_tui.headless import HumanPrinter
 from ncf_tui.sandbox.server import Sandbox
 
 from .memkeyring import MemoryKeyring
@@ -84,7 +85,7 @@ def test_keyring_credentials_run_the_whole_flow_and_leak_nowhere(
     saved = sandbox_saved_dir(sandbox)
     out_dir, state_dir = tmp_path / "out", tmp_path / "state"
     json_out, human_out = io.StringIO(), io.StringIO()
-    as_json, as_human = JsonPrinter(json_out), HumanPrinter(Console(file=human_out, width=200, force_terminal=False))
+    as_json, as_human = JsonLines(json_out), HumanPrinter(Console(file=human_out, width=200, force_terminal=False))
 
     def emit(event: Event) -> None:
         as_json(event)
@@ -106,7 +107,7 @@ def test_keyring_credentials_run_the_whole_flow_and_leak_nowhere(
         emit,
         state_dir=state_dir,
         aws=lambda: Aws(target),
-        compile_config=compile_config_from({}, {}, None, saved),
+        compile_config=RunContext(env={}, saved_dir=saved).compile_config,
     )
     outcome = p.run()
     assert outcome.image_uri, "the keyring credentials carried the run to an image in ECR"
