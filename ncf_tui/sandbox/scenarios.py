@@ -50,6 +50,8 @@ class Scenario:
     # ``build_quota_held_seconds`` run after the first StartBuild, a build of another team holds one slot.
     build_queue_limit: int | None = None
     build_quota_held_seconds: float = 0.0
+    # SageMaker hosting starts the endpoint's container with an /opt/ml/model that holds no loadable model.
+    endpoint_model_unloadable: bool = False
     tags: tuple[str, ...] = field(default=())
 
 
@@ -123,6 +125,11 @@ SCENARIOS: dict[str, Scenario] = {
             "The account may queue 1 build; another team's build holds it for 6 s after the first StartBuild.",
             build_queue_limit=1,
             build_quota_held_seconds=6.0,
+        ),
+        Scenario(
+            "endpoint-model-unloadable",
+            "The endpoint's container finds no loadable model in /opt/ml/model, exits, and fails the ping check.",
+            endpoint_model_unloadable=True,
         ),
     )
 }
