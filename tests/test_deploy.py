@@ -103,6 +103,23 @@ def test_deploy_serves_the_image_then_resume_reattaches_and_delete_leaves_nothin
     )
     assert json.loads(answer["Body"].read())["score"] == pytest.approx(calls[0].scores[0])
     assert answer["InvokedProductionVariant"] == "AllTraffic"
+    # An id outside the sidecar's range: the container answers 400, SageMaker's ModelError (424) carries it,
+    # and the engine's invocation turns it into exit 6.
+    from botocore.exceptions import ClientError
+
+    from ncf_tui.engine.deploy import invoke
+
+    bad = {"user_id": 10**9, "item_id": 0}
+    with pytest.raises(ClientError) as refused:
+        sandbox.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=result.endpoint, ContentType="application/json", Body=json.dumps(bad)
+        )
+    error = refused.value.response
+    assert error["Error"]["Code"] == "ModelError" and error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 400 and "user_id" in error["OriginalMessage"]
+    with pytest.raises(DeployError) as failed:
+        invoke(aws_for(sandbox), result.endpoint, bad)
+    assert failed.value.exit_code == 6 and "ModelError" in failed.value.message
 
     # ECS and self-hosted: the docker run line and the task definition, from the run's values.
     run_line = Path(result.elsewhere["docker_run_file"]).read_text()
@@ -223,3 +240,44 @@ def test_headless_deploy_json_ends_with_the_endpoint_in_service(tmp_path: Path) 
     invocations = [e for e in events if e["event"] == "invocation"]
     assert invocations and all(0 <= s <= 1 for e in invocations for s in e["scores"])
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 0
+
+
+def _docker_why() -> str:
+    import shutil
+
+    from ncf_tui.sandbox.docker_engine import probe
+
+    found = probe()
+    if not found.available:
+        return found.reason
+    return "" if shutil.which("docker-registry") else "docker-registry is not installed"
+
+
+_DOCKER_WHY = _docker_why()
+
+
+@pytest.mark.skipif(bool(_DOCKER_WHY), reason=f"no real Docker here: {_DOCKER_WHY}")
+def test_deploy_with_docker_runs_the_image_the_build_pushed(sandbox: Any, tmp_path: Path) -> None:
+    sandbox.use_docker("real")
+    image = ""
+    try:
+        p, rec = _verified_run(sandbox, tmp_path)
+        image = p.state.steps["verify"]["image_uri"]
+        result = DeployStep().run(_ctx(p, rec, latency_calls=12, delete_endpoint=True))
+        assert sandbox.endpoints.runtime_note.startswith("docker run")
+        assert "InService" in [e.status for e in rec.of("endpoint")] and result.status == "Deleted"
+        calls = rec.of("invocation")
+        assert [c.request for c in calls] == ["pair", "batch", "top_k", "latency"]
+        assert all(0.0 <= s <= 1.0 for c in calls for s in c.scores)
+        # The endpoint's CloudWatch stream holds the container's own lines (its runtime line comes first).
+        logs = sandbox.client("logs").filter_log_events(logGroupName=f"/aws/sagemaker/Endpoints/{result.endpoint}")
+        messages = [e["message"] for e in logs["events"]]
+        assert any('"runtime"' in m for m in messages) and any('"/invocations"' in m for m in messages)
+        left = subprocess.run(
+            ["docker", "ps", "-a", "-q", "--filter", "name=ncf-sandbox-endpoint-"], capture_output=True, text=True
+        )
+        assert left.stdout.strip() == ""  # the container went with the endpoint
+    finally:
+        if image:  # the tag this test pulled; the cached stand-in base stays
+            subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
+        sandbox.use_docker("fallback")

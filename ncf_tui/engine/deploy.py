@@ -237,7 +237,7 @@ def sdk_session(aws: Aws) -> Any:
 
     target = aws.target
 
-    class TargetSession(boto3.session.Session):
+    class TargetSession(boto3.session.Session):  # type: ignore[misc]
         def client(self, *args: Any, **kwargs: Any) -> Any:
             if target.endpoint_url:
                 kwargs.setdefault("endpoint_url", target.endpoint_url)

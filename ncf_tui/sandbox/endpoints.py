@@ -152,11 +152,16 @@ class EndpointHost:
                 "ModelError", f"Received server error (0) from primary: the container did not answer: {error}"
             ) from None
         if code >= 400:
+            # The wording users quote (aws/amazon-sagemaker-examples#1881, philschmid/cdk-samples#5).
             family = "client" if code < 500 else "server"
             arn = f"arn:aws:logs:{region}:{account_id}:log-group:{LOG_GROUP.format(name=name)}"
+            console = (
+                f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
+                f"group={LOG_GROUP.format(name=name)} in account {account_id}"
+            )
             raise moto_glue.ModelError(
                 f'Received {family} error ({code}) from primary with message "{data.decode("utf-8", "replace")}". '
-                f"See {arn} for more information.",
+                f"See {console} for more information.",
                 original_status=code,
                 original_message=data.decode("utf-8", "replace"),
                 log_stream_arn=f"{arn}:log-stream:{hosted.stream}",
