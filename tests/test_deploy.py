@@ -281,3 +281,28 @@ def test_deploy_with_docker_runs_the_image_the_build_pushed(sandbox: Any, tmp_pa
         if image:  # the tag this test pulled; the cached stand-in base stays
             subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
         sandbox.use_docker("fallback")
+
+
+def test_headless_failing_endpoint_exits_6_with_the_endpoint_s_log(tmp_path: Path) -> None:
+    env = {**os.environ, "NCF_TUI_STATE_DIR": str(tmp_path / "s"), "NCF_SANDBOX_NEO_SECONDS": "0.5"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncf_tui.cli", "--headless", "--sandbox", "--json", "--yes", "--deploy",
+         "--delete-endpoint", "--sandbox-scenario", "endpoint-model-unloadable", "--output-dir", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 6, proc.stderr[-3000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    done = events[-1]
+    assert done["event"] == "done" and done["exit_code"] == 6
+    assert "did not pass the ping health check" in done["message"] and "cannot serve" in done["message"]
+    assert "/aws/sagemaker/Endpoints/" in done["message"]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("ncf-tui: error:") == 1
+    assert [e["status"] for e in events if e["event"] == "endpoint"][-1] == "Deleted"
+
+
+def test_delete_endpoint_goes_with_deploy() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncf_tui.cli", "--headless", "--sandbox", "--delete-endpoint"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--delete-endpoint goes with --deploy" in proc.stderr

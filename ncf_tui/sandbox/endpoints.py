@@ -172,6 +172,12 @@ class EndpointHost:
             data,
         )
 
+    def address(self, account_id: str, region: str, name: str) -> str | None:
+        """``http://127.0.0.1:PORT`` of an InService endpoint's container (benches compare it with the API path)."""
+        with self._lock:
+            hosted = self._hosted.get((account_id, region, name))
+        return f"http://127.0.0.1:{hosted.port}" if hosted is not None and hosted.ready.is_set() else None
+
     def shutdown(self) -> None:
         with self._lock:
             hosted, self._hosted = list(self._hosted.values()), {}
