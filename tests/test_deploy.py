@@ -129,7 +129,8 @@ def test_deploy_serves_the_image_then_resume_reattaches_and_delete_leaves_nothin
     assert container["image"] == result.image_uri and container["portMappings"][0]["containerPort"] == 8080
 
     # The result survives the state file, and the checklist's endpoint check finds it InService, answering.
-    assert DeployResult.from_state(result.to_state()) == result
+    assert DeployResult.from_state(json.loads(json.dumps(result.to_state()))) == result
+    assert result.to_state()["status"] == "done" and result.to_state()["endpoint_status"] == "InService"
     from ncf_tui.engine.checks.base import ChecklistContext
     from ncf_tui.engine.checks.endpoint import check_endpoint
     from ncf_tui.engine.settings import Settings

@@ -36,9 +36,14 @@ class DeployResult:
     deleted: list[str] = field(default_factory=list)
     elsewhere: dict[str, str] = field(default_factory=dict)
     """``docker_run`` (the line), ``docker_run_file``, ``ecs_task_definition_file``."""
+    user_range: tuple[int, int] = (0, 0)
+    item_range: tuple[int, int] = (0, 0)
+    """The sidecar's id ranges (what a form scoring a user may accept)."""
 
     def to_state(self) -> dict[str, Any]:
-        return {"status": "done", **asdict(self), "endpoint_status": self.status}
+        data = asdict(self)
+        data["endpoint_status"] = data.pop("status")  # "status" is the step's own ("done") in the run state
+        return {**data, "status": "done"}
 
     @classmethod
     def from_state(cls, data: Mapping[str, Any]) -> Self:
@@ -54,7 +59,17 @@ class DeployResult:
             latency=dict(data.get("latency") or {}),
             deleted=list(data.get("deleted") or []),
             elsewhere=dict(data.get("elsewhere") or {}),
+            user_range=_pair(data.get("user_range")),
+            item_range=_pair(data.get("item_range")),
         )
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    try:
+        low, high = value
+        return int(low), int(high)
+    except (TypeError, ValueError):
+        return 0, 0
 
 
 def _done(ctx: StepContext, name: str) -> dict[str, Any]:
@@ -175,6 +190,8 @@ class DeployStep(Step[DeployResult]):
             latency=invocations.latency,
             deleted=deleted,
             elsewhere=elsewhere,
+            user_range=inputs.user_range,
+            item_range=inputs.item_range,
         )
 
 
