@@ -72,6 +72,7 @@ class _Hosted:
     stop: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
     runtime: str = ""
+    pump: threading.Thread | None = None
 
     @property
     def stream(self) -> str:
@@ -271,7 +272,8 @@ class EndpointHost:
             stdin=subprocess.DEVNULL,
         )
         hosted.process = logs
-        threading.Thread(target=self._pump, args=(hosted, logs), daemon=True).start()
+        hosted.pump = threading.Thread(target=self._pump, args=(hosted, logs), daemon=True)
+        hosted.pump.start()
 
     def _start_native(self, hosted: _Hosted) -> None:
         hosted.runtime = "native"
@@ -301,7 +303,8 @@ class EndpointHost:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, args=(hosted, hosted.process), daemon=True).start()
+        hosted.pump = threading.Thread(target=self._pump, args=(hosted, hosted.process), daemon=True)
+        hosted.pump.start()
 
     def _materialise_model(self, hosted: _Hosted, model_dir: Path) -> None:
         """The model inside the image, natively: the Neo archive and sidecar of the build that pushed the tag
@@ -351,7 +354,8 @@ class EndpointHost:
             if hosted.port and _ping(hosted.port) == 200:
                 return True
             if not self._alive(hosted):
-                time.sleep(0.3)  # let the log pump read the container's last lines
+                if hosted.pump is not None:  # the container's last lines reach the log before Failed is said
+                    hosted.pump.join(10)
                 return False
             hosted.stop.wait(0.25)  # the health check's pace, as SageMaker pings a starting container
         return False
