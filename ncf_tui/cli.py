@@ -48,7 +48,7 @@ modes:
 
 exit codes:
   0 done   2 bad input or usage   3 preflight failed (settings or IAM)
-  4 no variant compiled   5 build failed   130 interrupted
+  4 no variant compiled   5 build failed   6 deploy failed   130 interrupted
 """
 
 
@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on Ctrl-C, leave the Neo jobs and builds of this run running (default: stop them)",
     )
+    run.add_argument("--deploy", action="store_true", help="after verify, serve the image from a SageMaker endpoint")
+    run.add_argument("--delete-endpoint", action="store_true", help="with --deploy: delete it (and its config, model)")
     aws = p.add_argument_group("aws")
     aws.add_argument("--profile", metavar="NAME", help="AWS profile")
     aws.add_argument("--region", metavar="NAME", help="AWS region")
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--json goes with --headless or --teardown")
     if args.sandbox_scenario and not args.sandbox:
         parser.error("--sandbox-scenario goes with --sandbox")
+    if args.delete_endpoint and not args.deploy:
+        parser.error("--delete-endpoint goes with --deploy")
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

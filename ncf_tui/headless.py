@@ -20,8 +20,10 @@ from .engine.events import (
     BuildEvent,
     CheckpointEvent,
     DoneEvent,
+    EndpointEvent,
     Event,
     ImageEvent,
+    InvocationEvent,
     JsonLines,
     LogEvent,
     PermissionEvent,
@@ -173,9 +175,26 @@ class HumanPrinter:
         elif isinstance(event, SmokeEvent):
             mark = "[green]✔ serves[/]" if event.ok else "[red]✘ does not serve[/]"
             c.print(f"  {mark} {event.message}", highlight=False)
+        elif isinstance(event, EndpointEvent | InvocationEvent):
+            self._deploy(event)
         elif isinstance(event, DoneEvent):
             style = "green" if event.exit_code == 0 else "red"
             c.print(f"[{style}]{event.message}[/]", highlight=False)
+
+    def _deploy(self, e: EndpointEvent | InvocationEvent) -> None:
+        c = self.console
+        if isinstance(e, EndpointEvent):
+            style = {"InService": "green", "Failed": "red"}.get(e.status, "cyan")
+            c.print(f"  [{style}]endpoint {e.name} {e.status}[/] {e.message}", highlight=False)
+            if e.failure_reason:
+                c.print(f"      [red]└ {e.failure_reason}[/]", highlight=False)
+            for line in e.log_lines:
+                c.print(f"      │ {line}", highlight=False, markup=False)
+        elif e.request == "latency":
+            c.print(f"  invocation latency: {e.message}", highlight=False)
+        else:
+            shown = e.items[:10] if e.items else e.scores
+            c.print(f"  invocation {e.request} {e.latency_ms} ms: {shown}", highlight=False, markup=False)
 
     def _variant(self, e: VariantEvent) -> None:
         if e.status in ("traced", "measured"):
@@ -249,11 +268,15 @@ def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .context import compose
-    from .engine.pipeline import STEPS, Pipeline
+    from .engine.errors import BadInputError
+    from .engine.pipeline import Pipeline
     from .engine.state import StateStore
+    from .engine.steps import DEFAULT_STEPS, STEPS
 
     ctx = compose(args, "headless")
     options = ctx.run_options()  # refuses a bad --output-dir before any work
+    if args.deploy and options.until != DEFAULT_STEPS[-1]:
+        raise BadInputError(f"--deploy runs after {DEFAULT_STEPS[-1]}: drop --until {options.until}")
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)
     emit = JsonLines() if ctx.json else HumanPrinter(console, live=console.is_terminal and not ci)
@@ -286,6 +309,12 @@ def run_headless(args: argparse.Namespace) -> int:
             else:
                 pipeline = Pipeline.new(options, emit, store=StateStore(ctx.state) if ctx.state else None, **kw)
             outcome = pipeline.run(options.until)
+            if args.deploy:  # the opt-in step after verify (engine/steps/deploy.py)
+                from .engine.steps.deploy import run_after
+
+                ask = options.ask
+                deployed = run_after(pipeline, delete=args.delete_endpoint, fix=lambda p: ask("attach-policy", p))
+                outcome.results["deploy"] = deployed
         except Cancelled as exc:
             emit(DoneEvent(status="cancelled", exit_code=int(ExitCode.INTERRUPTED), message=exc.message))
             return int(ExitCode.INTERRUPTED)
@@ -297,6 +326,8 @@ def run_headless(args: argparse.Namespace) -> int:
     message = f"run {outcome.run_id} done through {options.until} in {time.monotonic() - started:.1f} s"
     if outcome.image_uri:
         message += f"; image {outcome.image_uri}"
+    if outcome.results.get("deploy"):
+        message += f"; endpoint {outcome.results['deploy'].endpoint} {outcome.results['deploy'].status}"
     elif outcome.chosen:
         message += f"; chosen {outcome.chosen}; NEO_MODEL_S3_URI={outcome.neo_model_s3_uri}"
     if not ctx.json and outcome.results.get("deploy_commands"):

@@ -89,11 +89,13 @@ def test_the_human_report_lists_every_check_with_evidence_and_fix(
     out, err = capsys.readouterr()
     assert code == 3
     lines = out.splitlines()
-    assert sum(line[:1] in "✔⚠✘–" and line[:1] != " " for line in lines) == 9  # one head line per check
+    from ncf_tui.engine.checklist import CHECK_IDS
+
+    assert sum(line[:1] in "✔⚠✘–" and line[:1] != " " for line in lines) == len(CHECK_IDS)  # one head line per check
     assert "✘ fail  project" in out and "privileged mode is off" in out
     assert "⚠ warn  build-image" in out and "deprecated" in out
     assert "fix: turn privileged mode on" in out and "(safe fix: --fix)" in out
-    assert "project" in err and "9 checks:" in err and "1 fail" in err
+    assert "project" in err and f"{len(CHECK_IDS)} checks:" in err and "1 fail" in err
 
 
 def test_json_fix_yes_applies_the_safe_fixes_and_reruns_the_checks(

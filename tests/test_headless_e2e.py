@@ -17,6 +17,7 @@ from ncf_tui.engine.codebuild import DEFAULT_IMAGE, ProjectRefused
 from ncf_tui.engine.iam import PermissionsError
 from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree, refuse
 from ncf_tui.engine.settings import DEFAULT_BUILD_IMAGE, SettingsError
+from ncf_tui.sandbox.server import Sandbox
 
 from .engine.aws_kit import Recorder, aws_for
 

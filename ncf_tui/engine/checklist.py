@@ -28,6 +28,7 @@ from .checks.account import (
 )
 from .checks.base import FAIL, PASS, SKIP, WARN, ChecklistContext, CheckResult
 from .checks.build import check_build, check_image
+from .checks.endpoint import check_endpoint
 from .checks.model import check_neo_compile, check_neo_model
 from .errors import ExitCode, NcfError
 from .events import Emit, StepEvent, discard
@@ -78,6 +79,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("project", "CodeBuild project exists, with privileged mode and the five variables", check_project),
     CheckSpec("ecr-repository", "ECR repository exists", check_ecr_repository),
     CheckSpec("build-image", "Build image is not deprecated", check_build_image),
+    CheckSpec("endpoint", "The run's SageMaker endpoint is InService and answers", check_endpoint),
 )
 """Every check, in the order a report lists them (the seed's four first, then the account checks)."""
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     PREFLIGHT_FAILED = 3
     NO_VARIANT_COMPILED = 4
     BUILD_FAILED = 5
+    DEPLOY_FAILED = 6
     INTERRUPTED = 130
 
 

@@ -149,6 +149,42 @@ class ResourceEvent(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EndpointEvent(Event):
+    """The SageMaker endpoint of the deploy step: created, re-attached, a status change, deleted."""
+
+    kind: ClassVar[str] = "endpoint"
+    name: str
+    status: str  # DescribeEndpoint's EndpointStatus (Creating, InService, Failed, Deleting...), or Deleted
+    config: str = ""
+    model: str = ""
+    instance_type: str = ""
+    failure_reason: str = ""
+    log_lines: list[str] = field(default_factory=list)
+    """The endpoint's CloudWatch log lines (``/aws/sagemaker/Endpoints/<name>``) when it failed."""
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvocationEvent(Event):
+    """One call (or the latency series) through sagemaker-runtime InvokeEndpoint."""
+
+    kind: ClassVar[str] = "invocation"
+    endpoint: str
+    request: str  # pair | batch | top_k | latency
+    ok: bool
+    body: dict[str, Any] = field(default_factory=dict)
+    """What was sent (the JSON body; for ``latency``, the pair repeated)."""
+    scores: list[float] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    """For ``top_k``: ``{"item_id", "score"}`` best first."""
+    latency_ms: float | None = None
+    calls: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class CheckEvent(Event):
     kind: ClassVar[str] = "check"
     id: str

@@ -76,6 +76,14 @@ class SandboxHooks(Protocol):
 
     def ecr_registry(self) -> Any: ...  # a registry.LocalRegistry when a real registry is ECR's data plane
 
+    def endpoint_created(self, account_id: str, region: str, name: str) -> None: ...
+
+    def endpoint_deleted(self, account_id: str, region: str, name: str) -> None: ...
+
+    def invoke_endpoint(
+        self, account_id: str, region: str, name: str, body: bytes, content_type: str, accept: str
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
 
 class _GlueState:
     """The glue's process-wide state (moto's own state is process-wide too)."""
@@ -423,6 +431,58 @@ def _reset_new_compilation_job(account_id: str, region: str, job_name: str) -> N
 # -------------------------------------------------------------------------------------------- CodeBuild
 
 
+# ------------------------------------------------------------------------------- SageMaker hosting
+
+
+def _sagemaker(account_id: str, region: str) -> Any:
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[account_id][region]
+
+
+def endpoint_container(account_id: str, region: str, name: str) -> dict[str, Any]:
+    """The first production variant of an endpoint and its model's primary container (image, environment)."""
+    backend = _sagemaker(account_id, region)
+    endpoint = backend.endpoints[name]
+    variant = backend.endpoint_configs[endpoint.endpoint_config_name].production_variants[0]
+    model = backend._models[variant["ModelName"]]
+    container = model.primary_container or (model.containers or [{}])[0]
+    return {
+        "variant": str(variant.get("VariantName", "AllTraffic")),
+        "instance_type": str(variant.get("InstanceType", "")),
+        "image": str(container.get("Image", "")),
+        "environment": {str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
+    }
+
+
+def set_endpoint_status(account_id: str, region: str, name: str, status: str, reason: str | None = None) -> None:
+    endpoint = _sagemaker(account_id, region).endpoints.get(name)
+    if endpoint is not None:
+        endpoint.endpoint_status = status
+        endpoint.failure_reason = reason
+        endpoint.last_modified_time = datetime.now(UTC)
+
+
+def endpoint_status(account_id: str, region: str, name: str) -> str | None:
+    endpoint = _sagemaker(account_id, region).endpoints.get(name)
+    return None if endpoint is None else str(endpoint.endpoint_status)
+
+
+class ModelError(SandboxApiError):
+    """sagemaker-runtime's ModelError with the fields botocore's model gives it."""
+
+    def __init__(self, message: str, *, original_status: int, original_message: str, log_stream_arn: str) -> None:
+        super().__init__("ModelError", message)
+        self.fields = {
+            "OriginalStatusCode": original_status,
+            "OriginalMessage": original_message,
+            "LogStreamArn": log_stream_arn,
+        }
+
+
+# ------------------------------------------------------------------------------------------ CodeBuild
+
+
 def _codebuild(account_id: str, region: str) -> Any:
     from moto.codebuild.models import codebuild_backends
 
@@ -488,7 +548,10 @@ def _to_moto_error(exc: SandboxApiError) -> Exception:
             pass
 
         _state.error_class = SandboxServiceError
-    return _state.error_class(exc.code, exc.message)
+    error = _state.error_class(exc.code, exc.message)
+    for key, value in getattr(exc, "fields", {}).items():
+        setattr(error, key, value)
+    return error
 
 
 def _hook() -> SandboxHooks:
@@ -823,6 +886,53 @@ def _patch_response_classes() -> None:
             )
         return ActionResult({"downloadUrl": url, "layerDigest": digest})
 
+    # --- SageMaker hosting: the endpoint is the model's container really running (sandbox/endpoints.py)
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    original_create_endpoint = SageMakerResponse.create_endpoint
+    original_delete_endpoint = SageMakerResponse.delete_endpoint
+
+    def create_endpoint(self: Any) -> Any:
+        name = self._get_param("EndpointName")
+        existing = _sagemaker(self.current_account, self.region).endpoints.get(name)
+        if existing is not None:  # moto would replace it; SageMaker refuses (API reference, CreateEndpoint)
+            raise SandboxApiError("ValidationException", f'Cannot create already existing endpoint "{existing.arn}".')
+        result = original_create_endpoint(self)
+        _hook().endpoint_created(self.current_account, self.region, name)
+        return result
+
+    def delete_endpoint(self: Any) -> Any:
+        result = original_delete_endpoint(self)
+        _hook().endpoint_deleted(self.current_account, self.region, self._get_param("EndpointName"))
+        return result
+
+    def omitting_empty(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """moto answers an unset structure as ``{}`` (``VpcConfig``, ``DataCaptureConfig``); SageMaker omits it,
+        and botocore's sagemaker model gives those structures required members, so ``{}`` is never AWS's."""
+
+        def method(self: Any) -> Any:
+            result = original(self)
+            data = getattr(result, "result", None)
+            if isinstance(data, dict):
+                for key in [k for k, v in data.items() if v == {}]:
+                    del data[key]
+            return result
+
+        method.__name__ = original.__name__
+        return method
+
+    def invoke_endpoint(self: Any) -> Any:
+        name = self.path.split("/")[2] if self.path.count("/") >= 3 else self._get_param("EndpointName")
+        body = self.body if isinstance(self.body, bytes) else str(self.body or "").encode()
+        return _hook().invoke_endpoint(
+            self.current_account,
+            self.region,
+            name,
+            body,
+            self.headers.get("Content-Type", ""),
+            self.headers.get("Accept", ""),
+        )
+
     # --- IAM eventual consistency: note each role policy change made through the API, and let a session
     # marked stale be judged by the documents from before the change.
     from moto.iam.access_control import AssumedRoleAccessKey
@@ -882,6 +992,12 @@ def _patch_response_classes() -> None:
         (CodeBuildResponse, "stop_build", _guarded(stop_build)),
         (CodeBuildResponse, "list_builds", _guarded(list_builds)),
         (CodeBuildResponse, "list_builds_for_project", _guarded(list_builds_for_project)),
+        (SageMakerResponse, "create_endpoint", _guarded(create_endpoint)),
+        (SageMakerResponse, "describe_model", omitting_empty(SageMakerResponse.describe_model)),
+        (SageMakerResponse, "describe_endpoint_config", omitting_empty(SageMakerResponse.describe_endpoint_config)),
+        (SageMakerResponse, "describe_endpoint", omitting_empty(SageMakerResponse.describe_endpoint)),
+        (SageMakerResponse, "delete_endpoint", _guarded(delete_endpoint)),
+        (SageMakerRuntimeResponse, "invoke_endpoint", _guarded(invoke_endpoint)),
     ]
     for cls, name, method in patches:
         setattr(cls, name, method)

@@ -52,6 +52,8 @@ class Scenario:
     build_quota_held_seconds: float = 0.0
     # Only the caller exists: no bucket, no roles, no ECR repository (a newcomer's account).
     empty_account: bool = False
+    # SageMaker hosting starts the endpoint's container with an /opt/ml/model that holds no loadable model.
+    endpoint_model_unloadable: bool = False
     tags: tuple[str, ...] = field(default=())
 
 
@@ -130,6 +132,11 @@ SCENARIOS: dict[str, Scenario] = {
             "empty-account",
             "Only the caller exists: no bucket, no SageMaker or CodeBuild role, no ECR repository.",
             empty_account=True,
+        ),
+        Scenario(
+            "endpoint-model-unloadable",
+            "The endpoint's container finds no loadable model in /opt/ml/model, exits, and fails the ping check.",
+            endpoint_model_unloadable=True,
         ),
     )
 }

@@ -91,6 +91,15 @@ def sagemaker_role_policy(names: SandboxNames) -> dict[str, Any]:
                 "Action": ["s3:ListBucket"],
                 "Resource": [names.bucket_arn],
             },
+            # Hosting pulls the model's image as this role (SageMaker developer guide, "CreateModel API:
+            # Execution Role Permissions": ecr:GetAuthorizationToken on *, the pull actions on the repository).
+            {"Sid": "HostingImageAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
+            {
+                "Sid": "HostingImagePull",
+                "Effect": "Allow",
+                "Action": list(ECR_PULL_ACTIONS),
+                "Resource": [names.ecr_repo_arn],
+            },
         ],
     }
 

@@ -89,6 +89,9 @@ class Sandbox:
         from .codebuild import BuildRunner
 
         self.builds = BuildRunner(self)
+        from .endpoints import EndpointHost
+
+        self.endpoints = EndpointHost(self)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -166,6 +169,7 @@ class Sandbox:
     def close(self) -> None:
         self.neo.shutdown()
         self.builds.shutdown()
+        self.endpoints.shutdown()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -189,6 +193,7 @@ class Sandbox:
             self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
         self.neo.shutdown()
         self.builds.shutdown()
+        self.endpoints.shutdown()
         if self.docker.registry is not None:
             self.docker.registry.wipe()
         self.quota_refusals = {"neo": 0, "build": 0}
@@ -414,3 +419,14 @@ class _Hooks:
 
     def ecr_registry(self) -> LocalRegistry | None:
         return self._sb.docker.registry if self._sb.docker.mode == "real" else None
+
+    def endpoint_created(self, account_id: str, region: str, name: str) -> None:
+        self._sb.endpoints.created(account_id, region, name)
+
+    def endpoint_deleted(self, account_id: str, region: str, name: str) -> None:
+        self._sb.endpoints.deleted(account_id, region, name)
+
+    def invoke_endpoint(
+        self, account_id: str, region: str, name: str, body: bytes, content_type: str, accept: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        return self._sb.endpoints.invoke(account_id, region, name, body, content_type, accept)

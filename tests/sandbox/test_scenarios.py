@@ -26,6 +26,7 @@ def test_the_catalogue_is_the_issue_s_list() -> None:
         "neo-quota",
         "build-quota",
         "empty-account",
+        "endpoint-model-unloadable",
     ]
     assert all(isinstance(s, Scenario) and s.description for s in SCENARIOS.values())
     assert get_scenario(None).name == "healthy"

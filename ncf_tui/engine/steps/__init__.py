@@ -29,6 +29,7 @@ REGISTRY: tuple[StepSpec, ...] = (
     StepSpec("permissions", "permissions:PermissionsStep"),
     StepSpec("build", "build:BuildStep"),
     StepSpec("verify", "verify:VerifyStep"),
+    StepSpec("deploy", "deploy:DeployStep", opt_in=True),
 )
 
 STEPS: tuple[str, ...] = tuple(s.name for s in REGISTRY)
