@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-STEP_NAMES = ("checkpoint", "variants", "compile", "settings", "permissions", "build", "verify")
+from .engine.steps import DEFAULT_STEPS, STEPS
+
 SCENARIOS = (
     "healthy",
     "missing-permissions",
@@ -109,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--until",
-        choices=STEP_NAMES,
+        choices=STEPS,
         metavar="STEP",
         default=None,
-        help=f"stop after this step: {', '.join(STEP_NAMES)}",
+        help=f"stop after this step: {', '.join(STEPS)} (default: {DEFAULT_STEPS[-1]})",
     )
     run.add_argument(
         "--tvm-release",

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+
+    from .engine.neo import Candidate
 
 from .engine.errors import BadInputError, Cancelled, ExitCode, NcfError
 from .engine.events import (
@@ -215,7 +217,7 @@ class HumanPrinter:
             self.console.print(f"      [yellow]└ {e.failure_reason}[/]", highlight=False)
 
 
-def variants_table(candidates: list[dict[str, Any]]) -> Any:
+def variants_table(candidates: Sequence[Candidate]) -> Any:
     from rich.table import Table
 
     t = Table(title="Neo-compatible variants", title_justify="left")
@@ -224,11 +226,11 @@ def variants_table(candidates: list[dict[str, Any]]) -> Any:
     for col in ("max |Δscore|", "top-10 overlap", "AUC", "HR@10"):
         t.add_column(col, justify="right", no_wrap=True)
     for c in candidates:
-        f = c.get("fidelity") or {}
-        missing = c.get("preflight_message", "").partition(": ")[2].strip("[]").replace("'", "")
+        f = c.fidelity or {}
+        missing = c.preflight_message.partition(": ")[2].strip("[]").replace("'", "")
         t.add_row(
-            c["name"],
-            "accepted" if c["accepted"] else f"rejected: {missing.replace('aten::', '')}",
+            c.name,
+            "accepted" if c.accepted else f"rejected: {missing.replace('aten::', '')}",
             f"{f['max_abs_diff']:.2g}" if f else "-",
             f"{f['top10_overlap']:.0%}" if f else "-",
             f"{f['auc']:.3f}" if f.get("auc") is not None else "-",
@@ -322,10 +324,13 @@ def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .engine.aws import Aws, AwsError, AwsTarget, resolve_region
-    from .engine.pipeline import DEFAULT_OUTPUT_DIR, STEPS, Pipeline, RunOptions, agree, check_output_dir, refuse
+    from .engine.pipeline import Pipeline, RunOptions, agree, refuse
     from .engine.preflight import DEFAULT_TVM_RELEASE, operator_table
     from .engine.sample import sample_checkpoint_path
     from .engine.state import StateStore, latest_unfinished
+    from .engine.steps import DEFAULT_STEPS, STEPS
+    from .engine.steps.variants import DEFAULT_OUTPUT_DIR, VariantsResult, check_output_dir
+    from .engine.steps.verify import VerifyResult
     from .engine.variants import VARIANT_NAMES
 
     release = args.tvm_release or DEFAULT_TVM_RELEASE
@@ -348,7 +353,7 @@ def run_headless(args: argparse.Namespace) -> int:
     options = RunOptions(
         checkpoint=Path(args.checkpoint) if args.checkpoint else sample_checkpoint_path(),
         output_dir=out_dir,
-        until=args.until or STEPS[-1],
+        until=args.until or DEFAULT_STEPS[-1],
         release=release,
         force=force,
         stop_on_cancel=not args.leave_running,
@@ -436,16 +441,18 @@ def run_headless(args: argparse.Namespace) -> int:
         except NcfError as exc:
             emit(DoneEvent(status="failed", exit_code=int(exc.exit_code), message=exc.message))
             raise
-    if not args.json and "candidates" in outcome.results and options.until == "variants":
-        console.print(variants_table(outcome.results["candidates"]))
+    variants = outcome.result("variants")
+    if not args.json and isinstance(variants, VariantsResult) and options.until == "variants":
+        console.print(variants_table(variants.candidates))
     message = f"run {outcome.run_id} done through {options.until} in {time.monotonic() - started:.1f} s"
     if outcome.image_uri:
         message += f"; image {outcome.image_uri}"
     elif outcome.chosen:
         message += f"; chosen {outcome.chosen}; NEO_MODEL_S3_URI={outcome.neo_model_s3_uri}"
-    if not args.json and outcome.results.get("deploy_commands"):
+    verified = outcome.result("verify")
+    if not args.json and isinstance(verified, VerifyResult) and verified.deploy_commands:
         console.print("[bold]Deploy it as a SageMaker endpoint:[/]")
-        for line in outcome.results["deploy_commands"]:
+        for line in verified.deploy_commands:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     emit(DoneEvent(status="ok", exit_code=int(ExitCode.OK), image_uri=outcome.image_uri, message=message))
     return 0

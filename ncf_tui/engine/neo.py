@@ -20,9 +20,9 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,9 @@ class CompileResult:
     """The FrameworkVersion sent to Neo."""
     trace_torch_version: str = ""
     """The torch that traced the chosen variant (from its sidecar)."""
+    inference_image: str | None = None
+    """The Neo inference image the build pulls FROM (looked up while the jobs ran; None if unknown)."""
+    target_device: str = ""
 
     def to_state(self) -> dict[str, Any]:
         chosen = self.jobs.get(self.chosen)
@@ -131,7 +134,33 @@ class CompileResult:
             "sidecar_uri": chosen.sidecar_uri if chosen else None,
             "framework_version": self.framework_version,
             "trace_torch_version": self.trace_torch_version,
+            "inference_image": self.inference_image,
+            "target_device": self.target_device,
         }
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any]) -> CompileResult:
+        """The result a run state holds (``api_calls`` and ``skipped_uploads`` are this process's only)."""
+        return cls(
+            jobs=jobs_from_state(data.get("jobs")),
+            chosen=str(data.get("chosen") or ""),
+            reason=str(data.get("reason") or ""),
+            neo_model_s3_uri=str(data.get("neo_model_s3_uri") or ""),
+            framework_version=str(data.get("framework_version") or NEO_FRAMEWORK_VERSION),
+            trace_torch_version=str(data.get("trace_torch_version") or ""),
+            inference_image=str(data["inference_image"]) if data.get("inference_image") else None,
+            target_device=str(data.get("target_device") or ""),
+        )
+
+
+def jobs_from_state(saved: object) -> dict[str, Job]:
+    """The job table as the run state records it (``Job`` fields by variant; unknown keys ignored)."""
+    known = {f.name for f in fields(Job)}
+    if not isinstance(saved, Mapping):
+        return {}
+    return {
+        str(k): Job(**{f: x for f, x in v.items() if f in known}) for k, v in saved.items() if isinstance(v, Mapping)
+    }
 
 
 def check_config(cfg: CompileConfig) -> None:

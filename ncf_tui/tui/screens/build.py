@@ -134,7 +134,8 @@ class BuildScreen(StepScreen):
                 return
         elif isinstance(message, RunFinished) and message.until in ("build", "verify"):
             self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
-            self.deploy = list(self.wizard.session.step_entry("verify").get("deploy_commands") or [])
+            verified = self.wizard.session.result("verify")
+            self.deploy = list(verified.deploy_commands) if verified is not None else []
             self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "failed"}.get(message.status, "failed")
         else:
             return

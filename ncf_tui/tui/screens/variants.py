@@ -8,7 +8,7 @@ and a word, so nothing depends on colour.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,6 +22,9 @@ from ...engine.events import StepEvent, VariantEvent
 from ..messages import EngineEvent, RunFinished
 from ..widgets import SPINNER
 from .base import StepScreen
+
+if TYPE_CHECKING:
+    from ...engine.neo import Candidate
 
 VARIANT_NAMES = ("original", "basic", "relu", "mlp", "full_manual_norm")
 """The engine's ``variants.VARIANT_NAMES`` (repeated here so this screen loads without torch)."""
@@ -233,7 +236,8 @@ class VariantsScreen(StepScreen):
         if message.status == "ok":
             if message.until == "variants":
                 self.phase = "ready"
-                for c in (message.outcome.results.get("candidates") or []) if message.outcome else []:
+                variants = message.outcome.result("variants") if message.outcome else None
+                for c in variants.candidates if variants is not None else []:
                     self._from_candidate(c)
             else:
                 self.phase = "compiled"
@@ -245,38 +249,38 @@ class VariantsScreen(StepScreen):
             if message.until == "compile":
                 self._from_state()
 
-    def _from_candidate(self, c: dict[str, Any]) -> None:
+    def _from_candidate(self, c: Candidate) -> None:
         """A resumed run skips the variants step: fill the rows from the saved candidates."""
-        row = self.rows.get(c["name"])
+        row = self.rows.get(c.name)
         if row is None or row.status not in ("waiting", "traced", "measured"):
             return
-        row.fidelity = c.get("fidelity")
-        row.accepted = bool(c.get("accepted"))
-        row.preflight_message = c.get("preflight_message") or ""
+        row.fidelity = c.fidelity
+        row.accepted = c.accepted
+        row.preflight_message = c.preflight_message
         row.status = "ready" if row.accepted else "rejected"
         row.failure_reason = row.preflight_message
 
     def _from_state(self) -> None:
         """After compile (or a resume that skipped it) the saved job table is the truth."""
-        pipeline = self.wizard.session.pipeline
-        entry = (pipeline.state.steps.get("compile") or {}) if pipeline else {}
-        for name, job in (entry.get("jobs") or {}).items():
+        session = self.wizard.session
+        for name, job in session.jobs().items():
             row = self.rows.get(name)
             if row is None:
                 continue
-            row.job_name = job.get("job_name", row.job_name)
-            if row.status not in ("chosen",) and job.get("status"):
-                row.status = job["status"]
-            row.failure_reason = job.get("failure_reason") or row.failure_reason
-            row.compiled = job.get("status") == "COMPLETED"
-        chosen = entry.get("chosen")
+            row.job_name = job.job_name or row.job_name
+            if row.status not in ("chosen",) and job.status:
+                row.status = job.status
+            row.failure_reason = job.failure_reason or row.failure_reason
+            row.compiled = job.status == "COMPLETED"
+        compiled = session.result("compile")
+        chosen = compiled.chosen if compiled is not None else None
         if chosen in self.rows:
             for r in self.rows.values():
                 if r.status == "chosen" and r.name != chosen:
                     r.status = "COMPLETED"
             self.rows[chosen].status = "chosen"
-            self.rows[chosen].chosen_reason = entry.get("reason", "") or self.rows[chosen].chosen_reason
-            self.chosen_uri = str(entry.get("neo_model_s3_uri") or "")
+            self.rows[chosen].chosen_reason = compiled.reason or self.rows[chosen].chosen_reason
+            self.chosen_uri = compiled.neo_model_s3_uri
 
     # -------------------------------------------------------------------------------------------- view
 
