@@ -7,7 +7,8 @@ reported in S3ModelArtifacts) holding only the compiled model; once a job comple
 sidecar ``ncf-model.json`` beside it (``artifact.py``), since the server needs the id ranges Neo knows nothing of.
 One poller watches them all: a single ``ListCompilationJobs`` call per round (filtered to the run), a
 ``DescribeCompilationJob`` only for a job whose status changed, and an interval of a tenth of the jobs'
-running time (so a finish is seen within ~10% of a job's length), doubled on throttling. Job names are
+running time (so a finish is seen within ~10% of a job's length); throttling is retried by botocore's standard
+mode (``aws.MAX_ATTEMPTS``), not here. Job names are
 derived from the run id and the variant, so a resumed run finds its jobs by name and never launches one twice.
 """
 
@@ -30,7 +31,7 @@ from .artifact import SIDECAR_NAME, compiled_model_in, sidecar_key
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError, check_cancel
 from .events import Emit, VariantEvent
-from .polling import Backoff
+from .polling import Poller
 from .settings import split_s3_uri
 from .variants import VARIANT_NAMES, file_sha256
 
@@ -527,22 +528,17 @@ def _poll(
     create_queued: Callable[[], None] = lambda: None,
 ) -> None:
     sm = aws.client("sagemaker")
-    pace = Backoff(cfg.poll_min, cfg.poll_max, 2.0, cfg.poll_max)
+    poller = Poller(cancel=cancel)  # its pace is set below, from the jobs' running time
     names = {j.job_name: j for j in jobs.values()}
     while any(j.status not in TERMINAL for j in jobs.values()):
         check_cancel(cancel)
         if any(j.status == QUEUED for j in jobs.values()):
             create_queued()
-        try:
-            calls.add()
-            listed = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)
-            statuses = {s["CompilationJobName"]: s["CompilationJobStatus"] for s in listed["CompilationJobSummaries"]}
-        except Exception as exc:
-            # botocore's standard mode has retried it already; keep polling, slower, while jobs run.
-            if "Throttl" not in error_code(exc) and "Rate exceeded" not in error_message(exc):
-                raise
-            _sleep(pace.failed(), cancel)
-            continue
+        # Throttling is botocore's to retry (standard mode, aws.MAX_ATTEMPTS attempts, jittered backoff): an
+        # error that still comes through ends the step, and --resume re-attaches to the jobs by name.
+        calls.add()
+        listed = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)
+        statuses = {s["CompilationJobName"]: s["CompilationJobStatus"] for s in listed["CompilationJobSummaries"]}
         moved = False
         for name, job in names.items():
             status = statuses.get(name)
@@ -570,20 +566,12 @@ def _poll(
         # and a long real Neo job costs a handful of calls a minute (one List call covers every job).
         running = [time.time() - j.started for j in jobs.values() if j.started and j.status not in TERMINAL]
         interval = min(cfg.poll_max, max(cfg.poll_min, 0.1 * max(running, default=0.0)))
-        pace.progressed()
         if any(j.status not in TERMINAL for j in jobs.values()):
-            _sleep(interval, cancel)
+            poller.sleep(interval)
 
 
 def _elapsed(job: Job) -> float:
     return (job.ended or time.time()) - (job.started or job.ended or time.time())
-
-
-def _sleep(seconds: float, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        time.sleep(seconds)
-    else:
-        cancel.wait(seconds)
 
 
 def _stop_all(aws: Aws, jobs: dict[str, Job], emit: Emit, calls: _Counter) -> None:
