@@ -327,7 +327,7 @@ def run_headless(args: argparse.Namespace) -> int:
     from .engine.pipeline import Pipeline, RunOptions, agree, refuse
     from .engine.preflight import DEFAULT_TVM_RELEASE, operator_table
     from .engine.sample import sample_checkpoint_path
-    from .engine.state import StateStore, latest_unfinished
+    from .engine.state import StateStore, latest_run
     from .engine.steps import DEFAULT_STEPS, STEPS
     from .engine.steps.variants import DEFAULT_OUTPUT_DIR, VariantsResult, check_output_dir
     from .engine.steps.verify import VerifyResult
@@ -426,7 +426,7 @@ def run_headless(args: argparse.Namespace) -> int:
                 "compile_config": compile_config_from(flags, options.env, options.config, options.saved_dir),
             }
             if args.resume:
-                store = StateStore(args.state) if args.state else latest_unfinished(mode)
+                store = StateStore(args.state) if args.state else latest_run(mode, unfinished=True)
                 if store is None:
                     raise BadInputError(f"no unfinished {mode} run to resume", hint="start one without --resume")
                 pipeline = Pipeline.resume(store, options, emit, **kw)

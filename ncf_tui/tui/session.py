@@ -145,10 +145,10 @@ class Session:
     # -------------------------------------------------------------------------------------- pipeline
 
     def find_resumable(self) -> StateStore | None:
-        from ..engine.state import latest_unfinished
+        from ..engine.state import latest_run
 
         try:
-            return latest_unfinished(self.config.mode, self.config.state_dir)
+            return latest_run(self.config.mode, self.config.state_dir, unfinished=True)
         except OSError:
             return None
 
