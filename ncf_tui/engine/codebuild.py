@@ -27,7 +27,7 @@ from .polling import Backoff, Poller
 SEED_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:3.0"
 DEFAULT_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
 IMAGE_REASON = (
-    f"the seed's {SEED_IMAGE} (Amazon Linux 2) was deprecated by CodeBuild on 9 May 2023: it is no longer "
+    f"{SEED_IMAGE} (Amazon Linux 2) was deprecated by CodeBuild on 9 May 2023: it is no longer "
     "cached on build hosts (slower provisioning) nor patched, and Amazon Linux 2 reaches end of life on "
     f"30 June 2026; {DEFAULT_IMAGE} is the current Amazon Linux 2023 standard image (CodeBuild renamed the "
     "'amazonlinux2-' aliases to 'amazonlinux-' in November 2024; the old names still resolve)"

@@ -1,4 +1,4 @@
-"""The typed events every step emits (DESIGN.md, CLI contract).
+"""The typed events every step emits (one JSON object per line with ``--json``).
 
 Steps never print: they call an ``Emit`` callback with one of these. Headless mode prints them (JSON lines
 with ``--json``, human lines otherwise), the TUI turns them into messages. ``to_json`` gives the contract's

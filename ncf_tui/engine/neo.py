@@ -88,7 +88,7 @@ class Job:
 
     @property
     def model_uri(self) -> str:
-        """NEO_MODEL_S3_URI for this job, as the seed means it: the bucket/prefix of its Neo output, no ``s3://``.
+        """NEO_MODEL_S3_URI for this job, as docs/CONTRACTS.md means it: the bucket/prefix of its Neo output, no ``s3://``.
 
         The folder of S3ModelArtifacts when SageMaker reported it, else the S3OutputLocation asked for."""
         if self.artifact_uri:

@@ -1,4 +1,4 @@
-"""Checks beyond the seed's four: is the account ready for a build at all?
+"""Checks beyond the four troubleshooting ones: is the account ready for a build at all?
 
 Credentials valid and for the expected account; the CodeBuild service role exists and IAM's simulator allows
 every (action, resource) the build needs; the project exists with privileged mode and the five variables; the

@@ -49,7 +49,7 @@ def failure_operators(reason: str) -> tuple[list[str], bool]:
 
 def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
     """(job name, the folder of its output as bucket/prefix without ``s3://``) of the newest COMPLETED Neo job,
-    or None. The folder (of S3ModelArtifacts) is what NEO_MODEL_S3_URI means in the seed."""
+    or None. The folder (of S3ModelArtifacts) is what NEO_MODEL_S3_URI means (docs/CONTRACTS.md)."""
     sm = ctx.aws.client("sagemaker")
     with aws_errors(ctx.aws.target):  # newest first: the first page holds the answer
         page = sm.list_compilation_jobs(
@@ -87,8 +87,8 @@ def check_neo_model(ctx: ChecklistContext) -> CheckResult:
         notes += [i.reason for i in v.issues if i.severity != "error"] + list(v.notes)
     shown = f"NEO_MODEL_S3_URI={uri} ({source})" if uri else "NEO_MODEL_S3_URI"
     if not problems:
-        if prefixed:  # the buildspec strips it, but the seed's contract is bucket/key
-            notes.insert(0, "it starts with s3://, which the build strips; the seed's form is bucket/key")
+        if prefixed:  # the buildspec strips it, but the contract is bucket/key
+            notes.insert(0, "it starts with s3://, which the build strips; the expected form is bucket/key")
             return CheckResult(
                 "neo-model", title, WARN, f"{shown}: " + "; ".join(notes), "drop s3:// (the project check does it)"
             )
