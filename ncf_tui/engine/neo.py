@@ -155,13 +155,19 @@ class CompileResult:
 
 
 def jobs_from_state(saved: object) -> dict[str, Job]:
-    """The job table as the run state records it (``Job`` fields by variant; unknown keys ignored)."""
+    """The job table as the run state records it (``Job`` fields by variant): unknown keys are ignored and a
+    missing name or URI reads as empty, so a hand-edited or older state still reads."""
     known = {f.name for f in fields(Job)}
     if not isinstance(saved, Mapping):
         return {}
-    return {
-        str(k): Job(**{f: x for f, x in v.items() if f in known}) for k, v in saved.items() if isinstance(v, Mapping)
-    }
+    jobs: dict[str, Job] = {}
+    for key, entry in saved.items():
+        if not isinstance(entry, Mapping):
+            continue
+        data: dict[str, Any] = {"variant": str(key), "job_name": "", "input_uri": "", "output_uri": ""}
+        data.update({f: v for f, v in entry.items() if f in known and v is not None})
+        jobs[str(key)] = Job(**data)
+    return jobs
 
 
 def check_config(cfg: CompileConfig) -> None:
