@@ -166,6 +166,7 @@ class BuildStep(Step[BuildStepResult]):
         simulation already sees may not have reached the build yet."""
         from ..codebuild import BuildFailed
         from ..events import StepEvent
+        from ..polling import Poller
         from .permissions import PermissionsResult
 
         permissions: PermissionsResult | None = ctx.saved("permissions")
@@ -187,6 +188,6 @@ class BuildStep(Step[BuildStepResult]):
                         f"(attempt {attempt + 1} of {len(PROPAGATION_WAITS) + 1})",
                     )
                 )
-                if ctx.cancel.wait(delay):
+                if Poller(cancel=ctx.cancel).sleep(delay):
                     raise Cancelled("cancelled while waiting for IAM to propagate") from None
         raise AssertionError("unreachable")
