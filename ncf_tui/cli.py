@@ -26,6 +26,13 @@ def _steps() -> tuple[str, ...]:
     return tuple(STEPS)
 
 
+def _default_until() -> str:
+    """The last step a plain run runs (opt-in steps such as deploy come after it only when asked)."""
+    from .engine.steps import DEFAULT_STEPS
+
+    return DEFAULT_STEPS[-1]
+
+
 def scenario_name(value: str) -> str:
     """A scenario, or several joined with '+' (``logs-5xx+neo-quota``): each part must be known."""
     scenarios = _scenarios()
@@ -118,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=steps,
         metavar="STEP",
         default=None,
-        help=f"stop after this step: {', '.join(steps)}",
+        help=f"stop after this step: {', '.join(steps)} (default: {_default_until()})",
     )
     run.add_argument(
         "--tvm-release",

@@ -299,9 +299,9 @@ class RunContext:
 
     def resume_store(self, state_dir: Path | None = None) -> StateStore:
         """The run ``--resume`` continues: ``--state``'s file, else the latest unfinished run of this mode."""
-        from .engine.state import StateStore, latest_unfinished
+        from .engine.state import StateStore, latest_run
 
-        store = StateStore(self.state) if self.state is not None else latest_unfinished(self.mode, state_dir)
+        store = StateStore(self.state) if self.state is not None else latest_run(self.mode, state_dir, unfinished=True)
         if store is None or not store.path.exists():
             raise BadInputError(f"no unfinished {self.mode} run to resume", hint="start one without --resume")
         return store

@@ -15,7 +15,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .engine.errors import Cancelled, ExitCode, NcfError
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .engine.neo import Candidate
+
+from .engine.errors import BadInputError, Cancelled, ExitCode, NcfError
 from .engine.events import (
     BuildEvent,
     CheckpointEvent,
@@ -214,7 +219,7 @@ class HumanPrinter:
             self.console.print(f"      [yellow]└ {e.failure_reason}[/]", highlight=False)
 
 
-def variants_table(candidates: list[dict[str, Any]]) -> Any:
+def variants_table(candidates: Sequence[Candidate]) -> Any:
     from rich.table import Table
 
     t = Table(title="Neo-compatible variants", title_justify="left")
@@ -223,11 +228,11 @@ def variants_table(candidates: list[dict[str, Any]]) -> Any:
     for col in ("max |Δscore|", "top-10 overlap", "AUC", "HR@10"):
         t.add_column(col, justify="right", no_wrap=True)
     for c in candidates:
-        f = c.get("fidelity") or {}
-        missing = c.get("preflight_message", "").partition(": ")[2].strip("[]").replace("'", "")
+        f = c.fidelity or {}
+        missing = c.preflight_message.partition(": ")[2].strip("[]").replace("'", "")
         t.add_row(
-            c["name"],
-            "accepted" if c["accepted"] else f"rejected: {missing.replace('aten::', '')}",
+            c.name,
+            "accepted" if c.accepted else f"rejected: {missing.replace('aten::', '')}",
             f"{f['max_abs_diff']:.2g}" if f else "-",
             f"{f['top10_overlap']:.0%}" if f else "-",
             f"{f['auc']:.3f}" if f.get("auc") is not None else "-",
@@ -268,10 +273,11 @@ def run_headless(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .context import compose
-    from .engine.errors import BadInputError
     from .engine.pipeline import Pipeline
     from .engine.state import StateStore
     from .engine.steps import DEFAULT_STEPS, STEPS
+    from .engine.steps.variants import VariantsResult
+    from .engine.steps.verify import VerifyResult
 
     ctx = compose(args, "headless")
     options = ctx.run_options()  # refuses a bad --output-dir before any work
@@ -321,8 +327,9 @@ def run_headless(args: argparse.Namespace) -> int:
         except NcfError as exc:
             emit(DoneEvent(status="failed", exit_code=int(exc.exit_code), message=exc.message))
             raise
-    if not ctx.json and "candidates" in outcome.results and options.until == "variants":
-        console.print(variants_table(outcome.results["candidates"]))
+    variants = outcome.result("variants")
+    if not ctx.json and isinstance(variants, VariantsResult) and options.until == "variants":
+        console.print(variants_table(variants.candidates))
     message = f"run {outcome.run_id} done through {options.until} in {time.monotonic() - started:.1f} s"
     if outcome.image_uri:
         message += f"; image {outcome.image_uri}"
@@ -330,9 +337,10 @@ def run_headless(args: argparse.Namespace) -> int:
         message += f"; endpoint {outcome.results['deploy'].endpoint} {outcome.results['deploy'].status}"
     elif outcome.chosen:
         message += f"; chosen {outcome.chosen}; NEO_MODEL_S3_URI={outcome.neo_model_s3_uri}"
-    if not ctx.json and outcome.results.get("deploy_commands"):
+    verified = outcome.result("verify")
+    if not ctx.json and isinstance(verified, VerifyResult) and verified.deploy_commands:
         console.print("[bold]Deploy it as a SageMaker endpoint:[/]")
-        for line in outcome.results["deploy_commands"]:
+        for line in verified.deploy_commands:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     emit(DoneEvent(status="ok", exit_code=int(ExitCode.OK), image_uri=outcome.image_uri, message=message))
     return 0

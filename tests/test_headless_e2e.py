@@ -148,9 +148,10 @@ def test_missing_permissions_exit_3_with_the_policy_then_fixed(sandbox: Sandbox,
     assert '"ecr:PutImage"' in info.value.message and "arn:aws:s3:::ncf-tui-sandbox-models" in info.value.message
     # The same run, resumed with the user's yes: the policy is attached and the check passes.
     p.options.ask = agree
-    resumed = Pipeline.resume(p.store, p.options, rec, aws=p._aws_factory, compile_config=p._compile_config)
-    resumed.run("permissions")
+    resumed = Pipeline.resume(p.store, p.options, rec, aws=p._aws_factory, compile_config=p.extras["compile_config"])
+    outcome = resumed.run("permissions")
     assert json.loads(p.store.path.read_text())["steps"]["permissions"]["report"]["attached"] is True
+    assert outcome.result("permissions").attached  # the typed result says what the state file says
 
 
 @pytest.mark.slow

@@ -25,8 +25,8 @@ def main() -> None:
     from ncf_tui.engine.checkpoint import load_checkpoint
     from ncf_tui.engine.events import discard
     from ncf_tui.engine.neo import Candidate, CompileConfig, compile_step
-    from ncf_tui.engine.pipeline import variants_step
     from ncf_tui.engine.sample import sample_checkpoint_path
+    from ncf_tui.engine.steps.variants import variants_step
     from ncf_tui.sandbox.server import Sandbox
 
     out = Path(tempfile.mkdtemp(prefix="bench-compile-"))

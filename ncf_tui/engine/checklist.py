@@ -1,9 +1,9 @@
 """The troubleshooting checklist: every check run against the account and the run, with evidence and a fix.
 
-Why it exists: the seed document ends with four troubleshooting items users hit all the time (model not
-found, build failed, image without the model, Neo compile failed). Each becomes a plain function that takes
+Why it exists: four troubles users of a Neo + CodeBuild pipeline hit all the time (model not found, build
+failed, image without the model, Neo compile failed). Each becomes a plain function that takes
 a ``ChecklistContext`` and returns a ``CheckResult`` (id, title, pass|warn|fail|skip, evidence, fix, and an
-optional safe ``apply``), plus five account checks beyond the seed. ``run_checklist`` runs them in a thread
+optional safe ``apply``), plus five account checks beyond those four. ``run_checklist`` runs them in a thread
 pool, the credentials check first (nothing else can work without it) and the rest in parallel, emitting one
 ``CheckEvent`` each as it finishes. ``apply_fixes`` applies the safe fixes the caller confirms and re-runs the
 checks they affect. Front ends: the headless report (``ncf_tui.checklist_report``) and the TUI's screen, which
@@ -12,7 +12,6 @@ can call ``run_check`` and ``CheckResult.apply`` per check.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from .checks.model import check_neo_compile, check_neo_model
 from .errors import ExitCode, NcfError
 from .events import Emit, StepEvent, discard
 from .settings import resolve_settings
-from .state import RunState, StateStore, default_state_dir
+from .state import RunState, latest_run
 
 __all__ = [
     "CHECKS",
@@ -81,7 +80,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("build-image", "Build image is not deprecated", check_build_image),
     CheckSpec("endpoint", "The run's SageMaker endpoint is InService and answers", check_endpoint),
 )
-"""Every check, in the order a report lists them (the seed's four first, then the account checks)."""
+"""Every check, in the order a report lists them (the four troubleshooting checks first, then the account checks)."""
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)
 _BY_ID: dict[str, CheckSpec] = {c.id: c for c in CHECKS}
 
@@ -293,21 +292,6 @@ class Checklist:
 
 
 # ------------------------------------------------------------------------------------------- inputs
-
-
-def latest_run(mode: str, state_dir: Path | None = None) -> StateStore | None:
-    """The newest run state of this mode (finished or not; unreadable files skipped), None if there is none."""
-    folder = state_dir or default_state_dir()
-    if not folder.is_dir():
-        return None
-    for path in sorted(folder.glob("run-*.json"), reverse=True):
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (ValueError, OSError):
-            continue
-        if isinstance(data, dict) and data.get("mode") == mode:
-            return StateStore(path)
-    return None
 
 
 def build_context(

@@ -23,12 +23,12 @@ from .aws import Aws, aws_errors, error_code, error_message
 from .errors import BadInputError, ExitCode, NcfError
 from .events import BuildEvent, Emit, SettingEvent, StepEvent
 from .logs import NCF_PREFIX, BuildValues, LogFollower, LogPosition, reader_client
-from .polling import Backoff, wait
+from .polling import Backoff, Poller
 
 SEED_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:3.0"
 DEFAULT_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
 IMAGE_REASON = (
-    f"the seed's {SEED_IMAGE} (Amazon Linux 2) was deprecated by CodeBuild on 9 May 2023: it is no longer "
+    f"{SEED_IMAGE} (Amazon Linux 2) was deprecated by CodeBuild on 9 May 2023: it is no longer "
     "cached on build hosts (slower provisioning) nor patched, and Amazon Linux 2 reaches end of life on "
     f"30 June 2026; {DEFAULT_IMAGE} is the current Amazon Linux 2023 standard image (CodeBuild renamed the "
     "'amazonlinux2-' aliases to 'amazonlinux-' in November 2024; the old names still resolve)"
@@ -386,6 +386,9 @@ class Polling:
     log_join_timeout: float = 60.0
     stop_timeout: float = 60.0
 
+    def poller(self, cancel: threading.Event | None = None) -> Poller:
+        return Poller(Backoff(self.fast, self.slow, self.factor, ceiling=30.0, jitter=False), cancel)
+
 
 def start_build(
     aws: Aws,
@@ -435,7 +438,9 @@ def _start_queued(
 ) -> dict[str, Any]:
     """StartBuild; while the account's build quota is full, wait (2 s doubling to 30 s, jittered) and try
     again, saying why each time, until it starts or the run is cancelled: a full queue is never a failure."""
-    pace = Backoff(fast=2.0, slow=30.0, factor=2.0, ceiling=30.0)
+    # Not a retry of botocore's: AccountLimitExceededException is no throttling error to its standard mode, and
+    # a full build queue may last minutes, so the start is tried again here until the quota has room.
+    poller = Poller(Backoff(fast=2.0, slow=30.0, factor=2.0, ceiling=30.0), cancel)
     while True:
         try:
             with aws_errors(aws.target):
@@ -445,7 +450,7 @@ def _start_queued(
         except Exception as exc:
             if error_code(exc) != QUOTA_CODE:
                 raise _codebuild_error("start a build of", project, exc) from None
-            delay = pace.failed()
+            delay = poller.backoff.failed()
             emit(
                 StepEvent(
                     name="build",
@@ -454,7 +459,7 @@ def _start_queued(
                     f"the build is queued here and started again in {delay:.0f} s",
                 )
             )
-            if wait(delay, cancel):
+            if poller.sleep(delay):
                 raise BuildCancelled(
                     f"cancelled while waiting for CodeBuild's build quota ({project})",
                     result=BuildResult("", "NOT_STARTED", [], BuildValues(), []),
@@ -511,7 +516,10 @@ class _Watch:
 
     def run(self, first: Mapping[str, Any] | None) -> BuildResult:
         started = time.monotonic()
-        interval = self.polling.fast
+        poller = self.polling.poller(self.cancel)
+        # Once the stop is asked for, the build is watched to its end at the fast pace: a cancel is what that
+        # wait is for, so it has its own poller that no cancel cuts short (bounded by ``stop_timeout``).
+        stopping = Polling(self.polling.fast, self.polling.fast).poller()
         build = dict(first) if first else self._get()
         stopped_at: float | None = None
         try:
@@ -529,11 +537,7 @@ class _Watch:
                             self._stop()
                         elif time.monotonic() - stopped_at > self.polling.stop_timeout:
                             break
-                    interval = self.polling.fast if changed else min(self.polling.slow, interval * self.polling.factor)
-                    if self.cancel.is_set():
-                        time.sleep(self.polling.fast)  # stopping: watch it end
-                    else:
-                        self.cancel.wait(interval)  # a cancel wakes us at once
+                    (stopping if self.cancel.is_set() else poller).next_round(changed)
                     build = self._get()
                 except KeyboardInterrupt:
                     # Ctrl-C and SIGTERM reach the main thread as KeyboardInterrupt, not as the cancel flag:
@@ -559,24 +563,20 @@ class _Watch:
     # -- polling
 
     def _get(self) -> dict[str, Any]:
-        """BatchGetBuilds. botocore's standard mode retries throttling within the call; should it still
-        fail that way, the build is running all the same: wait (``Backoff``) and ask again, never give up."""
-        pace = Backoff(self.polling.fast, self.polling.slow, self.polling.factor, ceiling=30.0)
-        while True:
-            try:
-                with aws_errors(self.aws.target):
-                    out = self.client.batch_get_builds(ids=[self.build_id])
-            except NcfError:
-                raise
-            except Exception as exc:
-                if error_code(exc) in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
-                    wait(pace.failed(), self.cancel)  # a cancel cuts the wait short; the stop is then watched
-                    continue
-                raise _codebuild_error("read build", self.build_id, exc) from None
-            builds = out.get("builds") or []
-            if not builds:
-                raise NcfError(f"CodeBuild has no build {self.build_id}", hint="check the build id and region")
-            return dict(builds[0])
+        """BatchGetBuilds. Throttling and transient errors are botocore's to retry (standard mode,
+        ``aws.MAX_ATTEMPTS`` attempts): one that still comes through ends the watch, and ``--resume``
+        attaches to the build again by its id."""
+        try:
+            with aws_errors(self.aws.target):
+                out = self.client.batch_get_builds(ids=[self.build_id])
+        except NcfError:
+            raise
+        except Exception as exc:
+            raise _codebuild_error("read build", self.build_id, exc) from None
+        builds = out.get("builds") or []
+        if not builds:
+            raise NcfError(f"CodeBuild has no build {self.build_id}", hint="check the build id and region")
+        return dict(builds[0])
 
     def _stop(self) -> None:
         try:

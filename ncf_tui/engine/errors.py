@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of ``ncf-tui`` (see DESIGN.md, CLI contract)."""
+    """Exit codes of ``ncf-tui`` (listed in the README, "Exit codes")."""
 
     OK = 0
     BAD_INPUT = 2

@@ -36,7 +36,7 @@ from typing import Any
 from .aws import USER_AGENT, Aws, error_code, error_message
 from .errors import ExitCode, NcfError
 from .events import Emit, LogEvent
-from .polling import Backoff, wait
+from .polling import Backoff, Poller
 
 NCF_PREFIX = "NCF-TUI:"
 THROTTLE_CODES = frozenset(
@@ -274,6 +274,7 @@ class LogFollower:
         self._complete = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._poller = Poller(cancel=self.cancel, wake=self._wake)
         # Events the next page repeats, in order: armed only when reading by time (resume without a token,
         # token refused), never after a token, whose pages do not overlap.
         self._use_time = self.position.token is None and self.position.timestamp is not None
@@ -322,7 +323,9 @@ class LogFollower:
             self.stats.ended = time.monotonic()
 
     def _loop(self) -> LogPosition:
-        pace = Backoff(self.fast, self.slow, self.factor, self.max_backoff, self.patience)
+        poller = self._poller = Poller(
+            Backoff(self.fast, self.slow, self.factor, self.max_backoff, self.patience), self.cancel, self._wake
+        )
         drained = 0  # empty reads at the same token since completion
         failing_since: float | None = None
         failures = 0  # consecutive failed reads (connection, throttling, 5xx): the backoff's exponent
@@ -356,14 +359,14 @@ class LogFollower:
                             return self.position
                         self._sleep(self.fast)
                         continue
-                    self._sleep(pace.idle())
+                    poller.next_round(changed=False)
                     continue
                 if code in THROTTLE_CODES or code in SERVER_ERROR_CODES or _is_server_error(exc):
                     if code in THROTTLE_CODES:
                         self.stats.throttled += 1
                     else:
                         self.stats.server_errors += 1
-                    self._sleep(pace.failed())
+                    poller.failed_round()
                     continue
                 if code == "InvalidParameterException" and sent is not None and not self._use_time:
                     # The token was refused: re-read from the last timestamp, skipping what was emitted there.
@@ -390,13 +393,12 @@ class LogFollower:
                 if self.on_position is not None:
                     self.on_position(self.position.copy())
                 drained = 0
-                pace.progressed()
-                more = self.limit is not None and len(events) >= self.limit
-                if more or complete:
+                if complete or (self.limit is not None and len(events) >= self.limit):
+                    poller.backoff.progressed()
                     continue  # the next page may already be waiting
                 # Reads start ``fast`` apart (not ``fast`` after the answer): the quota counts calls per
                 # second, and a slow answer then does not add its round trip to every line's wait.
-                self._sleep(self.fast - (time.monotonic() - read_started))
+                poller.next_round(changed=True, spent=time.monotonic() - read_started)
                 continue
             self.stats.empty_reads += 1
             if complete:
@@ -414,7 +416,7 @@ class LogFollower:
                     return self.position
                 self._sleep(self.fast)
                 continue
-            self._sleep(pace.idle() - (time.monotonic() - read_started))
+            poller.next_round(changed=False, spent=time.monotonic() - read_started)
         return self.position
 
     def _read(self) -> dict[str, Any]:
@@ -456,7 +458,7 @@ class LogFollower:
 
     def _sleep(self, seconds: float) -> None:
         """Wait, but wake at once on ``complete()``/``stop()`` and within 0.1 s of an outside cancel."""
-        wait(seconds, self.cancel, self._wake)
+        self._poller.sleep(seconds)
 
 
 def _is_server_error(exc: BaseException) -> bool:

@@ -7,7 +7,8 @@ reported in S3ModelArtifacts) holding only the compiled model; once a job comple
 sidecar ``ncf-model.json`` beside it (``artifact.py``), since the server needs the id ranges Neo knows nothing of.
 One poller watches them all: a single ``ListCompilationJobs`` call per round (filtered to the run), a
 ``DescribeCompilationJob`` only for a job whose status changed, and an interval of a tenth of the jobs'
-running time (so a finish is seen within ~10% of a job's length), doubled on throttling. Job names are
+running time (so a finish is seen within ~10% of a job's length); throttling is retried by botocore's standard
+mode (``aws.MAX_ATTEMPTS``), not here. Job names are
 derived from the run id and the variant, so a resumed run finds its jobs by name and never launches one twice.
 """
 
@@ -20,9 +21,9 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from .artifact import SIDECAR_NAME, compiled_model_in, sidecar_key
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError, check_cancel
 from .events import Emit, VariantEvent
-from .polling import Backoff
+from .polling import Poller
 from .settings import split_s3_uri
 from .variants import VARIANT_NAMES, file_sha256
 
@@ -87,7 +88,7 @@ class Job:
 
     @property
     def model_uri(self) -> str:
-        """NEO_MODEL_S3_URI for this job, as the seed means it: the bucket/prefix of its Neo output, no ``s3://``.
+        """NEO_MODEL_S3_URI for this job, as docs/CONTRACTS.md means it: the bucket/prefix of its Neo output, no ``s3://``.
 
         The folder of S3ModelArtifacts when SageMaker reported it, else the S3OutputLocation asked for."""
         if self.artifact_uri:
@@ -120,6 +121,9 @@ class CompileResult:
     """The FrameworkVersion sent to Neo."""
     trace_torch_version: str = ""
     """The torch that traced the chosen variant (from its sidecar)."""
+    inference_image: str | None = None
+    """The Neo inference image the build pulls FROM (looked up while the jobs ran; None if unknown)."""
+    target_device: str = ""
 
     def to_state(self) -> dict[str, Any]:
         chosen = self.jobs.get(self.chosen)
@@ -131,7 +135,39 @@ class CompileResult:
             "sidecar_uri": chosen.sidecar_uri if chosen else None,
             "framework_version": self.framework_version,
             "trace_torch_version": self.trace_torch_version,
+            "inference_image": self.inference_image,
+            "target_device": self.target_device,
         }
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any]) -> CompileResult:
+        """The result a run state holds (``api_calls`` and ``skipped_uploads`` are this process's only)."""
+        return cls(
+            jobs=jobs_from_state(data.get("jobs")),
+            chosen=str(data.get("chosen") or ""),
+            reason=str(data.get("reason") or ""),
+            neo_model_s3_uri=str(data.get("neo_model_s3_uri") or ""),
+            framework_version=str(data.get("framework_version") or NEO_FRAMEWORK_VERSION),
+            trace_torch_version=str(data.get("trace_torch_version") or ""),
+            inference_image=str(data["inference_image"]) if data.get("inference_image") else None,
+            target_device=str(data.get("target_device") or ""),
+        )
+
+
+def jobs_from_state(saved: object) -> dict[str, Job]:
+    """The job table as the run state records it (``Job`` fields by variant): unknown keys are ignored and a
+    missing name or URI reads as empty, so a hand-edited or older state still reads."""
+    known = {f.name for f in fields(Job)}
+    if not isinstance(saved, Mapping):
+        return {}
+    jobs: dict[str, Job] = {}
+    for key, entry in saved.items():
+        if not isinstance(entry, Mapping):
+            continue
+        data: dict[str, Any] = {"variant": str(key), "job_name": "", "input_uri": "", "output_uri": ""}
+        data.update({f: v for f, v in entry.items() if f in known and v is not None})
+        jobs[str(key)] = Job(**data)
+    return jobs
 
 
 def check_config(cfg: CompileConfig) -> None:
@@ -498,22 +534,17 @@ def _poll(
     create_queued: Callable[[], None] = lambda: None,
 ) -> None:
     sm = aws.client("sagemaker")
-    pace = Backoff(cfg.poll_min, cfg.poll_max, 2.0, cfg.poll_max)
+    poller = Poller(cancel=cancel)  # its pace is set below, from the jobs' running time
     names = {j.job_name: j for j in jobs.values()}
     while any(j.status not in TERMINAL for j in jobs.values()):
         check_cancel(cancel)
         if any(j.status == QUEUED for j in jobs.values()):
             create_queued()
-        try:
-            calls.add()
-            listed = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)
-            statuses = {s["CompilationJobName"]: s["CompilationJobStatus"] for s in listed["CompilationJobSummaries"]}
-        except Exception as exc:
-            # botocore's standard mode has retried it already; keep polling, slower, while jobs run.
-            if "Throttl" not in error_code(exc) and "Rate exceeded" not in error_message(exc):
-                raise
-            _sleep(pace.failed(), cancel)
-            continue
+        # Throttling is botocore's to retry (standard mode, aws.MAX_ATTEMPTS attempts, jittered backoff): an
+        # error that still comes through ends the step, and --resume re-attaches to the jobs by name.
+        calls.add()
+        listed = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)
+        statuses = {s["CompilationJobName"]: s["CompilationJobStatus"] for s in listed["CompilationJobSummaries"]}
         moved = False
         for name, job in names.items():
             status = statuses.get(name)
@@ -541,20 +572,12 @@ def _poll(
         # and a long real Neo job costs a handful of calls a minute (one List call covers every job).
         running = [time.time() - j.started for j in jobs.values() if j.started and j.status not in TERMINAL]
         interval = min(cfg.poll_max, max(cfg.poll_min, 0.1 * max(running, default=0.0)))
-        pace.progressed()
         if any(j.status not in TERMINAL for j in jobs.values()):
-            _sleep(interval, cancel)
+            poller.sleep(interval)
 
 
 def _elapsed(job: Job) -> float:
     return (job.ended or time.time()) - (job.started or job.ended or time.time())
-
-
-def _sleep(seconds: float, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        time.sleep(seconds)
-    else:
-        cancel.wait(seconds)
 
 
 def _stop_all(aws: Aws, jobs: dict[str, Job], emit: Emit, calls: _Counter) -> None:

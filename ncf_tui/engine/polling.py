@@ -55,8 +55,39 @@ class Backoff:
         self.interval = min(self.ceiling, max(self.interval, self.fast) * 2)
         return random.uniform(self.fast, self.interval) if self.jitter else self.interval
 
-    def wait(self, seconds: float, cancel: threading.Event | None = None, wake: threading.Event | None = None) -> bool:
-        return wait(seconds, cancel, wake)
+
+class Poller:
+    """One loop's pace and its way out: a ``Backoff`` for the interval, ``cancel`` to stop, ``wake`` to hurry.
+
+    Every loop of the engine that waits on AWS (the Neo jobs, the build watcher, the log follower) waits
+    through one of these, so no wait outlasts a cancel: ``sleep`` and the round helpers return True at once
+    when the cancel flag is set, False when the time is up (or ``wake`` was set).
+    """
+
+    def __init__(
+        self, backoff: Backoff | None = None, cancel: threading.Event | None = None, wake: threading.Event | None = None
+    ) -> None:
+        self.backoff = backoff or Backoff()
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.wake = wake
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` (a pace of the caller's own); True when cancelled."""
+        return wait(seconds, self.cancel, self.wake)
+
+    def next_round(self, changed: bool, spent: float = 0.0) -> bool:
+        """Wait before the next round: ``fast`` after a change, stretching while idle; ``spent`` (the round's own
+        time) is taken off, so rounds start an interval apart. True when cancelled."""
+        interval = self.backoff.progressed() if changed else self.backoff.idle()
+        return self.sleep(interval - spent)
+
+    def failed_round(self) -> bool:
+        """The round failed (after botocore's own retries, or a refused quota): wait longer, jittered."""
+        return self.sleep(self.backoff.failed())
 
 
 def wait(seconds: float, cancel: threading.Event | None = None, wake: threading.Event | None = None) -> bool:

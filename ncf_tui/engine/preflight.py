@@ -6,7 +6,7 @@ holding an operator outside its conversion table, with the message
 v0.16.0 ship in ``data/tvm-ops`` (see its README for where they come from). Which release a given Neo
 framework version uses is not published, so the release we emulate is chosen here, in one place:
 ``DEFAULT_TVM_RELEASE``. v0.12.0 lacks ``aten::linalg_vector_norm`` (what ``F.normalize`` traces to since
-PyTorch 1.9), which reproduces the rejection the seed document works around with variant 4.
+PyTorch 1.9), which reproduces Neo's rejection of a model that normalises with ``F.normalize``.
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ def train(spec: dict[str, Any] = SAMPLE_SPEC, log: Any = print) -> tuple[dict[st
     hu, hi, hl = np.array(held_u), np.array(held_i), np.array(held_l, dtype=np.float32)
 
     def hr10() -> float:
-        from .variants import hit_rate
+        from .metrics import hit_rate
 
         model.eval()
         users, items = torch.from_numpy(hu), torch.from_numpy(hi)

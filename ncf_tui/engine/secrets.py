@@ -1,7 +1,8 @@
 """AWS credentials in the OS keyring: stored there only, read back as boto3 keyword arguments.
 
-Credentials typed into the wizard go to the keyring (service ``ncf-tui``, one entry per AWS profile name)
-and nowhere else: not the settings file, not the run state, not events or logs. A run reads them back with
+Credentials stored with ``store_credentials`` go to the keyring (service ``ncf-tui``, one entry per AWS
+profile name) and nowhere else: not the settings file, not the run state, not events or logs. No front end
+stores them yet (the wizard asks for none); a caller of this module does. A run reads them back with
 ``credentials_for(profile)`` and hands the mapping to ``AwsTarget(credentials=...)``, which passes it to the
 boto3 session. When the machine has no usable keyring (keyring's ``fail`` or ``null`` backends, a locked or
 broken backend), this module says so in one sentence and the run falls back to the normal AWS credential

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .aws import Aws
 
 SEED_BUILD_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:3.0"
-"""The image the seed document names; CodeBuild deprecated it on 2023-05-09 (no longer cached or patched)."""
+"""The Amazon Linux 2 image older CodeBuild recipes name; deprecated 2023-05-09 (no longer cached or patched)."""
 DEPRECATED_BUILD_IMAGES = {
     SEED_BUILD_IMAGE: "2023-05-09",
     "aws/codebuild/standard:4.0": "2023-03-31",

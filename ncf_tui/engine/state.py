@@ -154,8 +154,9 @@ class StateStore:
             tmp.unlink(missing_ok=True)
 
 
-def latest_unfinished(mode: str, state_dir: Path | None = None) -> StateStore | None:
-    """The newest unfinished run of this mode in the state folder (corrupt files are skipped here)."""
+def latest_run(mode: str, state_dir: Path | None = None, *, unfinished: bool = False) -> StateStore | None:
+    """The newest run state of this mode in the state folder (only unfinished ones with ``unfinished``);
+    unreadable files are skipped here (loading one reports it). None when there is none."""
     folder = state_dir or default_state_dir()
     if not folder.is_dir():
         return None
@@ -164,6 +165,6 @@ def latest_unfinished(mode: str, state_dir: Path | None = None) -> StateStore | 
             data = json.loads(path.read_text("utf-8"))
         except (ValueError, OSError):
             continue
-        if isinstance(data, dict) and data.get("mode") == mode and not data.get("finished"):
+        if isinstance(data, dict) and data.get("mode") == mode and not (unfinished and data.get("finished")):
             return StateStore(path)
     return None

@@ -1,6 +1,6 @@
 """The Neo-compatible variants of a NeuMF checkpoint, traced, checked, measured and packaged.
 
-The seed document finds a model structure Neo accepts by trying simplified versions of the pruned model.
+A model structure Neo accepts is found by trying simplified versions of the pruned model.
 Every variant here is built from the *same* trained weights, so what it loses is measured, not guessed:
 
 - ``original``: the model as trained, GMF path normalised with ``F.normalize`` (rejected by Neo's TVM for
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import names
 from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .errors import BadInputError
+from .metrics import TOP_K, auc, hit_rate
 from .model import NORM_EPS, Architecture
 from .preflight import DEFAULT_TVM_RELEASE, PreflightResult, preflight
 
@@ -66,7 +67,6 @@ INPUT_NAME = "input0"
 MAX_EXACT_FLOAT32_ID = 2**24
 SIDECAR_NAME = "ncf-model.json"
 MODEL_FILE = "model.pth"
-TOP_K = 10
 
 
 @dataclass
@@ -275,46 +275,6 @@ def score(traced: torch.jit.ScriptModule, users: np.ndarray, items: np.ndarray, 
         for start in range(0, len(pairs), batch):
             out.append(traced(torch.from_numpy(pairs[start : start + batch])).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC via the rank-sum formula (ties share their average rank)."""
-    import numpy as np
-
-    pos = labels > 0.5
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(sorted_scores):
-        j = i
-        while j + 1 < len(sorted_scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def hit_rate(scores: np.ndarray, users: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> float:
-    """HR@k over per-user groups of one positive and its sampled negatives (the NCF protocol)."""
-    import numpy as np
-
-    boundaries = np.flatnonzero(np.diff(users)) + 1
-    hits = 0
-    groups = np.split(np.arange(len(users)), boundaries)
-    for idx in groups:
-        s, lab = scores[idx], labels[idx]
-        pos = np.flatnonzero(lab > 0.5)
-        if len(pos) != 1:
-            continue
-        # Rank = how many other items score at least as high as the positive: ties count against it, so a
-        # variant whose scores saturate to one value cannot look perfect.
-        if int((s >= s[pos[0]]).sum()) - 1 < k:
-            hits += 1
-    return hits / len(groups) if groups else float("nan")
 
 
 def top_k_items(traced: torch.jit.ScriptModule, users: np.ndarray, num_items: int, k: int = TOP_K) -> np.ndarray:

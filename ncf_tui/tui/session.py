@@ -18,7 +18,7 @@ from .config import AppConfig
 if TYPE_CHECKING:
     from ..engine.aws import Aws, AwsTarget
     from ..engine.events import Emit
-    from ..engine.neo import CompileConfig
+    from ..engine.neo import CompileConfig, Job
     from ..engine.pipeline import Pipeline, RunOutcome
     from ..engine.state import StateStore
 
@@ -202,7 +202,7 @@ class Session:
 
     def forget_from(self, step: str) -> None:
         """Drop ``step`` and every later step from the run state, so they run again with new answers."""
-        from ..engine.pipeline import STEPS
+        from ..engine.steps import STEPS
 
         if self.pipeline is None or step not in STEPS:
             return
@@ -211,18 +211,25 @@ class Session:
         self.pipeline.state.finished = False
         self.pipeline.save()
 
-    def step_entry(self, step: str) -> dict[str, Any]:
-        if self.pipeline is None:
-            return {}
-        entry = self.pipeline.state.steps.get(step)
-        return entry if isinstance(entry, dict) else {}
+    def result(self, step: str) -> Any:
+        """The typed result of a finished step of this run (``PermissionsResult``, ...), None if not finished."""
+        from ..engine.steps import saved_result
+
+        return saved_result(self.pipeline.state, step) if self.pipeline is not None else None
+
+    def jobs(self) -> dict[str, Job]:
+        """The compile step's Neo jobs by variant: its result's, else what the running (or failed) step saved."""
+        from ..engine.neo import CompileResult, jobs_from_state
+
+        compiled = self.result("compile")
+        if isinstance(compiled, CompileResult):
+            return compiled.jobs
+        entry = self.pipeline.state.steps.get("compile") if self.pipeline is not None else None
+        return jobs_from_state(entry.get("jobs") if isinstance(entry, dict) else None)
 
     def running_jobs(self) -> dict[str, str]:
         """variant -> job name of this run's Neo jobs that have not ended (from the saved run state)."""
-        if self.pipeline is None:
-            return {}
-        jobs = (self.pipeline.state.steps.get("compile") or {}).get("jobs") or {}
-        return {k: v["job_name"] for k, v in jobs.items() if v.get("status") not in TERMINAL_JOB}
+        return {k: j.job_name for k, j in self.jobs().items() if j.status not in TERMINAL_JOB}
 
     def stop_job(self, job_name: str) -> None:
         """Ask SageMaker to stop one compilation job (blocking)."""
@@ -235,22 +242,20 @@ class Session:
     def override_choice(self, variant: str) -> str:
         """Make ``variant`` (a compiled one) the chosen model; returns its NEO_MODEL_S3_URI."""
         from ..engine.errors import BadInputError
-        from ..engine.neo import Job
+        from ..engine.neo import CompileResult
 
         assert self.pipeline is not None
-        entry = self.pipeline.state.steps.get("compile") or {}
-        job = (entry.get("jobs") or {}).get(variant)
-        if entry.get("status") != "done" or not job or job.get("status") != "COMPLETED":
+        compiled = self.result("compile")
+        picked = compiled.jobs.get(variant) if isinstance(compiled, CompileResult) else None
+        if compiled is None or picked is None or picked.status != "COMPLETED":
             raise BadInputError(f"{variant} did not compile, so it cannot be chosen")
-        picked = Job(**job)
         if not picked.sidecar_uri:
             raise BadInputError(f"{variant} has no ncf-model.json beside its Neo output, so it cannot be built")
-        uri = picked.model_uri
-        entry.update(
-            chosen=variant, neo_model_s3_uri=uri, sidecar_uri=picked.sidecar_uri, reason="chosen by you in the wizard"
-        )
+        compiled.chosen, compiled.neo_model_s3_uri = variant, picked.model_uri
+        compiled.reason = "chosen by you in the wizard"
+        self.pipeline.state.steps["compile"] = {**compiled.to_state(), "status": "done"}
         self.pipeline.save()
-        return uri
+        return str(compiled.neo_model_s3_uri)
 
     def suggested_settings(self) -> dict[str, str]:
         """Starting values for the settings form: the sandbox's account, or what the run produced."""
@@ -267,9 +272,9 @@ class Session:
         if given is not None:
             values.update({n: v for n, v, src in given.items() if v and src.split(":", 1)[0] in _GIVEN_SOURCES})
         if self.pipeline is not None:
-            compiled = self.pipeline.state.steps.get("compile") or {}
-            if compiled.get("neo_model_s3_uri"):
-                values["NEO_MODEL_S3_URI"] = str(compiled["neo_model_s3_uri"])
+            compiled = self.result("compile")
+            if compiled is not None and compiled.neo_model_s3_uri:
+                values["NEO_MODEL_S3_URI"] = compiled.neo_model_s3_uri
         values.update(self.settings)
         return values
 

@@ -15,7 +15,7 @@ import pytest
 
 from ncf_tui.engine.errors import BadInputError, Cancelled
 from ncf_tui.engine.pipeline import Pipeline, RunOptions
-from ncf_tui.engine.state import CorruptState, RunState, StateStore, latest_unfinished
+from ncf_tui.engine.state import CorruptState, RunState, StateStore, latest_run
 
 from .aws_kit import Recorder, aws_for, compile_config_for, run_jobs
 
@@ -79,7 +79,7 @@ def test_cancel_then_resume_reattaches_without_duplicates(sandbox, tmp_path: Pat
     assert errors and isinstance(errors[0], Cancelled) and "--resume" in errors[0].message
     saved = json.loads(p.store.path.read_text())["steps"]["compile"]
     assert saved["status"] == "running" and len(saved["jobs"]) == 4
-    assert latest_unfinished("sandbox", tmp_path / "state") is not None
+    assert latest_run("sandbox", tmp_path / "state", unfinished=True) is not None
     sandbox.neo.seconds = 0.6
     rec2 = Recorder()
     resumed = Pipeline.resume(

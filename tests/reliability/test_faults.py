@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ncf_tui.engine.steps import DEFAULT_STEPS
+
 from .kit import (
     NAMES,
     Run,
@@ -29,7 +31,8 @@ from .kit import (
 
 pytestmark = pytest.mark.slow
 
-STEPS = ["checkpoint", "variants", "compile", "settings", "permissions", "build", "verify"]
+STEPS = list(DEFAULT_STEPS)
+"""What a plain run runs, as the engine's registry says (a headless run without --until ends there)."""
 
 
 def run_id_of(run: Run) -> str:

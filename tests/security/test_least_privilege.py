@@ -17,8 +17,8 @@ from ncf_tui.engine.iam import (
     required_permissions,
     source_permissions,
 )
-from ncf_tui.engine.pipeline import SOURCE_KEY
 from ncf_tui.engine.settings import Settings
+from ncf_tui.engine.steps.build import SOURCE_KEY
 from ncf_tui.sandbox.policy import SourcePolicy, evaluate, simulate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Checks beyond the seed's four: is the account ready for a build at all?
+"""Checks beyond the four troubleshooting ones: is the account ready for a build at all?
 
 Credentials valid and for the expected account; the CodeBuild service role exists and IAM's simulator allows
 every (action, resource) the build needs; the project exists with privileged mode and the five variables; the
@@ -77,7 +77,8 @@ def check_service_role(ctx: ChecklistContext) -> CheckResult:
     if ((ctx.project() or {}).get("source") or {}).get("type") == "S3" and "/" in location:
         bucket, _, key = location.partition("/")
         extra = source_permissions(s.partition, bucket, key)
-    base_image = (ctx.compile_entry() or {}).get("inference_image")
+    compiled = ctx.compiled()
+    base_image = compiled.inference_image if compiled is not None else None
     try:
         report = check_permissions(ctx.aws, s, extra=extra, base_image=str(base_image) if base_image else None)
     except NcfError as exc:

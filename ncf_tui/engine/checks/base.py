@@ -14,13 +14,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..aws import Aws, Identity, aws_errors, error_code
 from ..codebuild import VARIABLE_NAMES
 from ..events import CheckEvent
 from ..settings import Settings
 from ..state import RunState
+
+if TYPE_CHECKING:
+    from ..neo import Candidate, CompileResult, Job
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 STATUSES = (PASS, WARN, FAIL, SKIP)
@@ -202,16 +205,29 @@ class ChecklistContext:
         """An exact ``ncf-tui`` command line reaching this account, quoted for a POSIX shell."""
         return shlex.join(["ncf-tui", "--headless", *self.cli_args, *args])
 
-    def compile_entry(self) -> dict[str, Any] | None:
-        steps = self.state.steps if self.state is not None else {}
-        entry = steps.get("compile")
-        return entry if isinstance(entry, dict) else None
+    def compiled(self) -> CompileResult | None:
+        """The run's finished compile step (typed), None when there is none."""
+        from ..steps import saved_result
 
-    def candidates(self) -> list[dict[str, Any]]:
-        steps = self.state.steps if self.state is not None else {}
-        entry = steps.get("variants")
-        cands = entry.get("candidates") if isinstance(entry, dict) else None
-        return [c for c in cands or [] if isinstance(c, dict) and isinstance(c.get("name"), str)]
+        compiled: CompileResult | None = saved_result(self.state, "compile") if self.state is not None else None
+        return compiled
+
+    def jobs(self) -> dict[str, Job]:
+        """The run's Neo jobs by variant: the finished compile step's, else what a running (or failed) one saved."""
+        from ..neo import jobs_from_state
+
+        compiled = self.compiled()
+        if compiled is not None:
+            return compiled.jobs
+        entry = self.state.steps.get("compile") if self.state is not None else None
+        return jobs_from_state(entry.get("jobs") if isinstance(entry, dict) else None)
+
+    def candidates(self) -> list[Candidate]:
+        """The run's variants as the compile step saw them (none without a finished variants step)."""
+        from ..steps import saved_result
+
+        variants = saved_result(self.state, "variants") if self.state is not None else None
+        return list(variants.candidates) if variants is not None else []
 
     def with_settings(self, settings: Settings) -> ChecklistContext:
         return dataclasses.replace(self.fresh(), settings=settings)

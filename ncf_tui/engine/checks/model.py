@@ -16,7 +16,7 @@ from typing import Any
 from ..artifact import output_folder
 from ..aws import aws_errors
 from ..errors import NcfError
-from ..neo import Candidate, rank_key, strip_s3
+from ..neo import Job, rank_key, strip_s3
 from ..settings import validate
 from .base import FAIL, PASS, SKIP, WARN, ChecklistContext, CheckResult, bullet, update_project
 
@@ -49,7 +49,7 @@ def failure_operators(reason: str) -> tuple[list[str], bool]:
 
 def newest_completed_job(ctx: ChecklistContext) -> tuple[str, str] | None:
     """(job name, the folder of its output as bucket/prefix without ``s3://``) of the newest COMPLETED Neo job,
-    or None. The folder (of S3ModelArtifacts) is what NEO_MODEL_S3_URI means in the seed."""
+    or None. The folder (of S3ModelArtifacts) is what NEO_MODEL_S3_URI means (docs/CONTRACTS.md)."""
     sm = ctx.aws.client("sagemaker")
     with aws_errors(ctx.aws.target):  # newest first: the first page holds the answer
         page = sm.list_compilation_jobs(
@@ -87,8 +87,8 @@ def check_neo_model(ctx: ChecklistContext) -> CheckResult:
         notes += [i.reason for i in v.issues if i.severity != "error"] + list(v.notes)
     shown = f"NEO_MODEL_S3_URI={uri} ({source})" if uri else "NEO_MODEL_S3_URI"
     if not problems:
-        if prefixed:  # the buildspec strips it, but the seed's contract is bucket/key
-            notes.insert(0, "it starts with s3://, which the build strips; the seed's form is bucket/key")
+        if prefixed:  # the buildspec strips it, but the contract is bucket/key
+            notes.insert(0, "it starts with s3://, which the build strips; the expected form is bucket/key")
             return CheckResult(
                 "neo-model", title, WARN, f"{shown}: " + "; ".join(notes), "drop s3:// (the project check does it)"
             )
@@ -120,10 +120,10 @@ def check_neo_model(ctx: ChecklistContext) -> CheckResult:
     return CheckResult("neo-model", title, FAIL, evidence, fix, apply)
 
 
-def _job_status(ctx: ChecklistContext, job: dict[str, Any]) -> tuple[str, str]:
+def _job_status(ctx: ChecklistContext, job: Job) -> tuple[str, str]:
     """The job's current (status, failure reason): asked of SageMaker, the state's record if it cannot say."""
-    status, reason = str(job.get("status", "")), str(job.get("failure_reason") or "")
-    name = job.get("job_name")
+    status, reason = job.status, job.failure_reason or ""
+    name = job.job_name
     if not name:
         return status, reason
     try:
@@ -136,9 +136,8 @@ def _job_status(ctx: ChecklistContext, job: dict[str, Any]) -> tuple[str, str]:
 
 def check_neo_compile(ctx: ChecklistContext) -> CheckResult:
     title = TITLES["neo-compile"]
-    entry = ctx.compile_entry()
-    jobs = entry.get("jobs") if entry else None
-    if not isinstance(jobs, dict) or not jobs:
+    jobs = ctx.jobs()
+    if not jobs:
         where = f"the run state {ctx.state_path}" if ctx.state is not None else "no ncf-tui run state was found"
         return CheckResult(
             "neo-compile",
@@ -147,7 +146,7 @@ def check_neo_compile(ctx: ChecklistContext) -> CheckResult:
             f"{where}: no Neo compilation jobs to check",
             "pass --state FILE to check the jobs of a run",
         )
-    statuses = {name: _job_status(ctx, j) for name, j in sorted(jobs.items()) if isinstance(j, dict)}
+    statuses = {name: _job_status(ctx, j) for name, j in sorted(jobs.items())}
     failed = {n: r for n, (st, r) in statuses.items() if st == "FAILED"}
     completed = [n for n, (st, _r) in statuses.items() if st == "COMPLETED"]
     running = [n for n, (st, _r) in statuses.items() if st not in ("COMPLETED", "FAILED", "STOPPED")]
@@ -155,7 +154,8 @@ def check_neo_compile(ctx: ChecklistContext) -> CheckResult:
     if not failed:
         if running:
             return CheckResult("neo-compile", title, WARN, f"still running: {summary}", "wait, or resume the run")
-        chosen = entry.get("chosen") if entry else None
+        compiled = ctx.compiled()
+        chosen = compiled.chosen if compiled is not None else None
         return CheckResult("neo-compile", title, PASS, summary + (f"; chosen {chosen}" if chosen else ""))
     lines = [f"{n} FAILED: {r or 'no reason given'}" for n, r in failed.items()]
     fixes = _recompile_advice(ctx, failed, completed)
@@ -168,16 +168,7 @@ def check_neo_compile(ctx: ChecklistContext) -> CheckResult:
 
 def _recompile_advice(ctx: ChecklistContext, failed: dict[str, str], completed: list[str]) -> list[str]:
     """For each failure on unsupported operators: the variant that avoids them and the command that compiles it."""
-    cands = [
-        Candidate(
-            name=str(c["name"]),
-            archive=str(c.get("archive", "")),
-            accepted=bool(c.get("accepted")),
-            preflight_message=str(c.get("preflight_message", "")),
-            fidelity=c.get("fidelity") if isinstance(c.get("fidelity"), dict) else None,
-        )
-        for c in ctx.candidates()
-    ]
+    cands = ctx.candidates()
     out: list[str] = []
     for name, reason in failed.items():
         listed, cut = failure_operators(reason)
@@ -201,8 +192,7 @@ def _recompile_advice(ctx: ChecklistContext, failed: dict[str, str], completed: 
         if best.name in completed:
             out.append(f"{why} and already compiled: build from its output")
             continue
-        entry = ctx.compile_entry() or {}
-        if entry.get("status") != "done" and ctx.state_path is not None:
+        if ctx.compiled() is None and ctx.state_path is not None:
             command = ctx.command("--resume", "--state", str(ctx.state_path), "--until", "compile")
         else:
             checkpoint = ctx.state.checkpoint if ctx.state is not None else "CHECKPOINT"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..aws import Aws
     from ..events import Emit
     from ..state import RunState
+    from . import StepSpec
 
 
 class StepResult(Protocol):
@@ -50,29 +51,41 @@ class StepContext:
     """Results of the steps finished (or reused) in this process, by step name."""
     extras: dict[str, Any] = field(default_factory=dict)
     """What a front end hands to a step that the options do not carry (e.g. ``compile_config``)."""
+    registry: tuple[StepSpec, ...] | None = None
+    """The steps of this run (None: the package's ``REGISTRY``), so ``result`` finds a step by name."""
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
 
     def result(self, name: str) -> Any:
         """The typed result of an earlier step: from this run, else from the run state; KeyError if neither."""
         if name in self.results:
             return self.results[name]
-        from . import step_by_name
+        from . import saved_result
 
-        step = step_by_name(name)
-        entry = self.state.steps.get(name)
-        if not isinstance(entry, dict) or entry.get("status") != "done":
+        value = saved_result(self.state, name, self.registry)
+        if value is None:
             raise KeyError(name)
-        value = step.result_type.from_state(entry)
         self.results[name] = value
         return value
+
+    def saved(self, name: str) -> Any:
+        """Like ``result``, but None when the step has not finished."""
+        try:
+            return self.result(name)
+        except KeyError:
+            return None
 
     def partial(self, name: str) -> dict[str, Any]:
         """What a step saved while it ran (job names, a build id), so a resumed run re-attaches to them."""
         entry = self.state.steps.get(name)
         return dict(entry) if isinstance(entry, dict) and entry.get("status") != "done" else {}
 
-    def save_partial(self, name: str, data: Mapping[str, Any]) -> None:
-        """Record progress inside a running step (status ``running``) and write the state file at once."""
-        self.state.steps[name] = {"status": "running", **data}
+    def save_partial(self, name: str, data: Mapping[str, Any], status: str = "running") -> None:
+        """Record progress inside a running step (status ``running``, or how it ended: ``failed``,
+        ``stopped``) and write the state file at once."""
+        self.state.steps[name] = {"status": status, **data}
         self.save()
 
 

@@ -165,7 +165,8 @@ class BuildScreen(StepScreen):
     @on(RunFinished)
     def _finished(self, message: RunFinished) -> None:
         self._flush()  # every line the build printed is in the log once it says how the build ended
-        self.deploy = list(self.wizard.session.step_entry("verify").get("deploy_commands") or [])
+        verified = self.wizard.session.result("verify")
+        self.deploy = list(verified.deploy_commands) if verified is not None else []
         self.message = message.message.split("\n", 1)[0] + (f" (hint: {message.hint})" if message.hint else "")
         self.state = {"ok": "ok", "unavailable": "unavailable", "cancelled": "failed"}.get(message.status, "failed")
         self.refresh_view()  # the deploy commands arrive with the end, whatever the state was

@@ -108,8 +108,8 @@ class PermissionsScreen(StepScreen):
     def _finished(self, message: RunFinished) -> None:
         first = message.message.split("\n", 1)[0]
         self.message = first + (f" (hint: {message.hint})" if message.hint else "")
-        report = self.wizard.session.step_entry("permissions").get("report") or {}
-        self.attached = bool(report.get("attached"))
+        done = self.wizard.session.result("permissions")
+        self.attached = bool(done is not None and done.attached)
         if message.status == "ok":
             self.state = "denied" if any(p.decision != "allowed" for p in self.perms.values()) else "ok"
         else:

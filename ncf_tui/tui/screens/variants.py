@@ -8,7 +8,7 @@ and a word, so nothing depends on colour.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -24,6 +24,9 @@ from ...engine.names import VARIANT_NAMES
 from ..messages import NewRun, RunFinished
 from ..widgets import SPINNER
 from .base import StepScreen
+
+if TYPE_CHECKING:
+    from ...engine.neo import Candidate
 
 RUNNING = frozenset({"STARTING", "INPROGRESS", "PENDING"})
 STATUS_WORDS: dict[str, tuple[str, str, str]] = {
@@ -244,7 +247,8 @@ class VariantsScreen(StepScreen):
         self.message, self.hint = message.message, message.hint
         if message.status == "ok":
             if message.until == "variants":
-                for c in (message.outcome.results.get("candidates") or []) if message.outcome else []:
+                variants = message.outcome.result("variants") if message.outcome else None
+                for c in variants.candidates if variants is not None else []:
                     self._from_candidate(c)
                 self.phase = "ready"
             else:
@@ -258,38 +262,38 @@ class VariantsScreen(StepScreen):
             self.phase = "failed" if message.until == "compile" or self.phase != "preparing" else "broken"
         self.refresh_view()  # the rows changed even when the phase did not
 
-    def _from_candidate(self, c: dict[str, Any]) -> None:
+    def _from_candidate(self, c: Candidate) -> None:
         """A resumed run skips the variants step: fill the rows from the saved candidates."""
-        row = self.rows.get(c["name"])
+        row = self.rows.get(c.name)
         if row is None or row.status not in ("waiting", "traced", "measured"):
             return
-        row.fidelity = c.get("fidelity")
-        row.accepted = bool(c.get("accepted"))
-        row.preflight_message = c.get("preflight_message") or ""
+        row.fidelity = c.fidelity
+        row.accepted = c.accepted
+        row.preflight_message = c.preflight_message
         row.status = "ready" if row.accepted else "rejected"
         row.failure_reason = row.preflight_message
 
     def _from_state(self) -> None:
         """After compile (or a resume that skipped it) the saved job table is the truth."""
-        pipeline = self.wizard.session.pipeline
-        entry = (pipeline.state.steps.get("compile") or {}) if pipeline else {}
-        for name, job in (entry.get("jobs") or {}).items():
+        session = self.wizard.session
+        for name, job in session.jobs().items():
             row = self.rows.get(name)
             if row is None:
                 continue
-            row.job_name = job.get("job_name", row.job_name)
-            if row.status not in ("chosen",) and job.get("status"):
-                row.status = job["status"]
-            row.failure_reason = job.get("failure_reason") or row.failure_reason
-            row.compiled = job.get("status") == "COMPLETED"
-        chosen = entry.get("chosen")
+            row.job_name = job.job_name or row.job_name
+            if row.status not in ("chosen",) and job.status:
+                row.status = job.status
+            row.failure_reason = job.failure_reason or row.failure_reason
+            row.compiled = job.status == "COMPLETED"
+        compiled = session.result("compile")
+        chosen = compiled.chosen if compiled is not None else None
         if chosen in self.rows:
             for r in self.rows.values():
                 if r.status == "chosen" and r.name != chosen:
                     r.status = "COMPLETED"
             self.rows[chosen].status = "chosen"
-            self.rows[chosen].chosen_reason = entry.get("reason", "") or self.rows[chosen].chosen_reason
-            self.chosen_uri = str(entry.get("neo_model_s3_uri") or "")
+            self.rows[chosen].chosen_reason = compiled.reason or self.rows[chosen].chosen_reason
+            self.chosen_uri = compiled.neo_model_s3_uri
 
     # -------------------------------------------------------------------------------------------- view
 
