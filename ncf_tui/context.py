@@ -53,6 +53,8 @@ REFUSED: dict[str, dict[str, str]] = {
             "output",
             "output_dir",
             "tvm_release",
+            "deploy",
+            "delete_endpoint",
         )
     },
 }
@@ -130,6 +132,9 @@ class RunContext:
     json: bool = False
     fix: bool = False
     leave_running: bool = False
+    deploy: bool = False
+    """Run the opt-in deploy step after verify (an endpoint costs money on a real account)."""
+    delete_endpoint: bool = False
     checkpoint: Path | None = None
     output_dir: Path | None = None
     release: str | None = None
@@ -242,7 +247,9 @@ class RunContext:
         merged: dict[str, str | None] = {**self.flags, **(flags or {})}
         return resolve_settings(flags=merged, env=self.env, config=self.config, saved_dir=self.saved_dir, derived={})
 
-    def compile_config(self, _aws: Aws | None = None, flags: dict[str, str] | None = None) -> CompileConfig:
+    def compile_config(
+        self, _aws: Aws | None = None, flags: dict[str, str] | dict[str, str | None] | None = None
+    ) -> CompileConfig:
         """The compile step's bucket, prefix, role and target device, from :meth:`settings` (validated later)."""
         from .engine.neo import CompileConfig
 
@@ -263,14 +270,18 @@ class RunContext:
 
     def run_options(self, **overrides: Any) -> RunOptions:
         """The pipeline's options from the flags (imports the engine's pipeline, hence torch)."""
-        from .engine.pipeline import DEFAULT_OUTPUT_DIR, STEPS, RunOptions, agree, check_output_dir, refuse
+        from .engine.pipeline import RunOptions, agree, refuse
         from .engine.preflight import DEFAULT_TVM_RELEASE
         from .engine.sample import sample_checkpoint_path
+        from .engine.steps import DEFAULT_STEPS
+        from .engine.steps.variants import DEFAULT_OUTPUT_DIR, check_output_dir
 
         options = RunOptions(
             checkpoint=self.checkpoint if self.checkpoint is not None else sample_checkpoint_path(),
             output_dir=check_output_dir(self.output_dir or DEFAULT_OUTPUT_DIR),
-            until=self.until or STEPS[-1],
+            until=self.until or ("deploy" if self.deploy else DEFAULT_STEPS[-1]),
+            also=frozenset({"deploy"}) if self.deploy else frozenset(),
+            delete_endpoint=self.delete_endpoint,
             release=self.release or DEFAULT_TVM_RELEASE,
             force=self.force,
             stop_on_cancel=not self.leave_running,
@@ -358,6 +369,8 @@ def compose(args: argparse.Namespace, front_end: str) -> RunContext:
         json=bool(get("json")),
         fix=bool(get("fix")),
         leave_running=bool(get("leave_running")),
+        deploy=bool(get("deploy")),
+        delete_endpoint=bool(get("delete_endpoint")),
         checkpoint=Path(get("checkpoint")) if get("checkpoint") is not None else None,
         output_dir=Path(get("output_dir")) if get("output_dir") is not None else None,
         release=get("tvm_release"),

@@ -276,12 +276,13 @@ def run_headless(args: argparse.Namespace) -> int:
     from .engine.pipeline import Pipeline
     from .engine.state import StateStore
     from .engine.steps import DEFAULT_STEPS, STEPS
+    from .engine.steps.deploy import DeployResult
     from .engine.steps.variants import VariantsResult
     from .engine.steps.verify import VerifyResult
 
     ctx = compose(args, "headless")
     options = ctx.run_options()  # refuses a bad --output-dir before any work
-    if args.deploy and options.until != DEFAULT_STEPS[-1]:
+    if ctx.deploy and options.until not in (DEFAULT_STEPS[-1], "deploy"):
         raise BadInputError(f"--deploy runs after {DEFAULT_STEPS[-1]}: drop --until {options.until}")
     ci = bool(os.environ.get("CI"))
     console = Console(stderr=True, force_terminal=False if ci else None, no_color=ci or None)
@@ -306,7 +307,11 @@ def run_headless(args: argparse.Namespace) -> int:
                 console.print(ctx.credentials.message, highlight=False)
 
             precheck_settings(ctx.flags, options, emit)
-            kw: dict[str, Any] = {"aws": ctx.aws, "compile_config": ctx.compile_config}
+            # The run's own flags: the account step adds the names of what it created to them.
+            kw: dict[str, Any] = {
+                "aws": ctx.aws,
+                "compile_config": lambda aws: ctx.compile_config(aws, flags=options.settings_flags),
+            }
             if ctx.resume:
                 store = ctx.resume_store()
                 pipeline = Pipeline.resume(store, options, emit, **kw)
@@ -315,12 +320,6 @@ def run_headless(args: argparse.Namespace) -> int:
             else:
                 pipeline = Pipeline.new(options, emit, store=StateStore(ctx.state) if ctx.state else None, **kw)
             outcome = pipeline.run(options.until)
-            if args.deploy:  # the opt-in step after verify (engine/steps/deploy.py)
-                from .engine.steps.deploy import run_after
-
-                ask = options.ask
-                deployed = run_after(pipeline, delete=args.delete_endpoint, fix=lambda p: ask("attach-policy", p))
-                outcome.results["deploy"] = deployed
         except Cancelled as exc:
             emit(DoneEvent(status="cancelled", exit_code=int(ExitCode.INTERRUPTED), message=exc.message))
             return int(ExitCode.INTERRUPTED)
@@ -333,8 +332,9 @@ def run_headless(args: argparse.Namespace) -> int:
     message = f"run {outcome.run_id} done through {options.until} in {time.monotonic() - started:.1f} s"
     if outcome.image_uri:
         message += f"; image {outcome.image_uri}"
-    if outcome.results.get("deploy"):
-        message += f"; endpoint {outcome.results['deploy'].endpoint} {outcome.results['deploy'].status}"
+    deployed = outcome.result("deploy")
+    if isinstance(deployed, DeployResult):
+        message += f"; endpoint {deployed.endpoint} {deployed.status}"
     elif outcome.chosen:
         message += f"; chosen {outcome.chosen}; NEO_MODEL_S3_URI={outcome.neo_model_s3_uri}"
     verified = outcome.result("verify")

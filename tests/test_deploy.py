@@ -12,18 +12,19 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ncf_tui.context import RunContext, sandbox_saved_dir
 from ncf_tui.engine.deploy import DeployError, EndpointNames
 from ncf_tui.engine.errors import Cancelled, ExitCode
 from ncf_tui.engine.events import EndpointEvent, InvocationEvent
-from ncf_tui.engine.pipeline import Pipeline, RunOptions, refuse
+from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree, refuse
 from ncf_tui.engine.steps.base import StepContext
-from ncf_tui.engine.steps.deploy import DeployResult, DeployStep, run_after
-from ncf_tui.headless import compile_config_from, sandbox_saved_dir
+from ncf_tui.engine.steps.deploy import DeployResult, DeployStep
 
 from .engine.aws_kit import Recorder, aws_for
 
@@ -51,15 +52,17 @@ def _verified_run(sandbox: Any, tmp_path: Path) -> tuple[Pipeline, Recorder]:
         rec,
         state_dir=tmp_path / "state",
         aws=lambda: aws_for(sandbox),
-        compile_config=compile_config_from({}, {}, None, saved),
+        compile_config=RunContext(env={}, saved_dir=saved).compile_config,
     )
     p.run("verify")
     return p, rec
 
 
-def _ctx(p: Pipeline, rec: Recorder, **extras: Any) -> StepContext:
+def _ctx(p: Pipeline, rec: Recorder, *, delete: bool = False, yes: bool = False, **extras: Any) -> StepContext:
+    """The deploy step's context on a verified run: ``delete`` is --delete-endpoint, ``yes`` agrees to attach."""
+    options = replace(p.options, delete_endpoint=delete, ask=agree if yes else refuse)
     return StepContext(
-        options=p.options, emit=rec, state=p.state, save=p.save, aws=p.aws, cancel=threading.Event(), extras=extras
+        options=options, emit=rec, state=p.state, save=p.save, aws=p.aws, cancel=threading.Event(), extras=extras
     )
 
 
@@ -147,7 +150,7 @@ def test_deploy_serves_the_image_then_resume_reattaches_and_delete_leaves_nothin
         "model": result.model,
     }
     rec2 = Recorder()
-    again = DeployStep().run(_ctx(p, rec2, latency_calls=4, delete_endpoint=True))
+    again = DeployStep().run(_ctx(p, rec2, latency_calls=4, delete=True))
     assert again.reattached and again.endpoint == result.endpoint
     assert next(e.status for e in rec2.of("endpoint")) == "attached"
     assert not any(e.status == "created" for e in rec2.of("endpoint"))
@@ -167,15 +170,20 @@ def test_an_interrupted_deploy_resumes_onto_the_same_endpoint(sandbox: Any, tmp_
             p.cancel.set()
 
     p.emit = stop_when_creating
+    p.extras["latency_calls"] = 4
+    p.options.also = frozenset({"deploy"})
     with pytest.raises(Cancelled):
-        run_after(p, latency_calls=4)
+        p.run("deploy")
     saved = p.store.load()
     assert saved is not None and not saved.finished and saved.steps["deploy"]["status"] == "running"
 
     rec2 = Recorder()
-    resumed = Pipeline.resume(p.store, p.options, rec2, aws=p._aws_factory, compile_config=p._compile_config)
-    resumed.run("verify")
-    result = run_after(resumed, delete=True, latency_calls=4)
+    p.options.delete_endpoint = True
+    resumed = Pipeline.resume(
+        p.store, p.options, rec2, aws=lambda: aws_for(sandbox), compile_config=p.extras["compile_config"]
+    )
+    resumed.extras["latency_calls"] = 4
+    result = resumed.run("deploy").result("deploy")
     assert result.reattached and result.endpoint == saved.steps["deploy"]["endpoint"]
     assert result.invocations["pair"]["scores"] and result.status == "Deleted"
     assert resumed.store.load().finished  # type: ignore[union-attr]
@@ -185,8 +193,8 @@ def test_an_endpoint_that_cannot_load_its_model_fails_with_exit_6_and_its_log(sa
     sandbox.reset("endpoint-model-unloadable")  # only hosting differs: the run up to verify is the healthy one
     p, rec = _verified_run(sandbox, tmp_path)
     with pytest.raises(DeployError) as caught:
-        DeployStep().run(_ctx(p, rec, latency_calls=4, delete_endpoint=True))
-    assert caught.value.exit_code == ExitCode.DEPLOY_FAILED == 6
+        DeployStep().run(_ctx(p, rec, latency_calls=4, delete=True))
+    assert caught.value.exit_code == ExitCode.DEPLOY_FAILED and int(caught.value.exit_code) == 6
     message = caught.value.message
     assert "Failed" in message and "did not pass the ping health check" in message
     assert "/aws/sagemaker/Endpoints/" in message and "cannot serve" in message  # the container's own line
@@ -209,7 +217,7 @@ def test_deploy_permissions_are_checked_before_anything_is_created(sandbox: Any,
     assert "ecr:BatchGetImage" in caught.value.message and caught.value.exit_code == 3
     assert _left(sandbox, EndpointNames.for_run(p.run_id)) == []
     # With a yes, the proposed least-privilege policy is attached, checked again, and the deploy goes on.
-    result = DeployStep().run(_ctx(p, Recorder(), latency_calls=4, delete_endpoint=True, deploy_fix=lambda _p: True))
+    result = DeployStep().run(_ctx(p, Recorder(), latency_calls=4, delete=True, yes=True))
     assert result.status == "Deleted" and result.invocations["top_k"]["items"]
 
 
@@ -264,7 +272,7 @@ def test_deploy_with_docker_runs_the_image_the_build_pushed(sandbox: Any, tmp_pa
     try:
         p, rec = _verified_run(sandbox, tmp_path)
         image = p.state.steps["verify"]["image_uri"]
-        result = DeployStep().run(_ctx(p, rec, latency_calls=12, delete_endpoint=True))
+        result = DeployStep().run(_ctx(p, rec, latency_calls=12, delete=True))
         assert sandbox.endpoints.runtime_note.startswith("docker run")
         assert "InService" in [e.status for e in rec.of("endpoint")] and result.status == "Deleted"
         calls = rec.of("invocation")

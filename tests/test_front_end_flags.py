@@ -94,7 +94,7 @@ def test_the_wizard_stops_at_until(sandbox: Any, tmp_path: Path) -> None:
     async def drive() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await app.workers.wait_for_complete()
-            seen["compile"] = app.start_run("compile")
+            seen["compile"] = app.start_run("compile", app)
             app.push_screen("checkpoint")
             app.push_screen("variants")
             await pilot.pause()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 
 def main() -> None:
+    from ncf_tui.context import RunContext, sandbox_saved_dir
     from ncf_tui.engine.account import AccountError, teardown, teardown_plan
     from ncf_tui.engine.aws import Aws, AwsTarget
     from ncf_tui.engine.errors import NcfError
@@ -29,7 +30,6 @@ def main() -> None:
     from ncf_tui.engine.state import RunState, StateStore
     from ncf_tui.engine.steps.account import AccountStep
     from ncf_tui.engine.steps.base import StepContext
-    from ncf_tui.headless import compile_config_from, sandbox_saved_dir
     from ncf_tui.sandbox.server import Sandbox
 
     with Sandbox("empty-account", neo_seconds=0.5) as sb, tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +67,7 @@ def main() -> None:
             store,
             state,
             aws=lambda: aws,
-            compile_config=compile_config_from({}, {}, None, options.saved_dir),
+            compile_config=RunContext(env={}, saved_dir=options.saved_dir).compile_config,
         )
         t0 = time.perf_counter()
         with contextlib.suppress(NcfError):

@@ -25,13 +25,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
 
+    from ncf_tui.context import RunContext, sandbox_saved_dir
     from ncf_tui.engine.aws import Aws, AwsTarget
     from ncf_tui.engine.deploy import invoke, latency_percentiles
     from ncf_tui.engine.pipeline import Pipeline, RunOptions
     from ncf_tui.engine.sample import sample_checkpoint_path
     from ncf_tui.engine.steps.base import StepContext
     from ncf_tui.engine.steps.deploy import DeployStep
-    from ncf_tui.headless import compile_config_from, sandbox_saved_dir
     from ncf_tui.sandbox.server import Sandbox
 
     with Sandbox() as sb, tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +40,7 @@ def main() -> None:
         options = RunOptions(checkpoint=sample_checkpoint_path(), output_dir=Path(tmp) / "out", mode="sandbox",
                              env={}, saved_dir=saved, save_answers=False, source_root=sb.source_dir)  # fmt: skip
         p = Pipeline.new(options, lambda _e: None, state_dir=Path(tmp) / "state", aws=lambda: aws,
-                         compile_config=compile_config_from({}, {}, None, saved))  # fmt: skip
+                         compile_config=RunContext(env={}, saved_dir=saved).compile_config)  # fmt: skip
         p.run("verify")
         ctx = StepContext(options=options, emit=lambda _e: None, state=p.state, save=p.save, aws=p.aws,
                           cancel=threading.Event(), extras={"latency_calls": 2})  # fmt: skip

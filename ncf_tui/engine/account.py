@@ -22,7 +22,7 @@ Nothing here imports the sandbox or textual; boto3 only through ``Aws``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -60,13 +60,6 @@ PRESENT = "present"
 CREATE = "will be created"
 BUCKET, ROLE, REPOSITORY = "bucket", "role", "repository"
 
-STEP_NEEDS: dict[str, tuple[str, ...]] = {
-    "compile": ("bucket", "sagemaker_role"),
-    "permissions": ("service_role",),
-    "build": ("bucket", "service_role", "IMAGE_REPO_NAME"),
-    "verify": ("IMAGE_REPO_NAME",),
-}
-"""What each step cannot run without, when its step object does not say (``Step.needs`` wins)."""
 FLAG_OF = {
     "bucket": "--set bucket=NAME",
     "sagemaker_role": "--set sagemaker_role=arn:aws:iam::ACCOUNT:role/NAME",
@@ -88,18 +81,9 @@ class AccountError(NcfError):
     exit_code = ExitCode.PREFLIGHT_FAILED
 
 
-def needs_of(steps: Iterable[str]) -> list[str]:
-    """The inputs the given steps need, in ``ORDER``: each step object's ``needs``, else ``STEP_NEEDS``."""
-    wanted: set[str] = set()
-    for name in steps:
-        needs: Collection[str] | None = None
-        try:
-            from .steps import step_by_name
-
-            needs = tuple(step_by_name(name).needs) or None
-        except (KeyError, ImportError, AttributeError):
-            needs = None
-        wanted.update(needs if needs is not None else STEP_NEEDS.get(name, ()))
+def inputs_in_order(needs: Iterable[str]) -> list[str]:
+    """The inputs among ``needs`` (what the chosen steps declare in ``Step.needs``), in ``ORDER``."""
+    wanted = set(needs)
     return [n for n in ORDER if n in wanted]
 
 
@@ -234,13 +218,13 @@ def simulation_arn(aws: Aws, caller_arn: str) -> str | None:
     return None
 
 
-def check_inputs(settings: Settings, steps: Sequence[str]) -> None:
+def check_inputs(settings: Settings, needs: Sequence[str]) -> None:
     """Refuse a malformed or hostile value of an input the steps need (the settings' own local rules), before
     any AWS call is made with it: SettingsError, exit 3."""
     from .settings import SettingIssue, SettingsError, check_value, shown
 
     refused = []
-    for name in needs_of(steps):
+    for name in inputs_in_order(needs):
         value, source = settings.value(name), settings.source(name)
         check = check_value(name, value) if value else None
         if check is not None and not check.ok:
@@ -252,22 +236,22 @@ def check_inputs(settings: Settings, steps: Sequence[str]) -> None:
 def preflight(
     aws: Aws,
     settings: Settings,
-    steps: Sequence[str],
+    needs: Sequence[str],
     *,
     emit: Emit = discard,
     check_rights: bool = True,
 ) -> Preflight:
-    """Ask for everything first: the caller, the region, each input ``steps`` need (present or to be created),
+    """Ask for everything first: the caller, the region, each input in ``needs`` (present or to be created),
     and the caller's rights to create the missing ones. Raises AwsError for bad credentials or no region."""
     from .aws import AwsError
 
     if not aws.region:
         raise AwsError("no AWS region set", hint="pass --region, or set AWS_DEFAULT_REGION")
-    check_inputs(settings, steps)
+    check_inputs(settings, needs)
     me = aws.whoami()
     partition = partition_for(aws.region)
     inputs: list[Input] = []
-    for name in needs_of(steps):
+    for name in inputs_in_order(needs):
         given = settings.value(name)
         source = settings.source(name)
         if source in ("unset", "default") and name != "IMAGE_REPO_NAME":
@@ -300,17 +284,6 @@ def preflight(
     if check_rights and result.missing:
         caller_rights(aws, result, emit)
     return result
-
-
-def preflight_for(aws: Aws, options: Any, *, emit: Emit = discard, check_rights: bool = True) -> Preflight:
-    """``preflight`` for a run's ``RunOptions``: its settings sources (flags, env, --config, saved answers) and
-    the steps through ``options.until``. What the step runs, and what the wizard's connection screen shows."""
-    from .settings import resolve_settings
-    from .steps.account import chosen_steps
-
-    o = options
-    settings = resolve_settings(flags=o.settings_flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
-    return preflight(aws, settings, chosen_steps(o.until), emit=emit, check_rights=check_rights)
 
 
 def create_permissions(pre: Preflight) -> list[Permission]:

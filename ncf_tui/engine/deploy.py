@@ -51,7 +51,7 @@ from .iam import (
     least_privilege_policy,
     simulate,
 )
-from .polling import Backoff
+from .polling import Backoff, Poller
 
 VARIANT_NAME = "AllTraffic"
 CONTAINER_PORT = 8080
@@ -412,7 +412,7 @@ def wait_in_service(
             )
         if time.monotonic() - started > timeout:
             raise DeployError(f"endpoint {names.endpoint} still {status} after {timeout:.0f} s")
-        if pace.wait(delay, cancel):
+        if Poller(pace, cancel).sleep(delay):
             raise Cancelled(f"cancelled while endpoint {names.endpoint} is {status}; it keeps being created")
 
 
@@ -574,7 +574,7 @@ def delete_endpoint(
                         f"endpoint {names.endpoint} still {described.get('EndpointStatus')} "
                         f"after {timeout:.0f} s of deleting"
                     )
-                if pace.wait(pace.idle(), cancel):
+                if Poller(pace, cancel).next_round(changed=False):
                     raise Cancelled(f"cancelled while endpoint {names.endpoint} is being deleted")
             deleted.append(f"endpoint {names.endpoint}")
         client = aws.client("sagemaker")

@@ -72,6 +72,8 @@ class RunOptions:
     checkpoint: Path
     output_dir: Path = DEFAULT_OUTPUT_DIR
     until: str = DEFAULT_STEPS[-1]
+    delete_endpoint: bool = False
+    """With the deploy step: delete the endpoint, its config and model after the invocations."""
     also: frozenset[str] = frozenset()
     """Opt-in steps (``StepSpec.opt_in``) this run runs too; naming one in ``until`` asks for it as well."""
     release: str = DEFAULT_TVM_RELEASE

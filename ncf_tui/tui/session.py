@@ -147,7 +147,10 @@ class Session:
 
     def _compile_config(self, aws: Aws) -> CompileConfig:
         """The compile config exactly as headless resolves it, with the settings form's answers first."""
-        return self.context.compile_config(aws, flags=dict(self.settings))
+        flags: dict[str, str | None] = dict(self.settings)
+        if self.pipeline is not None:  # the names the account step created (or found) for this run
+            flags = {**self.pipeline.options.settings_flags, **flags}
+        return self.context.compile_config(aws, flags=flags)
 
     def start_pipeline(self, emit: Emit, resume: StateStore | None = None) -> Pipeline:
         """A new (or resumed) pipeline for the chosen checkpoint; the TUI stops jobs itself on cancel."""

@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
+from ncf_tui.context import RunContext, sandbox_saved_dir
 from ncf_tui.engine import account
 from ncf_tui.engine.account import AccountError, teardown, teardown_plan
-from ncf_tui.engine.pipeline import SOURCE_KEY, Pipeline, RunOptions, agree, refuse
+from ncf_tui.engine.pipeline import Pipeline, RunOptions, agree, refuse
 from ncf_tui.engine.state import RunState, StateStore, new_run_id
 from ncf_tui.engine.steps import REGISTRY
-from ncf_tui.engine.steps.account import AccountResult, AccountStep
+from ncf_tui.engine.steps.account import AccountResult, AccountStep, needs_of
 from ncf_tui.engine.steps.base import StepContext
-from ncf_tui.headless import compile_config_from, sandbox_saved_dir
+from ncf_tui.engine.steps.build import SOURCE_KEY
 
 from .aws_kit import Recorder, aws_for
 
@@ -124,7 +125,7 @@ def test_preflight_says_present_for_what_exists(sandbox) -> None:
 
     flags = {k: v for k, v in sandbox.user_answers().items() if k in ("bucket", "sagemaker_role", "service_role")}
     settings = resolve_settings(flags=flags, env={}, saved_dir=Path("/nonexistent"), derived={})
-    pre = account.preflight(aws_for(sandbox), settings, ["compile", "build", "verify"])
+    pre = account.preflight(aws_for(sandbox), settings, needs_of(["compile", "build", "verify"]))
     assert {i.name: i.status for i in pre.inputs} == dict.fromkeys(account.ORDER, account.PRESENT)
     assert pre.missing == [] and pre.rights == []
 
@@ -152,7 +153,7 @@ def test_a_role_of_another_account_is_never_created(sandbox) -> None:
     sandbox.reset("empty-account")
     other = "arn:aws:iam::210987654321:role/their-neo-role"
     settings = resolve_settings(flags={"sagemaker_role": other}, env={}, saved_dir=Path("/nonexistent"), derived={})
-    pre = account.preflight(aws_for(sandbox), settings, ["compile"], check_rights=False)
+    pre = account.preflight(aws_for(sandbox), settings, needs_of(["compile"]), check_rights=False)
     role = next(i for i in pre.inputs if i.name == "sagemaker_role")
     assert role.status == account.PRESENT and "not the caller's" in role.detail
     assert [i.name for i in pre.missing] == ["bucket"]
@@ -168,7 +169,7 @@ def test_the_caller_s_rights_are_simulated_and_explained_like_the_build_role_s(s
     iam.attach_user_policy(UserName=sandbox.names.admin_user, PolicyArn=arn)
     rec = Recorder()
     settings = resolve_settings(flags={}, env={}, saved_dir=Path("/nonexistent"), derived={})
-    pre = account.preflight(aws_for(sandbox), settings, ["compile", "build"], emit=rec)
+    pre = account.preflight(aws_for(sandbox), settings, needs_of(["compile", "build"]), emit=rec)
     decisions = {(p.action, p.resource): p.decision for p in rec.of("permission")}
     role = account.role_arn("aws", sandbox.names.account_id, account.DEFAULT_SAGEMAKER_ROLE)
     assert decisions[("iam:CreateRole", role)] == "explicitDeny"
@@ -261,7 +262,7 @@ def test_empty_account_to_the_image_and_back_to_empty(sandbox, tmp_path: Path) -
         store,
         ctx.state,
         aws=lambda: aws_for(sandbox),
-        compile_config=compile_config_from(options.settings_flags, {}, None, options.saved_dir),
+        compile_config=RunContext(env={}, saved_dir=options.saved_dir, flags=options.settings_flags).compile_config,
     )
     outcome = pipeline.run("verify")
     assert outcome.image_uri and f"/{created['IMAGE_REPO_NAME']}:" in outcome.image_uri
@@ -372,7 +373,7 @@ def test_outside_us_east_1_the_bucket_names_its_region(sandbox, tmp_path: Path) 
     sandbox.reset("empty-account")
     aws = Aws(replace(aws_for(sandbox).target, region="eu-west-1"))
     settings = resolve_settings(flags={}, env={}, saved_dir=tmp_path, derived={})
-    pre = account.preflight(aws, settings, ["compile", "build", "verify"])
+    pre = account.preflight(aws, settings, needs_of(["compile", "build", "verify"]))
     assert pre.values()["bucket"] == f"ncf-tui-{sandbox.names.account_id}-eu-west-1"
     account.require_rights(pre)
     resources = account.plan(pre, settings, "run-eu")

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from ncf_tui.sandbox.server import Sandbox
+
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
     return str(exc.value.response["Error"]["Code"])
@@ -20,7 +22,7 @@ def _regional(sb: Any, service: str, region: str) -> Any:
     return boto3.session.Session().client(service, endpoint_url=sb.endpoint_url, region_name=region, **sb.credentials)
 
 
-def test_create_bucket_location_constraint_rule(sandbox) -> None:
+def test_create_bucket_location_constraint_rule(sandbox: Sandbox) -> None:
     """S3 API Reference, CreateBucket / CreateBucketConfiguration: us-east-1 takes no LocationConstraint (naming
     it is InvalidLocationConstraint); a regional endpoint elsewhere needs it (IllegalLocationConstraintException)."""
     sandbox.reset("empty-account")
@@ -38,7 +40,7 @@ def test_create_bucket_location_constraint_rule(sandbox) -> None:
     assert s3.get_bucket_location(Bucket="rule-east")["LocationConstraint"] in (None, "")
 
 
-def test_public_access_block_encryption_and_tags_read_back(sandbox) -> None:
+def test_public_access_block_encryption_and_tags_read_back(sandbox: Sandbox) -> None:
     """PutPublicAccessBlock, PutBucketEncryption, PutBucketTagging; GetBucketTagging of an untagged bucket
     answers NoSuchTagSet (S3 API Reference, GetBucketTagging)."""
     sandbox.reset("empty-account")
@@ -58,7 +60,7 @@ def test_public_access_block_encryption_and_tags_read_back(sandbox) -> None:
     assert s3.get_bucket_tagging(Bucket="conf-bucket")["TagSet"] == [{"Key": "managed-by", "Value": "ncf-tui"}]
 
 
-def test_delete_bucket_needs_an_empty_bucket_and_takes_its_tags(sandbox) -> None:
+def test_delete_bucket_needs_an_empty_bucket_and_takes_its_tags(sandbox: Sandbox) -> None:
     """S3 API Reference, DeleteBucket: every object (and version) must be deleted first (BucketNotEmpty); a
     bucket made again under the name starts with no tag set."""
     sandbox.reset("empty-account")
@@ -77,7 +79,7 @@ def test_delete_bucket_needs_an_empty_bucket_and_takes_its_tags(sandbox) -> None
     assert _code(fresh) == "NoSuchTagSet"
 
 
-def test_create_role_with_tags_and_delete_role_order(sandbox) -> None:
+def test_create_role_with_tags_and_delete_role_order(sandbox: Sandbox) -> None:
     """IAM API Reference, CreateRole (Tags) and DeleteRole: a role with inline policies, attached managed
     policies or an instance profile is refused with DeleteConflict until each is removed."""
     sandbox.reset("empty-account")
@@ -108,7 +110,7 @@ def test_create_role_with_tags_and_delete_role_order(sandbox) -> None:
     assert "order-role" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
 
 
-def test_ecr_repository_scan_on_push_and_tags(sandbox) -> None:
+def test_ecr_repository_scan_on_push_and_tags(sandbox: Sandbox) -> None:
     """ECR API Reference, CreateRepository: imageScanningConfiguration.scanOnPush and tags, read back."""
     sandbox.reset("empty-account")
     ecr = sandbox.client("ecr")

@@ -48,12 +48,32 @@ class AccountResult:
         return [Created.from_dict(c) for c in self.created]
 
 
-def chosen_steps(until: str) -> list[str]:
-    """The steps a run through ``until`` runs (the registry's order)."""
-    from . import STEPS
+def chosen_steps(until: str, also: frozenset[str] = frozenset()) -> list[str]:
+    """The steps a run through ``until`` runs after this one (the registry's order, opt-in ones if asked)."""
+    from . import wanted_steps
 
-    names = [s for s in STEPS if s != NAME]
-    return names[: names.index(until) + 1] if until in names else names
+    return [s.name for s in wanted_steps(until, also) if s.name != NAME]
+
+
+def needs_of(steps: list[str]) -> list[str]:
+    """The inputs the given steps declare in ``Step.needs``, in the order the preflight lists them."""
+    from ..account import inputs_in_order
+    from . import step_by_name
+
+    return inputs_in_order(n for name in steps for n in step_by_name(name).needs)
+
+
+def preflight_for(aws: Any, options: Any, *, emit: Any = None, check_rights: bool = True) -> Any:
+    """``account.preflight`` for a run's ``RunOptions``: its settings sources (flags, env, --config, saved
+    answers) and the steps it will run. What the step runs, and what the wizard's connection screen shows."""
+    from ..account import preflight
+    from ..events import discard
+    from ..settings import resolve_settings
+
+    o = options
+    settings = resolve_settings(flags=o.settings_flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
+    needs = needs_of(chosen_steps(o.until, getattr(o, "also", frozenset())))
+    return preflight(aws, settings, needs, emit=emit or discard, check_rights=check_rights)
 
 
 class AccountStep(Step[AccountResult]):
@@ -85,7 +105,6 @@ class AccountStep(Step[AccountResult]):
             check_inputs,
             create,
             missing_message,
-            needs_of,
             plan,
             plan_text,
             preflight,
@@ -95,13 +114,13 @@ class AccountStep(Step[AccountResult]):
 
         o = ctx.options
         flags = o.settings_flags
-        steps = chosen_steps(o.until)
-        if not needs_of(steps):  # a model-only run: nothing to ask AWS for
+        needs = needs_of(chosen_steps(o.until, o.also))
+        if not needs:  # a model-only run: nothing to ask AWS for
             return AccountResult(ctx.state.run_id, "", "", "", "")
         settings = resolve_settings(flags=flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
-        check_inputs(settings, steps)  # before the AWS target is even made
+        check_inputs(settings, needs)  # before the AWS target is even made
         aws = ctx.aws()
-        pre = preflight(aws, settings, steps, emit=ctx.emit)
+        pre = preflight(aws, settings, needs, emit=ctx.emit)
         run_id = ctx.state.run_id
         earlier = [Created.from_dict(c) for c in ctx.partial(NAME).get("created", [])]
         result = AccountResult(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..codebuild import BuildResult
     from ..logs import BuildValues
     from ..settings import Settings
+    from .permissions import PermissionsResult
 
 SOURCE_KEY = "source/ncf-tui-source.zip"
 """Where, under the settings' bucket and prefix, the build's source zip goes."""
@@ -83,7 +84,7 @@ class BuildStep(Step[BuildStepResult]):
     name = "build"
     title = "Build"
     result_type = BuildStepResult
-    needs = ("bucket", "service_role", "project_name")
+    needs = ("bucket", "service_role", "project_name", "IMAGE_REPO_NAME")
 
     def run(self, ctx: StepContext) -> BuildStepResult:
         from ..codebuild import BuildCancelled, BuildFailed, watch_build
@@ -167,7 +168,6 @@ class BuildStep(Step[BuildStepResult]):
         from ..codebuild import BuildFailed
         from ..events import StepEvent
         from ..polling import Poller
-        from .permissions import PermissionsResult
 
         permissions: PermissionsResult | None = ctx.saved("permissions")
         attached_at = permissions.attached_at if permissions is not None else None

@@ -2,9 +2,9 @@
 
 It runs only when asked (``--deploy``; the wizard asks), because an endpoint costs money on a real account.
 While it runs it saves the endpoint's names as partial progress, so a resumed run re-attaches to the
-endpoint by name instead of creating another. ``ctx.extras``: ``deploy_fix`` (a callable given the proposed
-policy for the execution role, True attaches it), ``delete_endpoint`` (True: delete endpoint, config and
-model after the invocations), ``latency_calls`` (default 40).
+endpoint by name instead of creating another. It asks ``options.ask("attach-policy", policy)`` before
+attaching the hosting policy to the execution role; ``options.delete_endpoint`` deletes endpoint, config
+and model after the invocations; ``ctx.extras["latency_calls"]`` (default 40) sets the latency series.
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def _pair(value: Any) -> tuple[int, int]:
         return 0, 0
 
 
-def _done(ctx: StepContext, name: str) -> dict[str, Any]:
-    entry = ctx.state.steps.get(name)
-    if not isinstance(entry, dict) or entry.get("status") != "done":
+def _done(ctx: StepContext, name: str) -> Any:
+    found = ctx.saved(name)
+    if found is None:
         raise BadInputError(f"deploy needs the {name} step's result, and the run has none", hint="run it first")
-    return entry
+    return found
 
 
 def _sidecar_ranges(archive: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -91,31 +91,26 @@ def _sidecar_ranges(archive: str) -> tuple[tuple[int, int], tuple[int, int]] | N
 
 
 def deploy_inputs(ctx: StepContext) -> Any:
-    """What deploy takes from earlier steps: the ONE place that reads them.
-
-    Until the other steps return typed results, this reads ``ctx.state.steps[...]`` dicts (verify's
-    ``image_uri``, settings' ``values``, compile's ``target_device`` and ``chosen``, variants' candidates);
-    switching to ``ctx.result(name)`` changes only this function."""
+    """What deploy takes from earlier steps (typed results): verify's image, the settings' region and role,
+    compile's target device and chosen variant, whose archive's sidecar gives the id ranges."""
     from ..deploy import DeployInputs
 
-    verify, settings, compile_ = _done(ctx, "verify"), _done(ctx, "settings"), _done(ctx, "compile")
-    values = settings.get("values") or {}
-    region = str(values.get("AWS_DEFAULT_REGION") or "")
-    role = str(values.get("sagemaker_role") or "")
-    if not role:
+    verify, settings, compiled = _done(ctx, "verify"), _done(ctx, "settings").settings, _done(ctx, "compile")
+    if not settings.sagemaker_role:
         raise BadInputError("deploy needs the SageMaker execution role", hint="--set sagemaker_role=ARN")
-    chosen = str(compile_.get("chosen") or "")
+    chosen = str(compiled.chosen or "")
+    variants = ctx.saved("variants")
     ranges = None
-    for candidate in (ctx.state.steps.get("variants") or {}).get("candidates", []):
-        if candidate.get("name") == chosen:
-            ranges = _sidecar_ranges(str(candidate.get("archive")))
+    for candidate in variants.candidates if variants is not None else []:
+        if candidate.name == chosen:
+            ranges = _sidecar_ranges(str(candidate.archive))
     if ranges is None:
         raise BadInputError(f"the id ranges of the chosen variant {chosen!r} cannot be read from its archive")
     return DeployInputs(
-        image_uri=str(verify["image_uri"]),
-        region=region or ctx.aws().region,
-        role_arn=role,
-        target_device=str(compile_.get("target_device") or values.get("target_device") or "ml_c5"),
+        image_uri=str(verify.image_uri),
+        region=settings.region or ctx.aws().region,
+        role_arn=settings.sagemaker_role,
+        target_device=str(compiled.target_device or settings.target_device or "ml_c5"),
         user_range=ranges[0],
         item_range=ranges[1],
         run_id=ctx.state.run_id,
@@ -161,8 +156,12 @@ class DeployStep(Step[DeployResult]):
             config=str(saved.get("config") or EndpointNames.for_run(inputs.run_id).config),
             endpoint=str(saved.get("endpoint") or EndpointNames.for_run(inputs.run_id).endpoint),
         )
-        fix = ctx.extras.get("deploy_fix") or (lambda _policy: False)
-        delete = bool(ctx.extras.get("delete_endpoint"))
+        ask = ctx.options.ask
+
+        def fix(policy: Any) -> bool:
+            return bool(ask("attach-policy", policy))
+
+        delete = bool(ctx.options.delete_endpoint)
         check_deploy_permissions(aws, inputs, names, ctx.emit, fix)
         ctx.save_partial(self.name, {"endpoint": names.endpoint, "config": names.config, "model": names.model})
         reattached = create_endpoint(aws, inputs, names, ctx.emit)
@@ -193,55 +192,3 @@ class DeployStep(Step[DeployResult]):
             user_range=inputs.user_range,
             item_range=inputs.item_range,
         )
-
-
-def run_after(pipeline: Any, *, delete: bool = False, fix: Any = None, latency_calls: int = 40) -> DeployResult:
-    """Run the deploy step after a pipeline's last default step (what ``--deploy`` does until the pipeline
-    runs the registry's opt-in steps itself): the run stays unfinished while it runs, so ``--resume``
-    re-attaches to the endpoint by name; a saved deploy that is still ``reusable`` is skipped."""
-    import time
-
-    from ..events import StepEvent
-    from .base import StepContext
-
-    step = DeployStep()
-    ctx = StepContext(
-        options=pipeline.options,
-        emit=pipeline.emit,
-        state=pipeline.state,
-        save=pipeline.save,
-        aws=pipeline.aws,
-        cancel=pipeline.cancel,
-        extras={"delete_endpoint": delete, "deploy_fix": fix, "latency_calls": latency_calls},
-    )
-    entry = pipeline.state.steps.get(step.name)
-    if isinstance(entry, dict) and entry.get("status") == "done" and not delete:
-        saved = DeployResult.from_state(entry)
-        if step.reusable(ctx, saved):
-            pipeline.emit(StepEvent(name=step.name, status="skipped", message=f"endpoint {saved.endpoint} in service"))
-            return saved
-    pipeline.state.finished = False
-    pipeline.save()
-    started = time.monotonic()
-    pipeline.emit(StepEvent(name=step.name, status="started"))
-    try:
-        result = step.run(ctx)
-    except BaseException as exc:
-        from ..errors import Cancelled
-
-        status = "cancelled" if isinstance(exc, Cancelled | KeyboardInterrupt) else "failed"
-        pipeline.emit(
-            StepEvent(
-                name=step.name,
-                status=status,
-                elapsed=round(time.monotonic() - started, 3),
-                message="" if status == "cancelled" else str(exc),
-            )
-        )
-        pipeline.save()
-        raise
-    pipeline.state.steps[step.name] = result.to_state()
-    pipeline.state.finished = True
-    pipeline.save()
-    pipeline.emit(StepEvent(name=step.name, status="done", elapsed=round(time.monotonic() - started, 3)))
-    return result

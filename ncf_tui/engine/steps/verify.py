@@ -106,6 +106,7 @@ def compiled_model_sha256(aws: Aws, neo_model_s3_uri: str, model_key: str = "") 
 class VerifyStep(Step[VerifyResult]):
     name = "verify"
     title = "Verify"
+    needs = ("IMAGE_REPO_NAME",)
     result_type = VerifyResult
 
     def run(self, ctx: StepContext) -> VerifyResult:
