@@ -32,6 +32,7 @@ from .engine.events import (
     JsonLines,
     LogEvent,
     PermissionEvent,
+    ResourceEvent,
     SettingEvent,
     SmokeEvent,
     StepEvent,
@@ -53,6 +54,15 @@ STATUS_STYLE = {
     "STOPPING": "yellow",
     "QUEUED": "yellow",
 }
+
+RESOURCE_MARK = {
+    "present": "[green]✔[/]",
+    "will be created": "[yellow]+[/]",
+    "created": "[green]+[/]",
+    "deleted": "[cyan]-[/]",
+    "kept": "[yellow]=[/]",
+}
+"""A ``ResourceEvent``'s mark by status: found, to be made, made, taken down, left as it was."""
 
 
 class HumanPrinter:
@@ -180,6 +190,10 @@ class HumanPrinter:
         elif isinstance(event, SmokeEvent):
             mark = "[green]✔ serves[/]" if event.ok else "[red]✘ does not serve[/]"
             c.print(f"  {mark} {event.message}", highlight=False)
+        elif isinstance(event, ResourceEvent):
+            mark = RESOURCE_MARK.get(event.status, "·")
+            why = f"  [dim]({event.message})[/]" if event.message else ""
+            c.print(f"  {mark} {event.resource} {event.name} {event.status}{why}", highlight=False)
         elif isinstance(event, EndpointEvent | InvocationEvent):
             self._deploy(event)
         elif isinstance(event, DoneEvent):

@@ -121,7 +121,10 @@ def prepared_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ncf_tui.engine.state import RunState, StateStore
 
     root = tmp_path_factory.mktemp("prepared")
-    options = RunOptions(checkpoint=sample_checkpoint_path(), output_dir=root / "out", mode="sandbox")
+    # until="variants": a model-only run, so the account step needs no AWS (the wizard connects later)
+    options = RunOptions(
+        checkpoint=sample_checkpoint_path(), output_dir=root / "out", mode="sandbox", until="variants"
+    )
     store = StateStore.for_run(RUN_ID, root / "state")
     state = RunState(
         run_id=RUN_ID,
