@@ -40,6 +40,7 @@ from .messages import (
     ConnectFailed,
     EngineEvent,
     PolicyProposed,
+    PreflightDone,
     RunFinished,
 )
 from .session import Connection, Session
@@ -285,6 +286,14 @@ class NcfApp(App[int]):
         connection = self.session.connect()
         self.connected.set()
         return connection
+
+    def preflight(self, reply_to: MessagePump) -> None:
+        """Every input the chosen steps need, present or to be created (``PreflightDone`` to ``reply_to``)."""
+
+        def failed(exc: BaseException) -> Message:
+            return PreflightDone(None, *explain(exc))
+
+        self._start(self.session.preflight, "preflight", reply_to, PreflightDone, failed)
 
     def describe_checkpoint(self, path: Path, reply_to: MessagePump) -> None:
         def done(summary: dict[str, Any]) -> Message:

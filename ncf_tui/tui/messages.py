@@ -36,6 +36,15 @@ class ConnectFailed(Message):
 
 
 @dataclass
+class PreflightDone(Message):
+    """What the account has and lacks for this run (``engine.account.Preflight``), or why it could not tell."""
+
+    preflight: Any
+    error: str = ""
+    hint: str = ""
+
+
+@dataclass
 class CheckpointDescribed(Message):
     path: str
     summary: dict[str, Any] | None

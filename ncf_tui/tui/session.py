@@ -90,6 +90,16 @@ class Session:
         )
         return self.connection
 
+    def preflight(self) -> Any:
+        """Ask for everything first: the caller, the region and every input the chosen steps need, each present
+        or to be created, and the caller's rights to create them (``account.Preflight``; blocking)."""
+        from dataclasses import replace
+
+        from ..engine.steps.account import preflight_for
+
+        options = self.pipeline.options if self.pipeline is not None else self.context.run_options()
+        return preflight_for(self.aws(), replace(options, settings_flags={**options.settings_flags, **self.settings}))
+
     def aws(self) -> Aws:
         if self._aws is None:
             from ..engine.errors import BadInputError
@@ -274,6 +284,11 @@ class Session:
             given = None
         if given is not None:
             values.update({n: v for n, v, src in given.items() if v and src.split(":", 1)[0] in _GIVEN_SOURCES})
+        account = self.result("account")
+        if account is not None:  # the names the account step found or created for this run
+            values.update({k: v for k, v in account.values.items() if v})
+            if account.prefix:
+                values.setdefault("prefix", account.prefix)
         if self.pipeline is not None:
             compiled = self.result("compile")
             if compiled is not None and compiled.neo_model_s3_uri:

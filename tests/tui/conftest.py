@@ -122,9 +122,7 @@ def prepared_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("prepared")
     # until="variants": a model-only run, so the account step needs no AWS (the wizard connects later)
-    options = RunOptions(
-        checkpoint=sample_checkpoint_path(), output_dir=root / "out", mode="sandbox", until="variants"
-    )
+    options = RunOptions(checkpoint=sample_checkpoint_path(), output_dir=root / "out", mode="sandbox", until="variants")
     store = StateStore.for_run(RUN_ID, root / "state")
     state = RunState(
         run_id=RUN_ID,

@@ -124,6 +124,16 @@ class ConfirmModal(ModalScreen[bool]):
                 syntax="json",
                 yes="Attach and re-check",
             )
+        if topic == "create-resources":
+            from ...engine.account import plan_text
+
+            resources = list(detail or [])
+            names = ", ".join(f"{r.kind} {r.name}" for r in resources)
+            return cls(
+                f"Create {len(resources)} resource(s) for this run, tagged as ncf-tui's? ({names})",
+                plan_text(resources),
+                yes="Create them",
+            )
         if topic == "setting-fix":
             fix = getattr(detail, "fix", None)
             body = f"{getattr(detail, 'name', '')} = {getattr(detail, 'value', '')!r}\n{getattr(detail, 'reason', '')}"
@@ -146,7 +156,7 @@ class ConfirmModal(ModalScreen[bool]):
                 if self.syntax:
                     yield Static(Syntax(self.body, self.syntax, background_color="default"))
                 else:
-                    yield Static(self.body)
+                    yield Static(Text(self.body))  # the engine's words, never read as markup
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="warning")
                 yield Button("No (esc)", id="no", variant="primary")
