@@ -7,6 +7,8 @@ handled how (``settle``), never after a while. Update after an intended change w
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +105,22 @@ def test_permissions_denied_with_the_proposed_policy(
         assert permissions.state not in ("idle", "checking")
 
     assert snap_compare(still(make_app, offer_resume=True), terminal_size=SIZE, run_before=before)
+
+
+def test_connection_preflight_on_an_empty_account(snap_compare: Any, make_app: Any, sandbox: Any) -> None:
+    """The list of what the run needs, every input "will be created" on a newcomer's account."""
+    sandbox.reset("empty-account")
+
+    async def before(pilot: Any) -> None:
+        screen = pilot.app.get_screen("connection")
+        filled = asyncio.Event()  # set by the PreflightDone handler, through the reactive it fills
+        screen.watch(screen, "preflight", lambda value: filled.set() if value is not None else None)
+        await asyncio.wait_for(filled.wait(), 120)
+        await settle(pilot)
+        # the shared sandbox's port and this test's folder differ per run: fixed, as the clock is
+        screen.connection = replace(
+            screen.connection, endpoint_url="http://127.0.0.1:PORT", saved_answers="none yet (TMP/config.toml)"
+        )
+        await pilot.pause()
+
+    assert snap_compare(still(make_app), terminal_size=SIZE, run_before=before)

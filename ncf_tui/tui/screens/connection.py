@@ -23,6 +23,9 @@ from ..messages import Connected, ConnectFailed, PreflightDone, RunFinished
 from ..session import Connection
 from .base import StepScreen, kv_table
 
+SOURCE_WORDS = {"flag": "--set", "env": "the environment", "config": "--config", "saved": "saved answers"}
+"""Where a named input came from, in words (the source's path is left out: it is on the settings screen)."""
+
 
 class ConnectionScreen(StepScreen):
     STEP = "connection"
@@ -134,8 +137,9 @@ class ConnectionScreen(StepScreen):
             text.append(f"{i.name:<16}", style="bold")
             text.append(f"{i.resource_name:<34} ")
             text.append(status, style=style)
-            if i.source not in ("proposed",) and status != "created":
-                text.append(f"  ({i.source})", style="dim")
+            given = SOURCE_WORDS.get(i.source.split(":", 1)[0], "")
+            if given and status != "created":
+                text.append(f"  (from {given})", style="dim")
         if pre.missing and not pre.rights_verified:
             text.append(f"\n? {pre.rights_warning}", style="yellow")
         elif pre.denied:
