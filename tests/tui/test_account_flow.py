@@ -20,19 +20,24 @@ def ours(tags: dict[str, str]) -> bool:
     return tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get(RUN_TAG) == RUN_ID
 
 
+def record_dialogs(app: Any) -> list[str]:
+    """The title of every confirmation put up from now on (the app's ``screen_change_signal``)."""
+    asked: list[str] = []
+
+    def changed(screen: Any) -> None:
+        if type(screen).__name__ == "ConfirmModal":
+            asked.append(screen.title_text)
+
+    app.screen_change_signal.subscribe(app.screen, changed)  # the connection screen: mounted throughout
+    return asked
+
+
 @pytest.mark.slow
 async def test_the_wizard_walks_an_empty_account_to_the_image(make_app: Any, sandbox: Any, seen: Seen) -> None:
     sandbox.reset("empty-account")
     app = make_app()
-    asked: list[str] = []  # every confirmation the run put up, by title
-
     async with app.run_test(size=SIZE, message_hook=seen) as pilot:
-
-        def screen_changed(screen: Any) -> None:
-            if type(screen).__name__ == "ConfirmModal":
-                asked.append(screen.title_text)
-
-        app.screen_change_signal.subscribe(app.screen, screen_changed)
+        asked = record_dialogs(app)
         await seen.message(pilot, Connected)
         pre = (await seen.message(pilot, PreflightDone)).preflight
         connection = app.get_screen("connection")
@@ -114,3 +119,40 @@ async def test_the_wizard_walks_an_empty_account_to_the_image(make_app: Any, san
     assert image is not None and image.uri.startswith(repo["repositoryUri"] + ":")
     details = ecr.describe_images(repositoryName=names["IMAGE_REPO_NAME"])["imageDetails"]
     assert image.digest in {d["imageDigest"] for d in details}
+
+
+async def test_refusing_the_plan_creates_nothing_and_names_each_flag(make_app: Any, sandbox: Any, seen: Seen) -> None:
+    sandbox.reset("empty-account")
+    app = make_app()
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        pre = (await seen.message(pilot, PreflightDone)).preflight
+        await pilot.press("enter")
+        await until_screen(pilot, "ConfirmModal")
+        await pilot.press("escape")  # no
+        finished = await seen.run(pilot, "account")
+        connection = app.get_screen("connection")
+        assert finished.status == "failed" and app.screen is connection
+        status = str(connection.query_one("#status").render())
+        for i in pre.inputs:
+            assert i.flag in finished.message and i.flag.split("=")[0] in status, i.flag
+        assert "Create and continue" in str(connection.query_one("#primary").label)
+        assert set(connection.statuses.values()) == {CREATE}
+    assert sandbox.client("s3").list_buckets()["Buckets"] == []
+    assert sandbox.client("ecr").describe_repositories()["repositories"] == []
+
+
+async def test_yes_creates_without_asking(make_app: Any, sandbox: Any, seen: Seen) -> None:
+    """``--yes`` answers the plan as a headless run does: no dialog, the resources made, on to the checkpoint."""
+    sandbox.reset("empty-account")
+    app = make_app(yes=True)
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        asked = record_dialogs(app)
+        await seen.message(pilot, PreflightDone)
+        await pilot.press("enter")
+        finished = await seen.run(pilot, "account")
+        assert finished.status == "ok", finished.message
+        await until_screen(pilot, "CheckpointScreen")
+        assert set(app.get_screen("connection").statuses.values()) == {"created"}
+    assert asked == []
+    made = {c["setting"] for c in app.session.result("account").created}
+    assert made == {"bucket", "sagemaker_role", "service_role", "IMAGE_REPO_NAME"}

@@ -77,6 +77,8 @@ class ConnectionScreen(StepScreen):
 
     def _resource_event(self, event: ResourceEvent) -> None:
         self.statuses[event.setting] = event.status
+        if event.status == "created" and not self.is_current:  # the run's first step, started elsewhere
+            self.notify(f"created the {event.resource} {event.name}, tagged as ncf-tui's", timeout=6)
         self.refresh_view()
 
     @on(RunFinished)
