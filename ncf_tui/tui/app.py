@@ -364,7 +364,7 @@ class NcfApp(App[int]):
 
         if self.session.pipeline is None:
             self.session.start_pipeline(self.emit, self.session.resume_store)
-        if until not in ("checkpoint", "variants") and not self.connected.wait(120):
+        if self.session.needs_aws(until) and not self.connected.wait(120):
             raise NcfError("not connected to AWS yet (see the connection step)")
         return self.session.run(until)
 

@@ -196,6 +196,16 @@ class Session:
             )
         return self.pipeline
 
+    def needs_aws(self, until: str) -> bool:
+        """Whether a run through ``until`` calls AWS: every step after the model's does, and so does the account
+        step (first of every run) when the run it is part of needs a bucket, a role or a repository."""
+        if until not in ("checkpoint", "variants"):
+            return True
+        from ..engine.steps.account import chosen_steps, needs_of
+
+        o = self.pipeline.options if self.pipeline is not None else None
+        return o is not None and bool(needs_of(chosen_steps(o.until, o.also)))
+
     def run(self, until: str) -> RunOutcome:
         """Run the pipeline through ``until`` (blocking: call from a worker)."""
         assert self.pipeline is not None

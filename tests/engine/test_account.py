@@ -107,6 +107,16 @@ def test_a_model_only_run_asks_aws_for_nothing(tmp_path: Path) -> None:
     assert result.inputs == [] and result.created == [] and options.settings_flags == {}
 
 
+def test_a_model_only_result_does_not_stand_for_a_run_that_needs_the_account(sandbox, tmp_path: Path) -> None:
+    """``--until variants``, then resumed through verify: the preflight runs (it was never asked)."""
+    sandbox.reset("empty-account")
+    ctx, _options, _store = _context_without_aws(tmp_path, until="variants")
+    model_only = AccountStep().run(ctx)
+    assert AccountStep().reusable(ctx, model_only)
+    later, _later_options, _ = _context(sandbox, tmp_path / "later", refuse)
+    assert not AccountStep().reusable(later, model_only)
+
+
 def test_a_resumed_run_gets_the_names_back(sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     _ctx, options, _store, result = _run_account_step(sandbox, tmp_path)

@@ -88,9 +88,13 @@ class AccountStep(Step[AccountResult]):
         """A saved result stands while everything it found or made still exists (else: preflight again).
 
         When it stands, its names go back into ``options.settings_flags`` (a resumed run's later steps read
-        them there, as after ``run``)."""
+        them there, as after ``run``). A result that covers fewer inputs than this run needs (a model-only
+        ``--until variants`` run, resumed through verify) does not stand: the preflight runs for the rest."""
         from ..account import _exists
 
+        o = ctx.options
+        if not set(needs_of(chosen_steps(o.until, o.also))) <= {i["name"] for i in saved.inputs}:
+            return False
         if saved.inputs:
             aws = ctx.aws()
             if not all(_exists(aws, i["kind"], i["value"]) for i in saved.inputs):
