@@ -213,8 +213,9 @@ class ConnectionScreen(StepScreen):
             self.set_status(Text.assemble(("✘ ", "bold"), message, f"\n  hint: {hint}" if hint else ""), "error")
             self.set_primary("Create and continue ▸", enabled=True)
         elif self.preflight is None and self.preflight_error is None:
-            self.set_status("… checking what the run needs", "busy")
-            self.set_primary(enabled=False)
+            # Continue stays open: gone on now, the run's account step asks the same question when it starts
+            self.set_status(Text.assemble(("✔ ", "bold"), f"connected as {c.arn}; checking what the run needs…"), "ok")
+            self.set_primary(self.PRIMARY_LABEL, enabled=True, focus=True)
         elif missing:
             self.set_status(f"{len(missing)} input(s) will be created: Continue shows the plan and asks once", "busy")
             self.set_primary("Create and continue ▸", enabled=True, focus=True)
