@@ -107,6 +107,18 @@ async def until_screen(pilot: Pilot[Any], name: str, timeout: float = 60) -> Non
     await pilot.pause()
 
 
+async def until_set(pilot: Pilot[Any], node: Any, attribute: str, timeout: float = 120) -> Any:
+    """Until the reactive ``attribute`` of ``node`` (a screen) is not None: woken by its own watcher."""
+    filled = asyncio.Event()
+    node.watch(node, attribute, lambda value: filled.set() if value is not None else None)  # init: now too
+    try:
+        await asyncio.wait_for(filled.wait(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{type(node).__name__}.{attribute} was never set") from None
+    await pilot.pause()
+    return getattr(node, attribute)
+
+
 @pytest.fixture
 def seen() -> Seen:
     return Seen()

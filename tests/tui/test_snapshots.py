@@ -7,13 +7,12 @@ handled how (``settle``), never after a while. Update after an intended change w
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ncf_tui.tui.config import frozen_clock
-from tests.tui.conftest import settle, until_screen
+from tests.tui.conftest import settle, until_screen, until_set
 
 SIZE = (100, 30)
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -47,10 +46,10 @@ async def resume_and_compile(pilot: Any, force: tuple[str, ...] = ("original",))
 def test_checkpoint_screen(snap_compare: Any, make_app: Any) -> None:
     async def before(pilot: Any) -> None:
         app = pilot.app
-        await settle(pilot)  # connected
+        await until_set(pilot, app.get_screen("connection"), "preflight")  # connected, the account checked
         await pilot.press("enter")
-        await settle(pilot)  # the checkpoint read and the file tree listed
-        assert app.get_screen("checkpoint").summary is not None
+        await until_set(pilot, app.get_screen("checkpoint"), "summary")  # the checkpoint read
+        await settle(pilot)  # and the file tree listed
 
     assert snap_compare(still(make_app), terminal_size=SIZE, run_before=before)
 
@@ -113,9 +112,7 @@ def test_connection_preflight_on_an_empty_account(snap_compare: Any, make_app: A
 
     async def before(pilot: Any) -> None:
         screen = pilot.app.get_screen("connection")
-        filled = asyncio.Event()  # set by the PreflightDone handler, through the reactive it fills
-        screen.watch(screen, "preflight", lambda value: filled.set() if value is not None else None)
-        await asyncio.wait_for(filled.wait(), 120)
+        await until_set(pilot, screen, "preflight")  # the PreflightDone handler fills it
         await settle(pilot)
         # the shared sandbox's port and this test's folder differ per run: fixed, as the clock is
         screen.connection = replace(
