@@ -239,6 +239,7 @@ class Pipeline:
             results=outcome.results,
             extras=self.extras,
             registry=self.registry,
+            wanted=tuple(s.name for s in wanted),
         )
         try:
             for spec in wanted:

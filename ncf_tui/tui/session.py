@@ -204,7 +204,7 @@ class Session:
         from ..engine.steps.account import chosen_steps, needs_of
 
         o = self.pipeline.options if self.pipeline is not None else None
-        return o is not None and bool(needs_of(chosen_steps(o.until, o.also)))
+        return o is not None and bool(needs_of(chosen_steps(until, o.also)))
 
     def run(self, until: str) -> RunOutcome:
         """Run the pipeline through ``until`` (blocking: call from a worker)."""

@@ -41,7 +41,7 @@ def test_run_saves_each_step_and_resume_redoes_nothing(sandbox, tmp_path: Path) 
     assert outcome.chosen == "full_manual_norm"
     state = json.loads(p.store.path.read_text())
     assert {k: v["status"] for k, v in state["steps"].items()} == {
-        s: "done" for s in ("checkpoint", "variants", "compile")
+        s: "done" for s in ("account", "checkpoint", "variants", "compile")
     }
     assert state["steps"]["compile"]["neo_model_s3_uri"] == outcome.neo_model_s3_uri
     assert not list(p.store.path.parent.glob("*.tmp")), "atomic writes leave no temporary file"
@@ -56,6 +56,7 @@ def test_run_saves_each_step_and_resume_redoes_nothing(sandbox, tmp_path: Path) 
     )
     assert again.run("compile").neo_model_s3_uri == outcome.neo_model_s3_uri
     assert [(e.name, e.status) for e in rec2.of("step")] == [
+        ("account", "skipped"),
         ("checkpoint", "skipped"),
         ("variants", "skipped"),
         ("compile", "skipped"),

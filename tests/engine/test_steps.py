@@ -192,7 +192,8 @@ OLD_ENTRIES: dict[str, dict[str, object]] = {
 
 @pytest.mark.parametrize("name", list(OLD_ENTRIES))
 def test_a_state_entry_written_before_steps_were_objects_reads_back_and_writes_the_same_keys(name: str) -> None:
-    assert set(OLD_ENTRIES) == set(STEPS)
+    # every step that existed before steps were objects (account and deploy came after, in their own shape)
+    assert set(OLD_ENTRIES) == set(STEPS) - {"account", "deploy"}
     state = RunState(run_id="20261201-000000-abcd", mode="aws", checkpoint="/data/ncf.pt", steps=dict(OLD_ENTRIES))
     result = saved_result(state, name)
     assert result is not None

@@ -55,6 +55,13 @@ def chosen_steps(until: str, also: frozenset[str] = frozenset()) -> list[str]:
     return [s.name for s in wanted_steps(until, also) if s.name != NAME]
 
 
+def run_steps(ctx: StepContext) -> list[str]:
+    """The steps after this one that the run asked for (``Pipeline.run``'s own list when it gave one)."""
+    if ctx.wanted:
+        return [s for s in ctx.wanted if s != NAME]
+    return chosen_steps(ctx.options.until, ctx.options.also)
+
+
 def needs_of(steps: list[str]) -> list[str]:
     """The inputs the given steps declare in ``Step.needs``, in the order the preflight lists them."""
     from ..account import inputs_in_order
@@ -76,6 +83,24 @@ def preflight_for(aws: Any, options: Any, *, emit: Any = None, check_rights: boo
     return preflight(aws, settings, needs, emit=emit or discard, check_rights=check_rights)
 
 
+def _with_compile_config(ctx: StepContext, aws: Any, settings: Any) -> Any:
+    """The bucket, prefix and SageMaker role the front end's compile config names (one of the run's settings
+    sources: the compile step will use exactly these), where the settings sources name none."""
+    from ..errors import BadInputError
+
+    make = ctx.extras.get("compile_config")
+    if make is None or (settings.bucket and settings.sagemaker_role):
+        return settings
+    try:
+        cfg = make(aws)
+    except BadInputError:  # the config itself says what is missing: the preflight names it too
+        return settings
+    for name, value in (("bucket", cfg.bucket), ("prefix", cfg.prefix), ("sagemaker_role", cfg.role_arn)):
+        if value and not getattr(settings, name):
+            settings = settings.with_value(name, value, "compile config")
+    return settings
+
+
 class AccountStep(Step[AccountResult]):
     name = NAME
     title = "Account"
@@ -92,10 +117,10 @@ class AccountStep(Step[AccountResult]):
         ``--until variants`` run, resumed through verify) does not stand: the preflight runs for the rest."""
         from ..account import _exists
 
-        o = ctx.options
-        if not set(needs_of(chosen_steps(o.until, o.also))) <= {i["name"] for i in saved.inputs}:
+        needs = set(needs_of(run_steps(ctx)))
+        if not needs <= {i["name"] for i in saved.inputs}:
             return False
-        if saved.inputs:
+        if needs and saved.inputs:  # a model-only run asks AWS nothing, not even whether they still exist
             aws = ctx.aws()
             if not all(_exists(aws, i["kind"], i["value"]) for i in saved.inputs):
                 return False
@@ -118,12 +143,13 @@ class AccountStep(Step[AccountResult]):
 
         o = ctx.options
         flags = o.settings_flags
-        needs = needs_of(chosen_steps(o.until, o.also))
+        needs = needs_of(run_steps(ctx))
         if not needs:  # a model-only run: nothing to ask AWS for
             return AccountResult(ctx.state.run_id, "", "", "", "")
         settings = resolve_settings(flags=flags, env=o.env, config=o.config, saved_dir=o.saved_dir, derived={})
         check_inputs(settings, needs)  # before the AWS target is even made
         aws = ctx.aws()
+        settings = _with_compile_config(ctx, aws, settings)
         pre = preflight(aws, settings, needs, emit=ctx.emit)
         run_id = ctx.state.run_id
         earlier = [Created.from_dict(c) for c in ctx.partial(NAME).get("created", [])]

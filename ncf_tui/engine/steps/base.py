@@ -52,6 +52,9 @@ class StepContext:
     extras: dict[str, Any] = field(default_factory=dict)
     """What a front end hands to a step that the options do not carry (e.g. ``compile_config``)."""
     registry: tuple[StepSpec, ...] | None = None
+    wanted: tuple[str, ...] = ()
+    """The steps this run runs, in order (what ``Pipeline.run`` was asked for), so a step such as the account
+    preflight can ask for the inputs of exactly those."""
     """The steps of this run (None: the package's ``REGISTRY``), so ``result`` finds a step by name."""
 
     @property
