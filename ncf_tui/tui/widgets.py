@@ -12,6 +12,7 @@ STEP_TITLES: tuple[tuple[str, str], ...] = (
     ("settings", "Settings"),
     ("permissions", "Permissions"),
     ("build", "Build"),
+    ("deploy", "Deploy"),
 )
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
