@@ -105,3 +105,33 @@ async def test_deploy_from_the_wizard_scores_a_user_then_deletes(
         assert left_behind(sandbox, result.endpoint, result.config, result.model) == []
         # the run state says so: a resumed run does not re-attach to an endpoint that is gone
         assert app.session.result("deploy").status == "Deleted"
+
+
+async def test_an_endpoint_that_fails_shows_the_reason_and_its_log_then_is_deleted(
+    make_app: Any, resumable: Any, sandbox: Any, seen: Seen
+) -> None:
+    """The image cannot load its model on the endpoint: Failed, FailureReason and the CloudWatch lines shown."""
+    sandbox.reset("endpoint-model-unloadable")  # only hosting differs: the run up to verify is the healthy one
+    app = make_app(offer_resume=True, deploy=True)  # --deploy: no question
+    async with app.run_test(size=SIZE, message_hook=seen) as pilot:
+        deploy = await built_to_deploy(pilot, seen)
+        finished = await seen.run(pilot, "deploy")
+        assert finished.status == "failed"
+        assert deploy.state == "failed" and "Failed" in deploy.message
+        assert deploy.statuses[-1] == "Failed" and deploy.failure is not None
+        assert deploy.failure.failure_reason and deploy.failure.log_lines
+        shown = str(deploy.query_one("#endpoint").render())
+        assert "✘ Failed" in shown and deploy.failure.failure_reason[:40] in shown
+        assert "CloudWatch /aws/sagemaker/Endpoints/" in shown and deploy.failure.log_lines[-1][:40] in shown
+        assert deploy.query_one("#user").disabled  # nothing to score
+        assert "✘ deploy failed" in str(deploy.query_one("#status").render())
+        # a failed endpoint still holds its names: d deletes what the step created
+        app.set_focus(None)
+        await pilot.press("d")
+        await until_screen(pilot, "ConfirmModal")
+        await pilot.press("y")
+        deleted = await seen.message(pilot, EndpointDeleted)
+        assert not deleted.error, deleted.error
+        name = deploy.failure.name
+        assert left_behind(sandbox, name, deploy.failure.config, deploy.failure.model) == []
+        assert "deploy" not in app.session.pipeline.state.steps

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import var
 from textual.validation import Integer
 from textual.widgets import Button, DataTable, Input, Static
@@ -66,7 +66,7 @@ class DeployScreen(StepScreen):
 
     def body(self) -> ComposeResult:
         with Horizontal(classes="main split"):
-            with Vertical(id="deploy-left"):
+            with VerticalScroll(id="deploy-left"):  # a failed endpoint's reason and log lines can run long
                 with Vertical(id="endpoint-pane", classes="panel") as pane:
                     pane.border_title = "Endpoint"
                     yield Static("", id="endpoint")
@@ -184,6 +184,8 @@ class DeployScreen(StepScreen):
             self.scored = UserScored(-1, [], None, "; ".join(checked.failure_descriptions))
             return
         deployed = self.wizard.session.result("deploy")
+        if deployed is None:
+            return
         self.query_one("#score-status", Static).update(Text(f"… scoring user {box.value}", style="dim"))
         self.wizard.score_user(deployed.endpoint, int(box.value), self)
 
