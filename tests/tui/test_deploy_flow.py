@@ -51,6 +51,13 @@ async def test_deploy_from_the_wizard_scores_a_user_then_deletes(
         await until_screen(pilot, "ConfirmModal")
         assert "SageMaker endpoint" in app.screen.title_text and "instance-hour" in app.screen.body
         assert sandbox.client("sagemaker").list_endpoints()["Endpoints"] == []  # nothing before the yes
+        await pilot.press("n")  # not now: nothing is created, and the primary button asks again
+        await until_screen(pilot, "DeployScreen")
+        assert deploy.state == "declined" and not app.run_active
+        assert str(deploy.query_one("#primary").label) == "Deploy ▸"
+        assert sandbox.client("sagemaker").list_models()["Models"] == []
+        await pilot.press("enter")
+        await until_screen(pilot, "ConfirmModal")
         await pilot.press("y")
         finished = await seen.run(pilot, "deploy")
         assert finished.status == "ok", finished.message
