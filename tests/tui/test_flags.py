@@ -41,3 +41,12 @@ def test_deploy_flag_answers_the_deploy_question_and_delete_endpoint_is_refused(
     with pytest.raises(BadInputError, match="^--delete-endpoint does not apply to the wizard: ") as caught:
         AppConfig.from_args(parser.parse_args(["--deploy", "--delete-endpoint"]))
     assert caught.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_the_attach_question_names_the_role_of_the_step_that_asks() -> None:
+    """The deploy step attaches its hosting policy to the SageMaker execution role, the build's to CodeBuild's."""
+    from ncf_tui.tui.screens.modals import ConfirmModal
+
+    policy = {"Version": "2012-10-17", "Statement": []}
+    assert "SageMaker execution role" in ConfirmModal.for_topic("attach-policy", policy, "deploy").title_text
+    assert "CodeBuild role" in ConfirmModal.for_topic("attach-policy", policy, "permissions").title_text
