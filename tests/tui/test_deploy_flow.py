@@ -49,7 +49,7 @@ async def test_deploy_from_the_wizard_scores_a_user_then_deletes(
         deploy = await built_to_deploy(pilot, seen)
         # it asks before anything is created: an endpoint costs money on a real account
         await until_screen(pilot, "ConfirmModal")
-        assert "SageMaker endpoint" in app.screen.title_text and "instance-hour" in app.screen.body
+        assert "SageMaker endpoint" in app.screen.title_text and "charged while the endpoint exists" in app.screen.body
         assert sandbox.client("sagemaker").list_endpoints()["Endpoints"] == []  # nothing before the yes
         await pilot.press("n")  # not now: nothing is created, and the primary button asks again
         await until_screen(pilot, "DeployScreen")

@@ -32,9 +32,12 @@ STATUS_MARK = {
     "Deleted": ("■", "yellow"),
 }
 COST_NOTE = (
-    "SageMaker bills a real-time endpoint per instance-hour while it is InService, whether or not it is "
-    "called. Delete it on this screen (d) when you are done."
+    "A real-time endpoint's instances are charged while the endpoint exists, whether or not it is called. "
+    "Delete it on this screen (d) when you are done: endpoint, config and model."
 )
+"""SageMaker developer guide, "Delete Endpoints and Resources": "Delete endpoints to stop incurring charges";
+deleting an endpoint leaves its config and model, so the delete here takes all three
+(https://docs.aws.amazon.com/sagemaker/latest/dg/realtime-endpoints-delete-resources.html)."""
 
 
 class DeployScreen(StepScreen):
