@@ -38,7 +38,12 @@ _WHY = {
 }
 
 REFUSED: dict[str, dict[str, str]] = {
-    "wizard": {"json": _WHY["json"], "fix": _WHY["fix"], "leave_running": _WHY["leave_running_wizard"]},
+    "wizard": {
+        "json": _WHY["json"],
+        "fix": _WHY["fix"],
+        "leave_running": _WHY["leave_running_wizard"],
+        "delete_endpoint": "the wizard's Deploy screen deletes the endpoint when you ask (d), after you have used it",
+    },
     "headless": {"fix": "--fix goes with --checklist (a headless run fixes what it may with --yes)"},
     "checklist": {
         name: _WHY["checklist"]

@@ -38,10 +38,12 @@ from .messages import (
     CheckpointDescribed,
     Connected,
     ConnectFailed,
+    EndpointDeleted,
     EngineEvent,
     PolicyProposed,
     PreflightDone,
     RunFinished,
+    UserScored,
 )
 from .session import Connection, Session
 
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
 E = TypeVar("E", bound="Event")
 
-STEP_ORDER: tuple[str, ...] = ("connection", "checkpoint", "variants", "settings", "permissions", "build")
+STEP_ORDER: tuple[str, ...] = ("connection", "checkpoint", "variants", "settings", "permissions", "build", "deploy")
 
 
 class NcfApp(App[int]):
@@ -237,7 +239,8 @@ class NcfApp(App[int]):
 
         if topic == "attach-policy" and self._run_reply_to is not None:
             self._run_reply_to.post_message(PolicyProposed(detail))
-        self.call_from_thread(self.push_screen, ConfirmModal.for_topic(topic, detail), decided)
+        step = getattr(self._run_reply_to, "STEP", "")
+        self.call_from_thread(self.push_screen, ConfirmModal.for_topic(topic, detail, step), decided)
         while not done.wait(0.2):
             if self.session.cancel.is_set() or not self.is_running:
                 return False
@@ -386,6 +389,25 @@ class NcfApp(App[int]):
                 self.emit(VariantEvent(name=variant, status="INPROGRESS", job_name=name, message=f"stop failed: {exc}"))
                 continue
             self.emit(VariantEvent(name=variant, status="STOPPING", job_name=name, message="stop requested"))
+
+    def score_user(self, endpoint: str, user: int, reply_to: MessagePump) -> None:
+        """One user's top-10 from the endpoint, in a worker; a newer request supersedes an older one."""
+
+        def done(answer: tuple[list[dict[str, Any]], float]) -> Message:
+            return UserScored(user, answer[0], answer[1])
+
+        def failed(exc: BaseException) -> Message:
+            return UserScored(user, [], None, explain(exc)[0])
+
+        self._start(partial(self.session.score_user, endpoint, user), "score", reply_to, done, failed)
+
+    def delete_deployment(self, reply_to: MessagePump) -> None:
+        """Delete the run's endpoint, its config and its model, in a worker (the screen asked first)."""
+
+        def failed(exc: BaseException) -> Message:
+            return EndpointDeleted([], explain(exc)[0])
+
+        self._start(partial(self.session.delete_deployment, self.emit), "deploy", reply_to, EndpointDeleted, failed)
 
     def stop_job(self, variant: str, job_name: str) -> None:
         from ..engine.events import VariantEvent

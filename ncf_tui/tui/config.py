@@ -26,6 +26,7 @@ UNTIL_SCREEN = {
     "permissions": "permissions",
     "build": "build",
     "verify": "build",
+    "deploy": "deploy",
 }
 """The wizard screen that shows each engine step (``--until STEP`` makes it the last screen)."""
 
@@ -77,6 +78,10 @@ class AppConfig:
     state_file: Path | None = None
     yes: bool = False
     """``--yes``: agree to every confirmation the engine asks (setting fixes, the policy, the project update)."""
+    deploy: bool = False
+    """``--deploy``: the Deploy screen creates the endpoint without asking first (it costs money on AWS)."""
+    timings: bool = True
+    """False shows measured milliseconds as ``--`` (snapshots: they differ on every run); the counts stay."""
     context: RunContext | None = None
     """The composed run context (``ncf_tui.context``); None builds one from the fields above."""
 
@@ -132,6 +137,7 @@ class AppConfig:
             resume=ctx.resume,
             state_file=ctx.state,
             yes=ctx.yes,
+            deploy=ctx.deploy,
             context=ctx,
             **extra,
         )
@@ -156,6 +162,7 @@ class AppConfig:
                 resume=self.resume,
                 until=self.until,
                 yes=self.yes,
+                deploy=self.deploy,
                 checkpoint=self.checkpoint,
                 output_dir=self.output_dir,
                 release=self.release,

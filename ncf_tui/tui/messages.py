@@ -79,5 +79,23 @@ class ChecklistFinished(Message):
     hint: str = ""
 
 
+@dataclass
+class UserScored(Message):
+    """One user's top-k from the deployed endpoint (``engine.deploy.invoke``), or why it could not be had."""
+
+    user: int
+    items: list[dict[str, Any]]
+    latency_ms: float | None = None
+    error: str = ""
+
+
+@dataclass
+class EndpointDeleted(Message):
+    """The endpoint, its config and its model were deleted (what was), or why not."""
+
+    deleted: list[str]
+    error: str = ""
+
+
 class NewRun(Message):
     """Another checkpoint (or other answers) was chosen: the next compile is a new run."""

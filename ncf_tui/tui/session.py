@@ -240,6 +240,44 @@ class Session:
 
         return saved_result(self.pipeline.state, step) if self.pipeline is not None else None
 
+    def ask_for_deploy(self) -> None:
+        """The user agreed (or ``--deploy`` did): this run's options ask for the opt-in deploy step too."""
+        if self.pipeline is not None:
+            self.pipeline.options.also = self.pipeline.options.also | {"deploy"}
+
+    def score_user(self, endpoint: str, user: int, top_k: int = 10) -> tuple[list[dict[str, Any]], float]:
+        """One InvokeEndpoint for ``user``'s top ``top_k`` items: (items best first, milliseconds) (blocking)."""
+        from ..engine.deploy import DeployError, invoke
+
+        answer, ms = invoke(self.aws(), endpoint, {"user_id": user, "top_k": top_k})
+        items = answer.get("items")
+        if not isinstance(items, list):
+            raise DeployError(f"top-{top_k} for user {user} answered {str(answer)[:160]}")
+        return [{"item_id": int(x["item_id"]), "score": float(x["score"])} for x in items], ms
+
+    def delete_deployment(self, emit: Emit) -> list[str]:
+        """Delete this run's endpoint, its config and its model (blocking): the finished deploy's names, or
+        those a failed deploy saved as it went; the run state then says the endpoint is gone."""
+        from dataclasses import replace
+
+        from ..engine.deploy import EndpointNames, delete_endpoint
+        from ..engine.errors import BadInputError
+
+        entry = self.pipeline.state.steps.get("deploy") if self.pipeline is not None else None
+        if self.pipeline is None or not isinstance(entry, dict) or not entry.get("endpoint"):
+            raise BadInputError("this run has no endpoint to delete")
+        names = EndpointNames(model=str(entry["model"]), config=str(entry["config"]), endpoint=str(entry["endpoint"]))
+        self.cancel.clear()
+        deleted = delete_endpoint(self.aws(), names, emit, self.cancel)
+        deployed = self.result("deploy")
+        if deployed is not None:  # the saved result says Deleted, as a headless --delete-endpoint's does
+            gone = replace(deployed, status="Deleted", deleted=[*deployed.deleted, *deleted])
+            self.pipeline.state.steps["deploy"] = {**gone.to_state(), "status": "done"}
+        else:  # a failed deploy's names: nothing is left to re-attach to
+            self.pipeline.state.steps.pop("deploy", None)
+        self.pipeline.save()
+        return deleted
+
     def jobs(self) -> dict[str, Job]:
         """The compile step's Neo jobs by variant: its result's, else what the running (or failed) step saved."""
         from ..engine.neo import CompileResult, jobs_from_state

@@ -12,6 +12,7 @@ STEP_TITLES: tuple[tuple[str, str], ...] = (
     ("settings", "Settings"),
     ("permissions", "Permissions"),
     ("build", "Build"),
+    ("deploy", "Deploy"),
 )
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -40,13 +41,15 @@ class WizardHeader(Widget):
     def _trail(self, compact: bool) -> Text:
         trail = Text()
         for i, (name, title) in enumerate(STEP_TITLES, 1):
+            if i > 1:
+                trail.append(" ")  # between steps only: the last one's pad is the space before the badge
             label = f"{i}" if compact and name != self.step else f"{i} {title}"
             if name == self.step:
                 trail.append(f"▸{label}", style="bold reverse")
             else:
                 trail.append(f" {label}", style="dim")
-            trail.append(" ")
         if self.step == "checklist":
+            trail.append(" ")
             trail.append("▸Checklist", style="bold reverse")
         return trail
 

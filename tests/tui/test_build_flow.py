@@ -93,7 +93,8 @@ async def test_healthy_account_builds_the_image(make_app: Any, resumable: Any, s
         assert "image-uri" in build.query_one("#log").lines[build.match_line]
         await pilot.press("y")
         assert app.clipboard == build.image.uri
-        await pilot.press("enter")
+        assert str(build.query_one("#primary").label) == "Deploy ▸"  # the next step; F3 is the checklist
+        await pilot.press("f3")
         checklist = app.get_screen("checklist")
         assert app.screen is checklist
         # after a healthy run every check that can judge it passes: the build, the image, the model

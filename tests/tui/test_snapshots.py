@@ -121,3 +121,35 @@ def test_connection_preflight_on_an_empty_account(snap_compare: Any, make_app: A
         await pilot.pause()
 
     assert snap_compare(still(make_app), terminal_size=SIZE, run_before=before)
+
+
+def test_deploy_screen_in_service_with_a_scored_user(snap_compare: Any, make_app: Any, resumable: Path) -> None:
+    """``--deploy`` (no question), the endpoint InService, user 17 scored. Measured milliseconds are shown as
+    ``--`` (``timings=False``): they differ on every run; everything else on the screen is the run's own."""
+
+    async def before(pilot: Any) -> None:
+        app = pilot.app
+        await resume_and_compile(pilot, force=())
+        app.screen.query_one("#primary").focus()
+        await pilot.press("enter")  # the settings
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter")  # the permissions
+        await settle(pilot)
+        assert app.get_screen("permissions").state == "ok"
+        await pilot.press("enter")  # the build
+        await settle(pilot)
+        assert app.get_screen("build").state == "ok"
+        await pilot.press("enter")  # the Deploy screen: --deploy has said yes
+        await settle(pilot)
+        deploy = app.get_screen("deploy")
+        assert app.screen is deploy and deploy.state == "ok", deploy.message
+        box = deploy.query_one("#user")
+        box.focus()
+        box.value = ""
+        await pilot.press(*"17", "enter")
+        await settle(pilot)
+        assert deploy.scored is not None and len(deploy.scored.items) == 10, deploy.scored
+
+    app = still(make_app, offer_resume=True, deploy=True, timings=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)

@@ -9,6 +9,7 @@ def make_step_screens() -> dict[str, Screen[None]]:
     from .build import BuildScreen
     from .checkpoint import CheckpointScreen
     from .connection import ConnectionScreen
+    from .deploy import DeployScreen
     from .permissions import PermissionsScreen
     from .settings import SettingsScreen
     from .variants import VariantsScreen
@@ -20,4 +21,5 @@ def make_step_screens() -> dict[str, Screen[None]]:
         "settings": SettingsScreen(),
         "permissions": PermissionsScreen(),
         "build": BuildScreen(),
+        "deploy": DeployScreen(),
     }

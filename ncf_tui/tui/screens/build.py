@@ -211,7 +211,7 @@ class BuildScreen(StepScreen):
             self.set_primary("Building…", enabled=False)
         elif self.state == "ok":
             self.set_status("✔ the image is in ECR", "ok")
-            self.set_primary("Checklist ▸", enabled=True, focus=True)
+            self.set_primary("Checklist ▸" if self._last() else "Deploy ▸", enabled=True, focus=True)
         elif self.state == "unavailable":
             self.set_status(Text.assemble(("not available yet: ", "bold"), self.message), "warn")
             self.set_primary("Checklist ▸", enabled=True)
@@ -222,8 +222,15 @@ class BuildScreen(StepScreen):
             self.set_status("")
             self.set_primary(enabled=False)
 
+    def _last(self) -> bool:
+        """True when ``--until`` ends the run here: the next step (the Deploy screen) is not offered."""
+        return self.wizard.config.last_screen == self.STEP
+
     def primary(self) -> None:
-        self.wizard.action_checklist()
+        if self.state == "ok" and not self._last():
+            self.wizard.goto_next(self.STEP)  # the Deploy screen, which asks before it creates anything
+        else:
+            self.wizard.action_checklist()
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow

@@ -115,11 +115,12 @@ class ConfirmModal(ModalScreen[bool]):
         self.yes = yes
 
     @classmethod
-    def for_topic(cls, topic: str, detail: Any) -> ConfirmModal:
-        """The dialog for one of the engine's questions (``pipeline.Ask`` topics)."""
+    def for_topic(cls, topic: str, detail: Any, step: str = "") -> ConfirmModal:
+        """The dialog for one of the engine's questions (``pipeline.Ask`` topics), asked by the run of ``step``."""
         if topic == "attach-policy":
+            role = "SageMaker execution role" if step == "deploy" else "CodeBuild role"
             return cls(
-                "Attach this policy to the CodeBuild role, then check again?",
+                f"Attach this policy to the {role}, then check again?",
                 json.dumps(detail, indent=2),
                 syntax="json",
                 yes="Attach and re-check",
