@@ -65,6 +65,8 @@ def test_headless_variants_run_follows_the_contract(tmp_path: Path) -> None:
     assert final["full_manual_norm"]["fidelity"]["max_abs_diff"] < 1e-6
     steps = [(e["name"], e["status"]) for e in events if e["event"] == "step"]
     assert steps == [
+        ("account", "started"),  # a model-only run: the account step asks AWS nothing
+        ("account", "done"),
         ("checkpoint", "started"),
         ("checkpoint", "done"),
         ("variants", "started"),

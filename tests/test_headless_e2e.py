@@ -80,7 +80,7 @@ def test_headless_sandbox_run_ends_with_an_image_in_ecr(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     done_steps = [e["name"] for e in events if e["event"] == "step" and e["status"] == "done"]
-    assert done_steps == ["checkpoint", "variants", "compile", "settings", "permissions", "build", "verify"]
+    assert done_steps == ["account", "checkpoint", "variants", "compile", "settings", "permissions", "build", "verify"]
     settings = {e["name"]: e for e in events if e["event"] == "setting"}
     assert all(settings[n]["ok"] for n in ("AWS_DEFAULT_REGION", "AWS_ACCOUNT_ID", "IMAGE_REPO_NAME", "IMAGE_TAG"))
     assert settings["NEO_MODEL_S3_URI"]["ok"] and not settings["NEO_MODEL_S3_URI"]["value"].startswith("s3://")
@@ -167,7 +167,9 @@ def test_boundary_denied_exits_3_explaining_no_inline_policy_can_fix_it(tmp_path
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     capped = [e for e in events if e["event"] == "permission" and e["decision"] != "allowed"]
     assert [(e["action"], e["blocked_by"]) for e in capped] == [("ecr:PutImage", "permissions boundary")]
-    notes = [e["message"] for e in events if e["event"] == "step" and e["status"] == "note"]
+    notes = [
+        e["message"] for e in events if e["event"] == "step" and e["status"] == "note" and e["name"] == "permissions"
+    ]
     assert notes and "resource-based policies" in notes[0] and "SCP" in notes[0]
     done = events[-1]
     assert done["event"] == "done" and done["exit_code"] == 3

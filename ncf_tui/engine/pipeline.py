@@ -227,6 +227,8 @@ class Pipeline:
         except KeyError:
             known = ", ".join(s.name for s in self.registry)
             raise BadInputError(f"unknown step {until!r}; the steps are {known}") from None
+        # Unfinished while it runs (a deploy asked for after verify included), so a stop leaves it resumable.
+        finished_before, self.state.finished = self.state.finished, False
         self.save()
         outcome = RunOutcome(run_id=self.run_id, last_step=until, state_path=self.store.path)
         ctx = StepContext(
@@ -250,7 +252,7 @@ class Pipeline:
             raise Cancelled(f"cancelled; continue with --resume (state in {self.store.path})") from None
         # Finished once the last step of a plain run is done: opt-in steps after it do not keep a run open.
         names = [s.name for s in self.registry]
-        if names.index(until) >= max(i for i, s in enumerate(self.registry) if not s.opt_in):
+        if finished_before or names.index(until) >= max(i for i, s in enumerate(self.registry) if not s.opt_in):
             self.state.finished = True
         self.save()
         return outcome

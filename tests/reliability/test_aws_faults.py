@@ -210,7 +210,7 @@ def test_a_second_run_on_the_same_state_file_is_refused_while_the_first_holds_it
     assert "Traceback" not in refused.stderr
     line = refused.stderr.strip().splitlines()[0]
     assert line.startswith("ncf-tui: error: another ncf-tui run (pid ") and str(tmp_path / "state.json") in line
-    assert [e["name"] for e in first.of("step", status="done")] == ["checkpoint", "variants"]
+    assert [e["name"] for e in first.of("step", status="done")] == ["account", "checkpoint", "variants"]
     assert parse(refused.stdout)[-1]["exit_code"] == 2
 
 

@@ -108,7 +108,7 @@ def test_sandbox_killed_mid_compile_is_one_clear_line_and_resume_finishes(tmp_pa
     # A fresh sandbox on the same port (new credentials, an empty account): the run continues from its state.
     with SandboxProcess("healthy", port) as fresh:
         again = run_cli(run_args(fresh, tmp_path, "--resume"), run_env(fresh, tmp_path))
-        assert [e["name"] for e in again.of("step", status="skipped")] == ["checkpoint", "variants"]
+        assert [e["name"] for e in again.of("step", status="skipped")] == ["account", "checkpoint", "variants"]
         assert_complete_and_exact(again, fresh, STEPS[2:])
 
 
