@@ -109,7 +109,7 @@ def test_sandbox_killed_mid_compile_is_one_clear_line_and_resume_finishes(tmp_pa
     with SandboxProcess("healthy", port) as fresh:
         again = run_cli(run_args(fresh, tmp_path, "--resume"), run_env(fresh, tmp_path))
         assert [e["name"] for e in again.of("step", status="skipped")] == ["account", "checkpoint", "variants"]
-        assert_complete_and_exact(again, fresh, STEPS[2:])
+        assert_complete_and_exact(again, fresh, STEPS[3:])  # after account, checkpoint, variants
 
 
 def test_sandbox_killed_mid_build_is_clear_and_resume_starts_no_second_build(tmp_path: Path) -> None:

@@ -56,8 +56,10 @@ def chosen_steps(until: str, also: frozenset[str] = frozenset()) -> list[str]:
 
 
 def run_steps(ctx: StepContext) -> list[str]:
-    """The steps after this one that the run asked for (``Pipeline.run``'s own list when it gave one)."""
-    if ctx.wanted:
+    """The steps after this one that the run asked for (``Pipeline.run``'s own list when it gave one); run on
+    its own (the wizard's connection screen runs ``until="account"``), it prepares for the run the options
+    describe."""
+    if ctx.wanted and ctx.wanted != (NAME,):
         return [s for s in ctx.wanted if s != NAME]
     return chosen_steps(ctx.options.until, ctx.options.also)
 
