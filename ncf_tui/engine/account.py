@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, NcfError
-from .events import Emit, PermissionEvent, ResourceEvent, StepEvent, discard
+from .events import Emit, ResourceEvent, StepEvent, discard
 from .iam import (
     ALLOWED,
     ECR_PULL_ACTIONS,
@@ -37,6 +37,7 @@ from .iam import (
     PermissionReport,
     PermissionResult,
     denied_explanation,
+    emit_results,
     least_privilege_policy,
     required_permissions,
     simulate,
@@ -338,16 +339,7 @@ def caller_rights(aws: Aws, pre: Preflight, emit: Emit = discard) -> Preflight:
     if warning:
         pre.rights = [PermissionResult(p, UNVERIFIED) for p in permissions]
         pre.rights_verified, pre.rights_warning = False, warning
-    for r in pre.rights:
-        emit(
-            PermissionEvent(
-                action=r.permission.action,
-                resource=r.permission.resource,
-                decision=r.decision,
-                matched=list(r.matched),
-                blocked_by=r.blocked_by,
-            )
-        )
+    emit_results(emit, pre.rights)
     if warning:
         emit(StepEvent(name="account", status="warning", message=warning))
     return pre

@@ -41,13 +41,14 @@ from typing import Any
 
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError
-from .events import Emit, EndpointEvent, InvocationEvent, PermissionEvent, StepEvent
+from .events import Emit, EndpointEvent, InvocationEvent, StepEvent
 from .iam import (
     ECR_PULL_ACTIONS,
     Permission,
     PermissionResult,
     PermissionsError,
     attach_fix,
+    emit_results,
     least_privilege_policy,
     simulate,
 )
@@ -197,16 +198,7 @@ def check_deploy_permissions(
             raise
 
     caller, role = run()
-    for r in (*caller, *role):
-        emit(
-            PermissionEvent(
-                action=r.permission.action,
-                resource=r.permission.resource,
-                decision=r.decision,
-                matched=list(r.matched),
-                blocked_by=r.blocked_by,
-            )
-        )
+    emit_results(emit, (*caller, *role))
     role_denied = [r for r in role if not r.allowed]
     proposed = least_privilege_policy(role_denied) if role_denied else None
     if proposed is not None and all(r.fixable for r in role_denied) and fix(proposed):

@@ -374,7 +374,8 @@ def attach_fix(aws: Aws, role_arn: str, policy: dict[str, Any], *, policy_name: 
     return document
 
 
-def _emit_all(emit: Emit, results: list[PermissionResult]) -> None:
+def emit_results(emit: Emit, results: Iterable[PermissionResult]) -> None:
+    """One ``permission`` event per simulated pair (the build role's, the caller's, the hosting role's)."""
     for r in results:
         emit(
             PermissionEvent(
@@ -385,6 +386,10 @@ def _emit_all(emit: Emit, results: list[PermissionResult]) -> None:
                 blocked_by=r.blocked_by,
             )
         )
+
+
+def _emit_all(emit: Emit, results: list[PermissionResult]) -> None:
+    emit_results(emit, results)
     emit(StepEvent(name="permissions", status="note", message=SIMULATION_LIMITS))
 
 
