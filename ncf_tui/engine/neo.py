@@ -310,6 +310,8 @@ def compile_step(
     if not eligible:
         raise NoVariantCompiled("no variant passed the Neo preflight, so none was submitted")
     skipped: list[str] = []
+    stopping = threading.Event()
+    """Set on cancel before the running jobs are listed for stopping: a job created after that stops itself."""
 
     def changed() -> None:
         if on_jobs is not None:
@@ -327,7 +329,7 @@ def compile_step(
         )
 
     def submit(c: Candidate) -> None:
-        if cancel is not None and cancel.is_set():
+        if stopping.is_set() or (cancel is not None and cancel.is_set()):
             return
         job = jobs.get(c.name) or new_job(c, 1)
         existing = _describe(aws, job.job_name, calls)
@@ -358,6 +360,8 @@ def compile_step(
     def create(c: Candidate, job: Job) -> bool:
         """Create the job; past the account's concurrent-job quota it waits, QUEUED, for a free slot."""
         forced = " (forced past the preflight)" if not c.accepted else ""
+        if stopping.is_set():
+            return False
         try:
             _create(aws, c, job, cfg, calls)
         except Exception as exc:
@@ -377,9 +381,13 @@ def compile_step(
                 )
                 changed()
             return False
-        job.status = "STARTING"
-        job.started = time.time()
+        with lock:
+            job.status = "STARTING"
+            job.started = time.time()
+            late = stopping.is_set() and stop_on_cancel
         emit(VariantEvent(name=c.name, status="STARTING", job_name=job.job_name, message=f"Neo job created{forced}"))
+        if late:  # created while the run was being cancelled, after the jobs to stop were listed
+            _stop_all(aws, {c.name: job}, emit, calls)
         changed()
         return True
 
@@ -403,8 +411,13 @@ def compile_step(
                     write_sidecar(aws, job, by_name[name], cfg, emit, calls)
                     changed()
     except (Cancelled, KeyboardInterrupt):
+        stopping.set()
         if stop_on_cancel:
-            _stop_all(aws, jobs, emit, calls)
+            # A worker whose thread start the interrupt cut short is not joined by the pool and may still be
+            # adding jobs: stop a snapshot of the created ones; create() stops any it makes after this.
+            with lock:
+                created = {n: j for n, j in jobs.items() if j.status != "PENDING"}
+            _stop_all(aws, created, emit, calls)
             changed()
         raise Cancelled("cancelled while compiling") from None
     by_name = {c.name: c for c in candidates}
