@@ -416,8 +416,8 @@ def compile_step(
             # A worker whose thread start the interrupt cut short is not joined by the pool and may still be
             # adding jobs: stop a snapshot of the created ones; create() stops any it makes after this.
             with lock:
-                created = {n: j for n, j in jobs.items() if j.status != "PENDING"}
-            _stop_all(aws, created, emit, calls)
+                snapshot = dict(jobs)
+            _stop_all(aws, snapshot, emit, calls)
             changed()
         raise Cancelled("cancelled while compiling") from None
     by_name = {c.name: c for c in candidates}
@@ -596,7 +596,7 @@ def _elapsed(job: Job) -> float:
 def _stop_all(aws: Aws, jobs: dict[str, Job], emit: Emit, calls: _Counter) -> None:
     sm = aws.client("sagemaker")
     for job in jobs.values():
-        if job.status in TERMINAL or job.status == QUEUED:  # a queued job was never created: nothing to stop
+        if job.status in TERMINAL or job.status in (QUEUED, "PENDING"):  # never created (yet): nothing to stop
             continue
         calls.add()
         try:
