@@ -51,7 +51,10 @@ class Recorder:
 
 def run_jobs(sandbox: Any, run_id: str) -> list[dict[str, Any]]:
     sm = sandbox.client("sagemaker")
-    return sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)["CompilationJobSummaries"]
+    jobs: list[dict[str, Any]] = sm.list_compilation_jobs(NameContains=f"ncf-{run_id}-", MaxResults=100)[
+        "CompilationJobSummaries"
+    ]
+    return jobs
 
 
 def s3_exists(sandbox: Any, uri_without_scheme: str) -> bool:

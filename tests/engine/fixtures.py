@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import torch
+
+    from ncf_tui.engine.checkpoint import Checkpoint
+    from ncf_tui.engine.model import Architecture
+    from ncf_tui.engine.variants import Variant
 
 
 @pytest.fixture(scope="session")
@@ -15,14 +23,14 @@ def sample_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_ckpt(sample_path: Path):
+def sample_ckpt(sample_path: Path) -> Checkpoint:
     from ncf_tui.engine.checkpoint import load_checkpoint
 
     return load_checkpoint(sample_path)
 
 
 @pytest.fixture(scope="session")
-def measured_variants(sample_ckpt):
+def measured_variants(sample_ckpt: Checkpoint) -> dict[str, Variant]:
     """All five variants of the sample, traced, preflighted and measured once per session."""
     from ncf_tui.engine.variants import build_variants, measure_fidelity
 
@@ -32,7 +40,7 @@ def measured_variants(sample_ckpt):
 
 
 @pytest.fixture
-def small_state_dict():
+def small_state_dict() -> tuple[Architecture, dict[str, torch.Tensor]]:
     """A tiny random NeuMF state_dict (7 users x 11 items) for shape and error tests."""
     from ncf_tui.engine.model import Architecture, build_neumf
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ class _RunsCode:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -59,7 +60,7 @@ def whole_module(path: Path) -> Path:
     return path
 
 
-def with_nan(path: Path, state: dict) -> Path:
+def with_nan(path: Path, state: dict[str, torch.Tensor]) -> Path:
     bad = {k: v.clone() for k, v in state.items()}
     bad["mlp_layers.0.weight"][0, 0] = float("nan")
     torch.save(bad, path)

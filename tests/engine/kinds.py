@@ -11,10 +11,12 @@ from __future__ import annotations
 import itertools
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from ncf_tui.engine.checkpoint import Checkpoint
 from ncf_tui.engine.model import build_neumf
 
 
@@ -65,7 +67,8 @@ class GuoyangNCF(nn.Module):
         output_gmf = self.embed_user_GMF(user) * self.embed_item_GMF(item)
         interaction = torch.cat((self.embed_user_MLP(user), self.embed_item_MLP(item)), -1)
         output_mlp = self.MLP_layers(interaction)
-        return self.predict_layer(torch.cat((output_gmf, output_mlp), -1)).view(-1)
+        out: torch.Tensor = self.predict_layer(torch.cat((output_gmf, output_mlp), -1))
+        return out.view(-1)
 
 
 class YihongNeuMF(nn.Module):
@@ -87,34 +90,35 @@ class YihongNeuMF(nn.Module):
         mf = self.embedding_user_mf(user) * self.embedding_item_mf(item)
         for layer in self.fc_layers:
             mlp = torch.relu(layer(mlp))
-        return self.logistic(self.affine_output(torch.cat([mlp, mf], dim=-1))).view(-1)
+        out: torch.Tensor = self.logistic(self.affine_output(torch.cat([mlp, mf], dim=-1)))
+        return out.view(-1)
 
 
-def sample_module(ckpt) -> nn.Module:
+def sample_module(ckpt: Checkpoint) -> nn.Module:
     """The sample as ncf-tui's own NeuMF module, weights loaded."""
     model = build_neumf(ckpt.architecture)
     model.load_state_dict(ckpt.state_dict)
     return model.eval()
 
 
-def _beside(ckpt, path: Path) -> Path:
+def _beside(ckpt: Checkpoint, path: Path) -> Path:
     held = ckpt.path.with_name(ckpt.path.stem + ".heldout.npz")
     shutil.copyfile(held, path.with_name(path.stem + ".heldout.npz"))
     return path
 
 
-def canonical(ckpt, d: Path) -> Path:
+def canonical(ckpt: Checkpoint, d: Path) -> Path:
     path = d / "canonical.pt"
     shutil.copyfile(ckpt.path, path)
     return _beside(ckpt, path)
 
 
-def pruned_with_torch_prune(ckpt, d: Path) -> Path:
+def pruned_with_torch_prune(ckpt: Checkpoint, d: Path) -> Path:
     """``torch.nn.utils.prune`` on the tower and output, saved without ``prune.remove``: ``weight_orig`` and
     ``weight_mask``. The masks are the sample's own zeros, so the folded weights are the sample's."""
     from torch.nn.utils import prune
 
-    model = sample_module(ckpt)
+    model: Any = sample_module(ckpt)  # NeuMF: torch types its submodules as Tensor | Module
     for layer in [*model.mlp_layers, model.output]:
         prune.custom_from_mask(layer, name="weight", mask=(layer.weight != 0).float())
     path = d / "torch_prune.pt"
@@ -122,7 +126,7 @@ def pruned_with_torch_prune(ckpt, d: Path) -> Path:
     return _beside(ckpt, path)
 
 
-def training_loop_dict(ckpt, d: Path) -> Path:
+def training_loop_dict(ckpt: Checkpoint, d: Path) -> Path:
     model = sample_module(ckpt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.tensor([0, 1]), torch.tensor([0, 1])).sum().backward()
@@ -144,7 +148,7 @@ class LightningLike(nn.Module):
         self.model = net
 
 
-def lightning_dict(ckpt, d: Path) -> Path:
+def lightning_dict(ckpt: Checkpoint, d: Path) -> Path:
     module = LightningLike(sample_module(ckpt))
     path = d / "lightning.ckpt.pt"
     torch.save(
@@ -162,29 +166,34 @@ def lightning_dict(ckpt, d: Path) -> Path:
     return _beside(ckpt, path)
 
 
-def data_parallel(ckpt, d: Path) -> Path:
+def data_parallel(ckpt: Checkpoint, d: Path) -> Path:
     path = d / "data_parallel.pt"
     torch.save(nn.DataParallel(sample_module(ckpt)).state_dict(), path)
     return _beside(ckpt, path)
 
 
-def compiled(ckpt, d: Path) -> Path:
+def _compile(module: nn.Module) -> nn.Module:
+    """``torch.compile`` of a module returns an ``OptimizedModule`` (a module); torch annotates only a callable."""
+    return cast(nn.Module, torch.compile(module))
+
+
+def compiled(ckpt: Checkpoint, d: Path) -> Path:
     """``torch.compile(model).state_dict()``: keys prefixed ``_orig_mod.`` (compiling happens only on a call,
     so the wrapper's state_dict needs no compiler)."""
     path = d / "compiled.pt"
-    torch.save(torch.compile(sample_module(ckpt)).state_dict(), path)
+    torch.save(_compile(sample_module(ckpt)).state_dict(), path)
     return _beside(ckpt, path)
 
 
-def stacked_prefixes(ckpt, d: Path) -> Path:
+def stacked_prefixes(ckpt: Checkpoint, d: Path) -> Path:
     """DataParallel around a compiled module inside a Lightning-style wrapper: ``model.module._orig_mod.``."""
     path = d / "stacked.pt"
-    inner = nn.DataParallel(torch.compile(sample_module(ckpt)))
+    inner = nn.DataParallel(_compile(sample_module(ckpt)))
     torch.save({"state_dict": LightningLike(inner).state_dict()}, path)
     return _beside(ckpt, path)
 
 
-def guoyang9(ckpt, d: Path) -> Path:
+def guoyang9(ckpt: Checkpoint, d: Path) -> Path:
     """The sample's weights in guoyang9/NCF's class (its layout: Linear layers at MLP_layers.1, .4, .7)."""
     arch = ckpt.architecture
     widths = (2 * arch.mlp_dim, *arch.tower)
@@ -206,7 +215,7 @@ def guoyang9(ckpt, d: Path) -> Path:
     return _beside(ckpt, path)
 
 
-def safetensors_file(ckpt, d: Path, metadata: dict[str, str] | None = None) -> Path:
+def safetensors_file(ckpt: Checkpoint, d: Path, metadata: dict[str, str] | None = None) -> Path:
     from safetensors.torch import save_file
 
     path = d / "sample.safetensors"
@@ -224,7 +233,7 @@ KEY_MAP_NAMES = {
 }
 
 
-def renamed(ckpt, d: Path) -> tuple[Path, Path]:
+def renamed(ckpt: Checkpoint, d: Path) -> tuple[Path, Path]:
     """The sample under names no known layout uses (``net.`` is not a wrapper prefix), and a key map for it.
     The head reads the MLP half first, so the map also says ``output_order = "mlp,gmf"``."""
     arch = ckpt.architecture
@@ -245,7 +254,7 @@ def renamed(ckpt, d: Path) -> tuple[Path, Path]:
     return _beside(ckpt, path), key_map
 
 
-def whole_module(ckpt, d: Path) -> Path:
+def whole_module(ckpt: Checkpoint, d: Path) -> Path:
     arch = ckpt.architecture
     model = SampleNeuMF(arch.num_users, arch.num_items, arch.gmf_dim, arch.mlp_dim, arch.tower)
     model.load_state_dict(ckpt.state_dict)

@@ -7,7 +7,7 @@ import argparse
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +20,7 @@ from ncf_tui.engine.steps import REGISTRY
 from ncf_tui.engine.steps.account import AccountResult, AccountStep, needs_of
 from ncf_tui.engine.steps.base import StepContext
 from ncf_tui.engine.steps.build import SOURCE_KEY
+from ncf_tui.sandbox.server import Sandbox
 
 from .aws_kit import Recorder, aws_for
 
@@ -83,7 +84,7 @@ def test_the_account_step_comes_first_in_the_registry() -> None:
     assert account.SOURCE_KEY == SOURCE_KEY
 
 
-def test_preflight_names_every_missing_input_with_its_flag_before_any_work(sandbox, tmp_path: Path) -> None:
+def test_preflight_names_every_missing_input_with_its_flag_before_any_work(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     empty = _listings(sandbox)
     ctx, options, _store = _context(sandbox, tmp_path, refuse)
@@ -96,8 +97,9 @@ def test_preflight_names_every_missing_input_with_its_flag_before_any_work(sandb
     assert "4 input(s)" in err.message and err.hint and "--yes" in err.hint
     assert _listings(sandbox) == empty, "a refusal creates nothing"
     assert not options.output_dir.exists(), "nothing was traced or written"
-    assert not [e for e in ctx.emit.events if e.kind == "variant"]  # type: ignore[attr-defined]
-    found = {e.setting: e.status for e in ctx.emit.of("resource")}  # type: ignore[attr-defined]
+    rec = cast(Recorder, ctx.emit)  # _context's emit
+    assert not [e for e in rec.events if e.kind == "variant"]
+    found = {e.setting: e.status for e in rec.of("resource")}
     assert found == dict.fromkeys(account.ORDER, account.CREATE)
 
 
@@ -107,7 +109,7 @@ def test_a_model_only_run_asks_aws_for_nothing(tmp_path: Path) -> None:
     assert result.inputs == [] and result.created == [] and options.settings_flags == {}
 
 
-def test_a_model_only_result_does_not_stand_for_a_run_that_needs_the_account(sandbox, tmp_path: Path) -> None:
+def test_a_model_only_result_does_not_stand_for_a_run_that_needs_the_account(sandbox: Sandbox, tmp_path: Path) -> None:
     """``--until variants``, then resumed through verify: the preflight runs (it was never asked)."""
     sandbox.reset("empty-account")
     ctx, _options, _store = _context_without_aws(tmp_path, until="variants")
@@ -117,7 +119,7 @@ def test_a_model_only_result_does_not_stand_for_a_run_that_needs_the_account(san
     assert not AccountStep().reusable(later, model_only)
 
 
-def test_a_resumed_run_gets_the_names_back(sandbox, tmp_path: Path) -> None:
+def test_a_resumed_run_gets_the_names_back(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     _ctx, options, _store, result = _run_account_step(sandbox, tmp_path)
     again, again_options, _ = _context(sandbox, tmp_path / "again", refuse)
@@ -130,7 +132,7 @@ def test_a_resumed_run_gets_the_names_back(sandbox, tmp_path: Path) -> None:
     assert not AccountStep().reusable(again, result), "a resource that went: preflight again"
 
 
-def test_preflight_says_present_for_what_exists(sandbox) -> None:
+def test_preflight_says_present_for_what_exists(sandbox: Sandbox) -> None:
     from ncf_tui.engine.settings import resolve_settings
 
     flags = {k: v for k, v in sandbox.user_answers().items() if k in ("bucket", "sagemaker_role", "service_role")}
@@ -157,7 +159,7 @@ def test_a_hostile_value_is_refused_before_any_aws_call(tmp_path: Path) -> None:
     assert int(info.value.exit_code) == 3
 
 
-def test_a_role_of_another_account_is_never_created(sandbox) -> None:
+def test_a_role_of_another_account_is_never_created(sandbox: Sandbox) -> None:
     from ncf_tui.engine.settings import resolve_settings
 
     sandbox.reset("empty-account")
@@ -169,7 +171,7 @@ def test_a_role_of_another_account_is_never_created(sandbox) -> None:
     assert [i.name for i in pre.missing] == ["bucket"]
 
 
-def test_the_caller_s_rights_are_simulated_and_explained_like_the_build_role_s(sandbox) -> None:
+def test_the_caller_s_rights_are_simulated_and_explained_like_the_build_role_s(sandbox: Sandbox) -> None:
     from ncf_tui.engine.settings import resolve_settings
 
     sandbox.reset("empty-account")
@@ -199,7 +201,7 @@ def _run_account_step(sb: Any, tmp_path: Path) -> tuple[StepContext, RunOptions,
     return ctx, options, store, result
 
 
-def test_creates_each_missing_resource_as_planned_tagged_and_recorded(sandbox, tmp_path: Path) -> None:
+def test_creates_each_missing_resource_as_planned_tagged_and_recorded(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     ctx, options, store, result = _run_account_step(sandbox, tmp_path)
     run_id = ctx.state.run_id
@@ -232,7 +234,7 @@ def test_creates_each_missing_resource_as_planned_tagged_and_recorded(sandbox, t
     assert AccountResult.from_state(saved) == result
 
 
-def test_codebuild_role_gets_exactly_what_the_permissions_step_proposes(sandbox, tmp_path: Path) -> None:
+def test_codebuild_role_gets_exactly_what_the_permissions_step_proposes(sandbox: Sandbox, tmp_path: Path) -> None:
     """The role's policy is least_privilege_policy over the permissions step's own pairs: simulating those
     pairs on the new role finds nothing to propose."""
     from ncf_tui.engine.iam import check_permissions, source_permissions
@@ -257,12 +259,12 @@ def test_codebuild_role_gets_exactly_what_the_permissions_step_proposes(sandbox,
 
 
 @pytest.mark.slow
-def test_empty_account_to_the_image_and_back_to_empty(sandbox, tmp_path: Path) -> None:
+def test_empty_account_to_the_image_and_back_to_empty(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     empty = _listings(sandbox)
     ctx, options, store, result = _run_account_step(sandbox, tmp_path)
     created = {c["setting"]: c["name"] for c in result.created}
-    made = [(e.resource, e.name) for e in ctx.emit.of("resource") if e.status == "created"]  # type: ignore[attr-defined]
+    made = [(e.resource, e.name) for e in cast(Recorder, ctx.emit).of("resource") if e.status == "created"]
     assert made == [(c["kind"], c["name"]) for c in result.created]
 
     rec = Recorder()
@@ -295,7 +297,7 @@ def test_empty_account_to_the_image_and_back_to_empty(sandbox, tmp_path: Path) -
     assert _listings(sandbox) == empty
 
 
-def test_teardown_refuses_what_ncf_tui_did_not_create(sandbox, tmp_path: Path) -> None:
+def test_teardown_refuses_what_ncf_tui_did_not_create(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     ctx, _options, _store, result = _run_account_step(sandbox, tmp_path)
     s3 = sandbox.client("s3")
@@ -316,7 +318,7 @@ def test_teardown_refuses_what_ncf_tui_did_not_create(sandbox, tmp_path: Path) -
     assert account.DEFAULT_SAGEMAKER_ROLE not in roles and account.DEFAULT_CODEBUILD_ROLE not in roles
 
 
-def test_teardown_keeps_a_bucket_holding_objects_ncf_tui_did_not_write(sandbox, tmp_path: Path) -> None:
+def test_teardown_keeps_a_bucket_holding_objects_ncf_tui_did_not_write(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.reset("empty-account")
     ctx, _options, _store, result = _run_account_step(sandbox, tmp_path)
     s3 = sandbox.client("s3")
@@ -344,7 +346,9 @@ def _teardown_args(state: Path, sb: Any, **kw: Any) -> argparse.Namespace:
     return argparse.Namespace(**{**base, **kw})
 
 
-def test_teardown_cli_lists_asks_and_deletes(sandbox, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_teardown_cli_lists_asks_and_deletes(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ncf_tui.engine.errors import BadInputError
     from ncf_tui.teardown_cli import run_teardown
 
@@ -372,7 +376,7 @@ def test_teardown_cli_lists_asks_and_deletes(sandbox, tmp_path: Path, monkeypatc
     assert other.read_text("utf-8") == "[1, 2]", "a file that is not a run state is left as it was"
 
 
-def test_outside_us_east_1_the_bucket_names_its_region(sandbox, tmp_path: Path) -> None:
+def test_outside_us_east_1_the_bucket_names_its_region(sandbox: Sandbox, tmp_path: Path) -> None:
     """S3 CreateBucket: outside us-east-1 the LocationConstraint names the region (without it the request is
     refused with IllegalLocationConstraintException); the repository is made in that region too."""
     from dataclasses import replace

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from ncf_tui.engine.checkpoint import find_checkpoints, load_checkpoint, resolve_checkpoint
+from ncf_tui.engine.checkpoint import Checkpoint, find_checkpoints, load_checkpoint, resolve_checkpoint
 from ncf_tui.engine.errors import CheckpointError, ExitCode
+from ncf_tui.engine.model import Architecture
 
 from . import hostile
 
 
-def test_sample_is_described(sample_ckpt) -> None:
+def test_sample_is_described(sample_ckpt: Checkpoint) -> None:
     arch = sample_ckpt.architecture
     assert (arch.num_users, arch.num_items, arch.gmf_dim, arch.mlp_dim, arch.tower) == (
         943,
@@ -34,7 +37,9 @@ def test_sample_is_described(sample_ckpt) -> None:
     assert "hr_at_10" in s["metadata"]
 
 
-def test_bare_state_dict_and_wrapped_forms_load(tmp_path: Path, small_state_dict) -> None:
+def test_bare_state_dict_and_wrapped_forms_load(
+    tmp_path: Path, small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]
+) -> None:
     arch, sd = small_state_dict
     torch.save(sd, tmp_path / "bare.pt")
     torch.save({"model_state_dict": sd, "epoch": 3, "note": "fine-tuned"}, tmp_path / "wrapped.pth")
@@ -45,7 +50,9 @@ def test_bare_state_dict_and_wrapped_forms_load(tmp_path: Path, small_state_dict
     assert set(bare.state_dict) == set(arch.expected_shapes)
 
 
-def test_find_checkpoints_filters_and_sorts(tmp_path: Path, small_state_dict) -> None:
+def test_find_checkpoints_filters_and_sorts(
+    tmp_path: Path, small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]
+) -> None:
     _, sd = small_state_dict
     (tmp_path / "b").mkdir()
     (tmp_path / ".hidden").mkdir()
@@ -83,7 +90,13 @@ def test_find_checkpoints_filters_and_sorts(tmp_path: Path, small_state_dict) ->
         "empty-file",
     ],
 )
-def test_bad_checkpoints_are_refused(tmp_path: Path, sample_path: Path, small_state_dict, make, expected) -> None:
+def test_bad_checkpoints_are_refused(
+    tmp_path: Path,
+    sample_path: Path,
+    small_state_dict: tuple[Architecture, dict[str, torch.Tensor]],
+    make: Callable[[Path, dict[str, Any]], Path],
+    expected: str,
+) -> None:
     path = make(tmp_path, {"sample": sample_path, "sd": small_state_dict[1]})
     with pytest.raises(CheckpointError, match=expected) as info:
         load_checkpoint(path)
@@ -92,7 +105,7 @@ def test_bad_checkpoints_are_refused(tmp_path: Path, sample_path: Path, small_st
 
 
 @pytest.mark.parametrize("writer", [hostile.pickle_with_code, hostile.raw_pickle_with_code])
-def test_pickle_with_code_is_refused_and_never_runs(tmp_path: Path, writer) -> None:
+def test_pickle_with_code_is_refused_and_never_runs(tmp_path: Path, writer: Callable[[Path, Path], Path]) -> None:
     marker = tmp_path / "pwned"
     path = writer(tmp_path / "evil.pt", marker)
     with pytest.raises(CheckpointError, match=r"refused: its pickle would call (os|posix)\.system"):
@@ -100,7 +113,7 @@ def test_pickle_with_code_is_refused_and_never_runs(tmp_path: Path, writer) -> N
     assert not marker.exists(), "the payload ran"
 
 
-def test_wrong_dtype_is_refused(tmp_path: Path, small_state_dict) -> None:
+def test_wrong_dtype_is_refused(tmp_path: Path, small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]) -> None:
     _, sd = small_state_dict
     bad = dict(sd)
     bad["output.bias"] = torch.zeros(1, dtype=torch.int64)
@@ -109,7 +122,9 @@ def test_wrong_dtype_is_refused(tmp_path: Path, small_state_dict) -> None:
         load_checkpoint(tmp_path / "int.pt")
 
 
-def test_half_precision_weights_are_widened(tmp_path: Path, small_state_dict) -> None:
+def test_half_precision_weights_are_widened(
+    tmp_path: Path, small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]
+) -> None:
     _, sd = small_state_dict
     torch.save({k: v.half() for k, v in sd.items()}, tmp_path / "half.pt")
     ck = load_checkpoint(tmp_path / "half.pt")

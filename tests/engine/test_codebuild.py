@@ -83,7 +83,7 @@ def spec_for(sb: Sandbox, buildspec: str = OK_SPEC, **changes: object) -> Projec
         source=SourceSpec("NO_SOURCE", buildspec=buildspec),
         environment_variables=dict(VARIABLES),
     )
-    return ProjectSpec(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return ProjectSpec(**{**base.__dict__, **changes})
 
 
 def yes(_changes: list[FieldChange]) -> bool:

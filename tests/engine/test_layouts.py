@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from ncf_tui.engine.checkpoint import load_checkpoint, resolve_behaviour
+from ncf_tui.engine.checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from ncf_tui.engine.errors import BadInputError, CheckpointError, ExitCode
 from ncf_tui.engine.layouts import load_key_map
+from ncf_tui.engine.model import Architecture
 from ncf_tui.engine.variants import build_variants, measure_fidelity, package, score
 
 from . import kinds
@@ -31,7 +34,7 @@ KINDS = {
 }
 
 
-def _same_weights(ck, sample_ckpt) -> None:
+def _same_weights(ck: Checkpoint, sample_ckpt: Checkpoint) -> None:
     assert ck.architecture == sample_ckpt.architecture
     assert set(ck.state_dict) == set(sample_ckpt.state_dict)
     for k, v in sample_ckpt.state_dict.items():
@@ -39,7 +42,7 @@ def _same_weights(ck, sample_ckpt) -> None:
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_each_kind_loads_to_the_samples_exact_weights(tmp_path: Path, sample_ckpt, kind: str) -> None:
+def test_each_kind_loads_to_the_samples_exact_weights(tmp_path: Path, sample_ckpt: Checkpoint, kind: str) -> None:
     ck = load_checkpoint(KINDS[kind](sample_ckpt, tmp_path))
     _same_weights(ck, sample_ckpt)
     assert ck.pruned_sparsity == sample_ckpt.pruned_sparsity
@@ -66,14 +69,16 @@ def test_each_kind_loads_to_the_samples_exact_weights(tmp_path: Path, sample_ckp
         assert (ck.gmf_norm, ck.output) == ("l2", "sigmoid")
 
 
-def test_mask_zeros_of_torch_prune_count_as_pruned(tmp_path: Path, small_state_dict) -> None:
+def test_mask_zeros_of_torch_prune_count_as_pruned(
+    tmp_path: Path, small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]
+) -> None:
     from torch.nn.utils import prune
 
     from ncf_tui.engine.model import build_neumf
 
     arch, _ = small_state_dict
     torch.manual_seed(3)
-    model = build_neumf(arch)
+    model: Any = build_neumf(arch)  # its submodules are attributes torch only types as Tensor | Module
     prune.l1_unstructured(model.mlp_layers[0], name="weight", amount=0.4)
     prune.random_unstructured(model.output, name="weight", amount=0.5)
     masks = {"mlp_layers.0.weight": model.mlp_layers[0].weight_mask, "output.weight": model.output.weight_mask}
@@ -98,7 +103,9 @@ def _guoyang_public(users: int, items: int) -> kinds.GuoyangNCF:
     return model.eval()
 
 
-def test_neumf_without_norm_with_logits_is_measured_against_the_right_original(tmp_path: Path, sample_ckpt) -> None:
+def test_neumf_without_norm_with_logits_is_measured_against_the_right_original(
+    tmp_path: Path, sample_ckpt: Checkpoint
+) -> None:
     arch = sample_ckpt.architecture
     public = _guoyang_public(arch.num_users, arch.num_items)
     path = tmp_path / "guoyang9_public.pt"
@@ -114,6 +121,7 @@ def test_neumf_without_norm_with_logits_is_measured_against_the_right_original(t
     assert original.preflight.accepted and not original.preflight.missing
     assert "Neo accepts it" in original.description
     # Its self-fidelity is exact, and it is the public class's own forward, logits included.
+    assert original.fidelity is not None
     assert original.fidelity.max_abs_diff == 0.0 and original.fidelity.top10_overlap == 1.0
     held = np.load(path.with_name(path.stem + ".heldout.npz"))
     users, items = held["users"].astype(np.int64), held["items"].astype(np.int64)
@@ -124,12 +132,14 @@ def test_neumf_without_norm_with_logits_is_measured_against_the_right_original(t
     assert ours.min() < 0 or ours.max() > 1, "logits, not probabilities"
     # relu and full_manual_norm are the same model here (no normalisation to drop or rewrite).
     for name in ("relu", "full_manual_norm"):
-        assert variants[name].fidelity.max_abs_diff <= 1e-6 and variants[name].fidelity.top10_overlap == 1.0
+        f = variants[name].fidelity
+        assert f is not None, name
+        assert f.max_abs_diff <= 1e-6 and f.top10_overlap == 1.0
     package(original, ck.architecture, tmp_path / "out")
     assert (original.sidecar["output"], original.sidecar["gmf_norm"]) == ("logits", "none")
 
 
-def test_the_same_file_read_as_l2_sigmoid_differs(tmp_path: Path, sample_ckpt) -> None:
+def test_the_same_file_read_as_l2_sigmoid_differs(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     """The flags win over what the layout documents, and the variants follow them."""
     arch = sample_ckpt.architecture
     path = tmp_path / "g.pt"
@@ -142,7 +152,7 @@ def test_the_same_file_read_as_l2_sigmoid_differs(tmp_path: Path, sample_ckpt) -
     assert not variants["full_manual_norm"].preflight.missing
 
 
-def test_yihong_chen_neumf_reads_the_mlp_half_first(tmp_path: Path, sample_ckpt) -> None:
+def test_yihong_chen_neumf_reads_the_mlp_half_first(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     arch = sample_ckpt.architecture
     sd = sample_ckpt.state_dict
     model = kinds.YihongNeuMF(arch.num_users, arch.num_items, arch.gmf_dim, (2 * arch.mlp_dim, *arch.tower)).eval()
@@ -151,7 +161,7 @@ def test_yihong_chen_neumf_reads_the_mlp_half_first(tmp_path: Path, sample_ckpt)
         model.embedding_item_mf.weight.copy_(sd["gmf_item_embedding.weight"])
         model.embedding_user_mlp.weight.copy_(sd["mlp_user_embedding.weight"])
         model.embedding_item_mlp.weight.copy_(sd["mlp_item_embedding.weight"])
-        for i, layer in enumerate(model.fc_layers):
+        for i, layer in enumerate(cast("Iterable[nn.Linear]", model.fc_layers)):
             layer.weight.copy_(sd[f"mlp_layers.{i}.weight"])
             layer.bias.copy_(sd[f"mlp_layers.{i}.bias"])
         w = sd["output.weight"]
@@ -168,7 +178,7 @@ def test_yihong_chen_neumf_reads_the_mlp_half_first(tmp_path: Path, sample_ckpt)
     assert np.max(np.abs(score(original.traced, users, items) - theirs)) <= 1e-6
 
 
-def test_recbole_layout_is_recognised(tmp_path: Path, sample_ckpt) -> None:
+def test_recbole_layout_is_recognised(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     sd = sample_ckpt.state_dict
     names = {
         "gmf_user_embedding.weight": "user_mf_embedding.weight",
@@ -187,7 +197,7 @@ def test_recbole_layout_is_recognised(tmp_path: Path, sample_ckpt) -> None:
     assert (ck.layout, ck.gmf_norm, ck.output) == ("RecBole NeuMF", "none", "sigmoid")
 
 
-def test_key_map_renames_and_reorders(tmp_path: Path, sample_ckpt) -> None:
+def test_key_map_renames_and_reorders(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     path, key_map = kinds.renamed(sample_ckpt, tmp_path)
     ck = load_checkpoint(path, key_map=key_map)
     _same_weights(ck, sample_ckpt)
@@ -203,11 +213,12 @@ def test_key_map_renames_and_reorders(tmp_path: Path, sample_ckpt) -> None:
     assert ck.describe_behaviour() == "GMF norm l2 (--gmf-norm), output sigmoid (--output)"
 
 
-def test_unknown_layout_prints_a_key_map_that_works_once_filled_in(tmp_path: Path, sample_ckpt) -> None:
+def test_unknown_layout_prints_a_key_map_that_works_once_filled_in(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     path, _ = kinds.renamed(sample_ckpt, tmp_path)
     with pytest.raises(CheckpointError, match="not a NeuMF state_dict in a layout ncf-tui knows") as info:
         load_checkpoint(path)
     assert "\n" not in info.value.message and "--key-map" in info.value.message
+    assert info.value.hint is not None
     template = info.value.hint.split("\n", 1)[1]
     names, order = load_key_map(_write(tmp_path / "as_printed.toml", template.replace('"?"', '"x"')))
     assert order == "gmf,mlp" and names["mlp_layers.0.weight"] == "net.deep.block0.weight"
@@ -223,17 +234,18 @@ def test_unknown_layout_prints_a_key_map_that_works_once_filled_in(tmp_path: Pat
     _same_weights(load_checkpoint(path, key_map=_write(tmp_path / "filled.toml", filled)), sample_ckpt)
 
 
-def test_template_guesses_every_name_it_can_read(tmp_path: Path, sample_ckpt) -> None:
+def test_template_guesses_every_name_it_can_read(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     sd = kinds.sample_module(sample_ckpt).state_dict()
     torch.save({f"backbone.{k}": v for k, v in sd.items()}, tmp_path / "b.pt")
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(tmp_path / "b.pt")
+    assert info.value.hint is not None
     template = info.value.hint.split("\n", 1)[1]
     assert '= "?"' not in template
     _same_weights(load_checkpoint(tmp_path / "b.pt", key_map=_write(tmp_path / "k.toml", template)), sample_ckpt)
 
 
-def test_behaviour_from_metadata_and_flags_over_it(tmp_path: Path, sample_ckpt) -> None:
+def test_behaviour_from_metadata_and_flags_over_it(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     path = kinds.safetensors_file(sample_ckpt, tmp_path, metadata={"gmf_norm": "none", "output": "logits"})
     ck = load_checkpoint(path)
     assert (ck.gmf_norm, ck.output, ck.behaviour_source["output"]) == ("none", "logits", "metadata")
@@ -248,7 +260,9 @@ def test_behaviour_from_metadata_and_flags_over_it(tmp_path: Path, sample_ckpt) 
     assert ck.output == "sigmoid"  # the rest from the layout
 
 
-def test_whole_pickled_model_is_refused_with_the_resave_line_and_never_runs(tmp_path: Path, sample_ckpt) -> None:
+def test_whole_pickled_model_is_refused_with_the_resave_line_and_never_runs(
+    tmp_path: Path, sample_ckpt: Checkpoint
+) -> None:
     marker = tmp_path / "ran"
     model = _Tripwire(marker)
     torch.save(model, tmp_path / "trip.pt")
@@ -273,7 +287,7 @@ class _Tripwire(nn.Module):
         self.fc = nn.Linear(2, 1)
         self.marker = str(marker)
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         Path(state["marker"]).write_text("ran")
         super().__setstate__(state)
 
@@ -283,15 +297,15 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _prune_sd(sample_ckpt) -> dict[str, torch.Tensor]:
+def _prune_sd(sample_ckpt: Checkpoint) -> dict[str, torch.Tensor]:
     from torch.nn.utils import prune
 
-    model = kinds.sample_module(sample_ckpt)
+    model: Any = kinds.sample_module(sample_ckpt)  # NeuMF: torch types its submodules as Tensor | Module
     prune.custom_from_mask(model.mlp_layers[1], name="weight", mask=(model.mlp_layers[1].weight != 0).float())
     return dict(model.state_dict())
 
 
-def _bad(tmp_path: Path, sample_ckpt, kind: str) -> tuple[Path, Path | None]:
+def _bad(tmp_path: Path, sample_ckpt: Checkpoint, kind: str) -> tuple[Path, Path | None]:
     sd = {k: v.clone() for k, v in sample_ckpt.state_dict.items()}
     p = tmp_path / f"{kind}.pt"
     key_map = None
@@ -386,7 +400,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("kind", list(BAD))
-def test_malformed_checkpoints_get_one_clear_line(tmp_path: Path, sample_ckpt, kind: str) -> None:
+def test_malformed_checkpoints_get_one_clear_line(tmp_path: Path, sample_ckpt: Checkpoint, kind: str) -> None:
     path, key_map = _bad(tmp_path, sample_ckpt, kind)
     with pytest.raises(CheckpointError, match=BAD[kind]) as info:
         load_checkpoint(path, key_map=key_map)
@@ -394,7 +408,7 @@ def test_malformed_checkpoints_get_one_clear_line(tmp_path: Path, sample_ckpt, k
     assert "\n" not in info.value.message
 
 
-def test_summary_says_how_it_was_read(tmp_path: Path, sample_ckpt) -> None:
+def test_summary_says_how_it_was_read(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     s = load_checkpoint(kinds.pruned_with_torch_prune(sample_ckpt, tmp_path)).summary()
     assert s["layout"] == "ncf-tui" and s["gmf_norm"] == "l2" and s["output"] == "sigmoid"
     assert s["behaviour"] == "GMF norm l2, output sigmoid (ncf-tui layout)"

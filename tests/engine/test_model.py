@@ -23,7 +23,7 @@ def test_architecture_round_trips(arch: Architecture) -> None:
     assert infer_architecture(sd) == arch
 
 
-def test_neumf_scores_are_probabilities(small_state_dict) -> None:
+def test_neumf_scores_are_probabilities(small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]) -> None:
     arch, _ = small_state_dict
     model = build_neumf(arch).eval()
     out = model(torch.tensor([0, 6]), torch.tensor([0, 10]))
@@ -31,7 +31,7 @@ def test_neumf_scores_are_probabilities(small_state_dict) -> None:
     assert bool(((out > 0) & (out < 1)).all())
 
 
-def test_shape_mismatch_names_key_and_shapes(small_state_dict) -> None:
+def test_shape_mismatch_names_key_and_shapes(small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]) -> None:
     _, sd = small_state_dict
     bad = dict(sd)
     bad["mlp_layers.1.weight"] = torch.zeros(4, 5)
@@ -39,7 +39,7 @@ def test_shape_mismatch_names_key_and_shapes(small_state_dict) -> None:
         infer_architecture(bad)
 
 
-def test_missing_and_extra_keys_are_named(small_state_dict) -> None:
+def test_missing_and_extra_keys_are_named(small_state_dict: tuple[Architecture, dict[str, torch.Tensor]]) -> None:
     _, sd = small_state_dict
     missing = {k: v for k, v in sd.items() if k != "output.bias"}
     with pytest.raises(CheckpointError, match="missing output.bias"):

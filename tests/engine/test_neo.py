@@ -19,16 +19,18 @@ from ncf_tui.engine.neo import (
     job_name,
     rank_key,
 )
+from ncf_tui.engine.variants import Variant
+from ncf_tui.sandbox.server import Sandbox
 
 from .aws_kit import Recorder, aws_for, candidates_from, compile_config_for, run_jobs, s3_exists
 
 
 @pytest.fixture(scope="module")
-def candidates(measured_variants, tmp_path_factory) -> list[Candidate]:
+def candidates(measured_variants: dict[str, Variant], tmp_path_factory: pytest.TempPathFactory) -> list[Candidate]:
     return candidates_from(measured_variants, tmp_path_factory.mktemp("archives"))
 
 
-def test_every_variant_compiles_but_the_rejected_original(sandbox, candidates) -> None:
+def test_every_variant_compiles_but_the_rejected_original(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     rec = Recorder()
     result = compile_step(aws_for(sandbox), candidates, compile_config_for(sandbox), "20261130-000000-aaaa", rec)
     statuses = {n: j.status for n, j in result.jobs.items()}
@@ -53,19 +55,19 @@ def test_every_variant_compiles_but_the_rejected_original(sandbox, candidates) -
     assert basic[0] == "STARTING" and basic[-1] == "COMPLETED" and len(basic) == len(dict.fromkeys(basic))
 
 
-def test_forcing_original_fails_with_neos_reason(sandbox, candidates) -> None:
+def test_forcing_original_fails_with_neos_reason(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     rec = Recorder()
     cfg = compile_config_for(sandbox, force=frozenset({"original"}))
     result = compile_step(aws_for(sandbox), candidates, cfg, "20261130-000000-bbbb", rec)
     original = result.jobs["original"]
-    assert original.status == "FAILED"
+    assert original.status == "FAILED" and original.failure_reason is not None
     assert "The following operators are not implemented: ['aten::linalg_vector_norm']" in original.failure_reason
     failed = [e for e in rec.of("variant") if e.name == "original" and e.status == "FAILED"]
     assert failed and failed[0].failure_reason == original.failure_reason
     assert result.chosen == "full_manual_norm"
 
 
-def test_a_job_whose_input_is_missing_fails_with_the_reason(sandbox) -> None:
+def test_a_job_whose_input_is_missing_fails_with_the_reason(sandbox: Sandbox) -> None:
     aws = aws_for(sandbox)
     cfg = compile_config_for(sandbox)
     name = job_name("20261130-000000-cccc", "basic")
@@ -80,11 +82,11 @@ def test_a_job_whose_input_is_missing_fails_with_the_reason(sandbox) -> None:
     job.status = "STARTING"
     rec = Recorder()
     _poll(aws, {"basic": job}, cfg, "20261130-000000-cccc", rec, calls, None, lambda: None)
-    assert job.status == "FAILED"
+    assert job.status == "FAILED" and job.failure_reason is not None
     assert "S3 object does not exist" in job.failure_reason
 
 
-def test_nothing_compiled_is_exit_4(sandbox, candidates) -> None:
+def test_nothing_compiled_is_exit_4(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     only_original = [c for c in candidates if c.name == "original"]
     with pytest.raises(NoVariantCompiled, match="no variant passed the Neo preflight") as info:
         compile_step(aws_for(sandbox), only_original, compile_config_for(sandbox), "20261130-000000-dddd", Recorder())
@@ -94,14 +96,14 @@ def test_nothing_compiled_is_exit_4(sandbox, candidates) -> None:
         compile_step(aws_for(sandbox), only_original, cfg, "20261130-000000-eeee", Recorder())
 
 
-def test_throttling_scenario_still_completes(sandbox, candidates) -> None:
+def test_throttling_scenario_still_completes(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     sandbox.reset("throttling")
     result = compile_step(aws_for(sandbox), candidates, compile_config_for(sandbox), "20261130-000000-ffff", Recorder())
     assert result.chosen == "full_manual_norm"
     assert sandbox.fault_counts["throttled"] > 0, "the scenario must really have throttled some calls"
 
 
-def test_cancel_stops_the_jobs_it_started(sandbox, candidates) -> None:
+def test_cancel_stops_the_jobs_it_started(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     sandbox.neo.seconds = 30
     cancel = threading.Event()
     rec = Recorder()
@@ -127,7 +129,7 @@ def test_cancel_stops_the_jobs_it_started(sandbox, candidates) -> None:
     assert len([e for e in rec.of("variant") if e.status == "STOPPING"]) == 4
 
 
-def test_known_jobs_are_reattached_not_created_again(sandbox, candidates) -> None:
+def test_known_jobs_are_reattached_not_created_again(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     run_id = "20261130-000000-hhhh"
     first = compile_step(aws_for(sandbox), candidates, compile_config_for(sandbox), run_id, Recorder())
     rec = Recorder()
@@ -144,7 +146,7 @@ def test_known_jobs_are_reattached_not_created_again(sandbox, candidates) -> Non
     assert again.chosen == first.chosen and again.neo_model_s3_uri == first.neo_model_s3_uri
 
 
-def test_uploads_are_skipped_when_the_same_bytes_are_there(sandbox, candidates) -> None:
+def test_uploads_are_skipped_when_the_same_bytes_are_there(sandbox: Sandbox, candidates: list[Candidate]) -> None:
     run_id = "20261130-000000-iiii"
     compile_step(aws_for(sandbox), candidates, compile_config_for(sandbox), run_id, Recorder())
     # Same run id (a resume after the jobs vanished): the archives are already in S3 with their sha256.
@@ -163,5 +165,5 @@ def test_job_names_and_ranking() -> None:
     assert [x.name for x in sorted([a, b, c], key=rank_key)] == ["mlp", "basic", "relu"]
 
 
-def test_candidates_keep_their_archives(candidates) -> None:
+def test_candidates_keep_their_archives(candidates: list[Candidate]) -> None:
     assert all(Path(c.archive).is_file() for c in candidates)

@@ -9,18 +9,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ncf_tui.engine.errors import BadInputError, Cancelled
 from ncf_tui.engine.pipeline import Pipeline, RunOptions
 from ncf_tui.engine.state import CorruptState, RunState, StateStore, latest_run
+from ncf_tui.sandbox.server import Sandbox
 
 from .aws_kit import Recorder, aws_for, compile_config_for, run_jobs
 
 
-def _pipeline(sandbox, tmp_path: Path, rec: Recorder, **kw) -> Pipeline:
+def _pipeline(sandbox: Sandbox, tmp_path: Path, rec: Recorder, **kw: Any) -> Pipeline:
     from ncf_tui.engine.sample import sample_checkpoint_path
 
     options = RunOptions(checkpoint=sample_checkpoint_path(), output_dir=tmp_path / "out", mode="sandbox")
@@ -34,7 +37,7 @@ def _pipeline(sandbox, tmp_path: Path, rec: Recorder, **kw) -> Pipeline:
     )
 
 
-def test_run_saves_each_step_and_resume_redoes_nothing(sandbox, tmp_path: Path) -> None:
+def test_run_saves_each_step_and_resume_redoes_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     rec = Recorder()
     p = _pipeline(sandbox, tmp_path, rec)
     outcome = p.run("compile")
@@ -64,7 +67,7 @@ def test_run_saves_each_step_and_resume_redoes_nothing(sandbox, tmp_path: Path) 
     assert len(run_jobs(sandbox, p.run_id)) == 4
 
 
-def test_cancel_then_resume_reattaches_without_duplicates(sandbox, tmp_path: Path) -> None:
+def test_cancel_then_resume_reattaches_without_duplicates(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.neo.seconds = 6
     cancel = threading.Event()
     rec = Recorder()
@@ -95,7 +98,7 @@ def test_cancel_then_resume_reattaches_without_duplicates(sandbox, tmp_path: Pat
     assert sum(e.message == "re-attached to the running job" for e in rec2.of("variant")) == 4
 
 
-def _capture(errors: list[BaseException], fn, *args) -> None:
+def _capture(errors: list[BaseException], fn: Callable[..., object], *args: object) -> None:
     try:
         fn(*args)
     except BaseException as exc:
@@ -106,7 +109,8 @@ def test_state_file_rules(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "run.json")
     assert store.load() is None
     store.save(RunState(run_id="r1", mode="aws", checkpoint="/x.pt"))
-    assert store.load().run_id == "r1"
+    saved = store.load()
+    assert saved is not None and saved.run_id == "r1"
     (tmp_path / "run.json").write_text('{"version": 1, "run_id": ')
     with pytest.raises(CorruptState, match="set aside as run.json.corrupt-"):
         store.load()
@@ -121,7 +125,8 @@ def test_a_new_run_never_overwrites_an_unfinished_one(tmp_path: Path, sample_pat
     store.save(RunState(run_id="r1", mode="aws", checkpoint=str(sample_path)))
     with pytest.raises(BadInputError, match="holds the unfinished run r1"):
         Pipeline.new(RunOptions(checkpoint=sample_path), Recorder(), store=store)
-    assert store.load().run_id == "r1"
+    kept = store.load()
+    assert kept is not None and kept.run_id == "r1"
 
 
 def test_resume_refuses_a_changed_checkpoint(tmp_path: Path, sample_path: Path) -> None:
@@ -144,7 +149,7 @@ CONTRACT = {
 }
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen[str]:
+def _cli(*args: str, env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "ncf_tui.cli", *args],
         stdout=subprocess.PIPE,
@@ -178,7 +183,7 @@ def test_headless_sandbox_json_follows_the_contract(tmp_path: Path) -> None:
     assert "NEO_MODEL_S3_URI=ncf-tui-sandbox-models/" in events[-1]["message"]
 
 
-def test_killed_run_resumes_against_the_same_account(sandbox, tmp_path: Path) -> None:
+def test_killed_run_resumes_against_the_same_account(sandbox: Sandbox, tmp_path: Path) -> None:
     """A headless run against an endpoint is killed mid-compile; --resume re-attaches and finishes."""
     sandbox.neo.seconds = 8
     d = sandbox.project_defaults()

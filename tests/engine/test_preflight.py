@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,6 +17,7 @@ from ncf_tui.engine.preflight import (
     preflight,
     preflight_file,
 )
+from ncf_tui.engine.variants import Variant
 
 
 def test_tables_ship_for_every_release() -> None:
@@ -25,7 +28,7 @@ def test_tables_ship_for_every_release() -> None:
     assert "aten::linalg_vector_norm" in operator_table("v0.15.0")
 
 
-def test_default_release_rejects_original_and_accepts_the_four(measured_variants) -> None:
+def test_default_release_rejects_original_and_accepts_the_four(measured_variants: dict[str, Variant]) -> None:
     verdicts = {name: v.preflight for name, v in measured_variants.items()}
     assert verdicts["original"].missing == ("aten::linalg_vector_norm",)
     assert verdicts["original"].message == "The following operators are not implemented: ['aten::linalg_vector_norm']"
@@ -36,7 +39,7 @@ def test_default_release_rejects_original_and_accepts_the_four(measured_variants
     assert "aten::relu" not in verdicts["basic"].operators
 
 
-def test_newer_release_accepts_original(measured_variants) -> None:
+def test_newer_release_accepts_original(measured_variants: dict[str, Variant]) -> None:
     assert preflight(measured_variants["original"].traced, "v0.15.0").accepted
 
 
@@ -61,7 +64,7 @@ def test_unknown_release_is_bad_input() -> None:
         operator_table("v9.9.9")
 
 
-def test_preflight_file_reads_a_saved_model(tmp_path, measured_variants) -> None:
+def test_preflight_file_reads_a_saved_model(tmp_path: Path, measured_variants: dict[str, Variant]) -> None:
     path = tmp_path / "model.pth"
     torch.jit.save(measured_variants["original"].traced, str(path))
     assert preflight_file(path).missing == ("aten::linalg_vector_norm",)

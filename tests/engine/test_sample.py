@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ncf_tui.engine.checkpoint import Checkpoint
+from ncf_tui.engine.metrics import hit_rate
 from ncf_tui.engine.sample import HELDOUT_NAME, SAMPLE_SPEC, main, sample_checkpoint_path
-from ncf_tui.engine.variants import eval_pairs_for, hit_rate
+from ncf_tui.engine.variants import eval_pairs_for
 
 
-def test_committed_sample_matches_its_spec(sample_ckpt) -> None:
+def test_committed_sample_matches_its_spec(sample_ckpt: Checkpoint) -> None:
     spec = json.loads(sample_ckpt.metadata["sample_spec"])
     assert spec == SAMPLE_SPEC
     arch = sample_ckpt.architecture
@@ -27,11 +30,12 @@ def test_committed_sample_matches_its_spec(sample_ckpt) -> None:
     assert sample_ckpt.pruned_sparsity == pytest.approx(spec["prune_amount"], abs=0.01)
 
 
-def test_recorded_hit_rate_is_reproduced(sample_ckpt) -> None:
+def test_recorded_hit_rate_is_reproduced(sample_ckpt: Checkpoint) -> None:
     from ncf_tui.engine.model import build_neumf
 
     pairs = eval_pairs_for(sample_ckpt)
     assert pairs.grouped and len(pairs.users) == 943 * (1 + SAMPLE_SPEC["eval_negatives"])
+    assert pairs.labels is not None  # grouped pairs are the labelled held-out file's
     assert np.all(pairs.labels.reshape(943, -1).sum(axis=1) == 1)
     model = build_neumf(sample_ckpt.architecture).eval()
     model.load_state_dict(sample_ckpt.state_dict)
@@ -45,7 +49,7 @@ def test_recorded_hit_rate_is_reproduced(sample_ckpt) -> None:
 
 
 @pytest.mark.slow
-def test_script_makes_the_sample_again(tmp_path, sample_ckpt) -> None:
+def test_script_makes_the_sample_again(tmp_path: Path, sample_ckpt: Checkpoint) -> None:
     assert main(["--out", str(tmp_path)]) == 0
     again = torch.load(tmp_path / sample_checkpoint_path().name, weights_only=True)
     assert set(again["state_dict"]) == set(sample_ckpt.state_dict)
@@ -70,7 +74,7 @@ def test_sparse_training_path_is_deterministic_and_prunes_half() -> None:
 
 
 @pytest.mark.slow
-def test_ml1m_scale_is_the_seeds_shape_in_the_data_dir(tmp_path, monkeypatch) -> None:
+def test_ml1m_scale_is_the_seeds_shape_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ncf_tui.engine.checkpoint import load_checkpoint
     from ncf_tui.engine.sample import ml1m_checkpoint_path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ from .aws_kit import aws_for
 sandbox_aws = aws_for
 
 
-def sandbox_flags(sb: Sandbox, **overrides: str) -> dict[str, str | None]:
+def sandbox_flags(sb: Sandbox, **overrides: str | None) -> dict[str, str | None]:
     flags: dict[str, str | None] = {
         **sb.suggested_settings(),
         "service_role": sb.names.codebuild_role_arn,
@@ -66,17 +67,15 @@ class Recorder:
         return {e.name: e for e in self.events if isinstance(e, SettingEvent)}
 
 
-def run_step(
-    sb: Sandbox, tmp_path: Path, rec: Recorder | None = None, aws: Aws | None = None, **kw: object
-) -> Settings:
+def run_step(sb: Sandbox, tmp_path: Path, rec: Recorder | None = None, aws: Aws | None = None, **kw: Any) -> Settings:
     flags = kw.pop("flags", None) or sandbox_flags(sb)
     return settings_step(
         aws or sandbox_aws(sb),
         rec or Recorder(),
-        flags=flags,  # type: ignore[arg-type]
+        flags=flags,
         env={},
         saved_dir=tmp_path / "cfg",
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -108,7 +107,7 @@ def test_healthy_account_validates_every_value_with_one_event_each(sandbox: Sand
 
 def test_account_and_region_are_derived_when_not_given(sandbox: Sandbox, tmp_path: Path) -> None:
     put_model(sandbox)
-    flags = sandbox_flags(sandbox, AWS_ACCOUNT_ID=None, AWS_DEFAULT_REGION=None)  # type: ignore[arg-type]
+    flags = sandbox_flags(sandbox, AWS_ACCOUNT_ID=None, AWS_DEFAULT_REGION=None)
     s = run_step(sandbox, tmp_path, flags=flags)
     assert s.account_id == sandbox.names.account_id and s.source("AWS_ACCOUNT_ID") == "derived:sts"
     assert s.region == sandbox.region and s.source("AWS_DEFAULT_REGION") == "derived:aws"
@@ -118,7 +117,7 @@ def test_compile_output_derived_from_the_run_is_used_when_nothing_else_names_it(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     key = put_model(sandbox, f"{sandbox.names.prefix}/compilation-output/run7-full/model.tar.gz")
-    flags = sandbox_flags(sandbox, NEO_MODEL_S3_URI=None)  # type: ignore[arg-type]
+    flags = sandbox_flags(sandbox, NEO_MODEL_S3_URI=None)
     uri = f"{sandbox.names.bucket}/{key.rsplit('/', 1)[0]}"
     s = run_step(sandbox, tmp_path, flags=flags, derived={"NEO_MODEL_S3_URI": uri})
     assert s.neo_model_s3_uri == uri and s.source("NEO_MODEL_S3_URI") == "derived"
@@ -150,10 +149,10 @@ def test_sources_in_order_flags_env_config_saved_derived_default(tmp_path: Path)
         ("latest", "default"),
     ]
     for i, (value, source) in enumerate(expected):
-        kw = dict(list(layers.items())[i:])
+        kw: dict[str, Any] = dict(list(layers.items())[i:])
         kw.setdefault("env", {})
         kw.setdefault("saved_dir", tmp_path / "empty")
-        s = resolve_settings(**kw)  # type: ignore[arg-type]
+        s = resolve_settings(**kw)
         assert (s.image_tag, s.source("IMAGE_TAG")) == (value, source), i
     s = resolve_settings(env={"NCF_TUI_PROJECT_NAME": "env-project"}, config=cfg, saved_dir=saved_dir)
     assert (s.project_name, s.source("project_name")) == ("env-project", "env:NCF_TUI_PROJECT_NAME")
@@ -549,7 +548,7 @@ def test_every_failing_value_is_listed_and_evented(sandbox: Sandbox, tmp_path: P
 
 def test_only_limits_validation_to_the_named_values(sandbox: Sandbox, tmp_path: Path) -> None:
     rec = Recorder()
-    flags = sandbox_flags(sandbox, NEO_MODEL_S3_URI=None, bucket=sandbox.names.bucket)  # type: ignore[arg-type]
+    flags = sandbox_flags(sandbox, NEO_MODEL_S3_URI=None, bucket=sandbox.names.bucket)
     s = run_step(sandbox, tmp_path, rec, flags=flags, only=("bucket", "prefix", "sagemaker_role", "target_device"))
     assert set(rec.settings()) == {"bucket", "prefix", "sagemaker_role", "target_device"}
     assert s.neo_model_s3_uri == ""

@@ -5,30 +5,32 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ncf_tui.engine.checkpoint import Checkpoint
 from ncf_tui.engine.errors import BadInputError
+from ncf_tui.engine.metrics import auc, hit_rate
 from ncf_tui.engine.model import Architecture, build_neumf
 from ncf_tui.engine.variants import (
     MAX_EXACT_FLOAT32_ID,
     VARIANT_NAMES,
-    auc,
+    Variant,
     build_variants,
     check_id_range,
     eval_pairs_for,
     export_variants,
     fidelity_rank_key,
     file_sha256,
-    hit_rate,
     package,
     score,
 )
 
 
-def test_every_variant_takes_float32_input0_and_returns_scores(measured_variants) -> None:
+def test_every_variant_takes_float32_input0_and_returns_scores(measured_variants: dict[str, Variant]) -> None:
     x = torch.tensor([[0, 0], [942, 1681], [5, 7]], dtype=torch.float32)
     for name, v in measured_variants.items():
         graph_inputs = list(v.traced.graph.inputs())[1:]
@@ -39,12 +41,12 @@ def test_every_variant_takes_float32_input0_and_returns_scores(measured_variants
         assert "prim::If" not in v.preflight.operators, name  # traced, never scripted
 
 
-def test_variants_follow_a_batch_size_they_were_not_traced_with(measured_variants) -> None:
+def test_variants_follow_a_batch_size_they_were_not_traced_with(measured_variants: dict[str, Variant]) -> None:
     x = torch.stack([torch.arange(64) % 943, torch.arange(64) % 1682], dim=1).float()
     assert measured_variants["full_manual_norm"].traced(x).shape == (64,)
 
 
-def test_original_matches_the_trained_neumf(sample_ckpt, measured_variants) -> None:
+def test_original_matches_the_trained_neumf(sample_ckpt: Checkpoint, measured_variants: dict[str, Variant]) -> None:
     model = build_neumf(sample_ckpt.architecture).eval()
     model.load_state_dict(sample_ckpt.state_dict)
     users = torch.arange(0, 943, 7)
@@ -55,22 +57,28 @@ def test_original_matches_the_trained_neumf(sample_ckpt, measured_variants) -> N
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
 
-def test_manual_normalisation_equals_original_to_float32_precision(sample_ckpt, measured_variants) -> None:
+def test_manual_normalisation_equals_original_to_float32_precision(
+    sample_ckpt: Checkpoint, measured_variants: dict[str, Variant]
+) -> None:
     pairs = eval_pairs_for(sample_ckpt)
     ref = score(measured_variants["original"].traced, pairs.users, pairs.items)
     got = score(measured_variants["full_manual_norm"].traced, pairs.users, pairs.items)
     assert np.max(np.abs(ref - got)) < 1e-6
     f = measured_variants["full_manual_norm"].fidelity
+    assert f is not None
     assert f.max_abs_diff < 1e-6 and f.top10_overlap == 1.0
 
 
-def test_fidelity_is_measured_not_assumed(measured_variants) -> None:
+def test_fidelity_is_measured_not_assumed(measured_variants: dict[str, Variant]) -> None:
     ref = measured_variants["original"].fidelity
+    assert ref is not None
     assert ref.max_abs_diff == 0.0 and ref.top10_overlap == 1.0 and ref.pairs == 943 * 100
     # The simplified variants really lose something on this checkpoint, and the figures say so.
     for name in ("basic", "relu", "mlp"):
         f = measured_variants[name].fidelity
+        assert f is not None, name
         assert f.max_abs_diff > 0.1 and f.top10_overlap < 0.9, name
+        assert f.auc is not None and f.hr_at_10 is not None, name
         assert 0.0 <= f.auc <= 1.0 and 0.0 <= f.hr_at_10 <= 1.0
     ranked = sorted(measured_variants.values(), key=fidelity_rank_key)
     assert ranked[0].name == "original" and ranked[1].name == "full_manual_norm"
@@ -100,15 +108,19 @@ def test_ids_beyond_float32_exactness_are_refused() -> None:
         check_id_range(Architecture(MAX_EXACT_FLOAT32_ID + 1, 10, 2, 2, (2,)))
 
 
-def test_package_layout_sidecar_and_reproducibility(tmp_path, sample_ckpt, measured_variants) -> None:
+def test_package_layout_sidecar_and_reproducibility(
+    tmp_path: Path, sample_ckpt: Checkpoint, measured_variants: dict[str, Variant]
+) -> None:
     v = measured_variants["full_manual_norm"]
     first = package(v, sample_ckpt.architecture, tmp_path / "a")
     second = package(v, sample_ckpt.architecture, tmp_path / "b")
     assert first.read_bytes() == second.read_bytes(), "archives must be byte-for-byte reproducible"
     with tarfile.open(first) as tar:
         assert sorted(tar.getnames()) == ["model.pth", "ncf-model.json"]
-        model_bytes = tar.extractfile("model.pth").read()
-        sidecar = json.loads(tar.extractfile("ncf-model.json").read())
+        model_file, sidecar_file = tar.extractfile("model.pth"), tar.extractfile("ncf-model.json")
+        assert model_file is not None and sidecar_file is not None  # regular files, not links or folders
+        model_bytes = model_file.read()
+        sidecar = json.loads(sidecar_file.read())
     assert sidecar["variant"] == "full_manual_norm" and sidecar["input_name"] == "input0"
     assert json.loads(sidecar["data_input_config"]) == {"input0": [1, 2]}
     assert sidecar["user_id_range"] == [0, 942] and sidecar["item_id_range"] == [0, 1681]
@@ -122,7 +134,7 @@ def test_package_layout_sidecar_and_reproducibility(tmp_path, sample_ckpt, measu
     assert not list(tmp_path.glob("**/*.tmp")), "no temporary file left behind"
 
 
-def test_export_variants_writes_every_archive(tmp_path) -> None:
+def test_export_variants_writes_every_archive(tmp_path: Path) -> None:
     out = export_variants(out_dir=tmp_path, names=("basic", "full_manual_norm"))
     assert set(out) == {"basic", "full_manual_norm"}
     for name, path in out.items():
@@ -130,7 +142,7 @@ def test_export_variants_writes_every_archive(tmp_path) -> None:
         assert len(file_sha256(path)) == 64
 
 
-def test_build_variants_rejects_unknown_names(sample_ckpt) -> None:
+def test_build_variants_rejects_unknown_names(sample_ckpt: Checkpoint) -> None:
     with pytest.raises(BadInputError, match="unknown variant 'fancy'"):
         build_variants(sample_ckpt, names=("fancy",))
     assert VARIANT_NAMES == ("original", "basic", "relu", "mlp", "full_manual_norm")
