@@ -34,6 +34,7 @@ from .build_failure import BuildFailure
 from .cwlogs import LogSink
 from .names import SandboxNames
 from .scenarios import Scenario
+from .toolserver import WARM_ENV, ToolServer
 
 BUILDSPEC_PHASES = (
     ("install", "INSTALL"),
@@ -117,6 +118,8 @@ class BuildRunner:
         self._first_start: float | None = None
         self.stale_policy_builds = 0
         """Builds that started while a change to their role's policies had not reached them yet."""
+        self.tools = ToolServer()
+        """The warm `aws` and `docker` every build's shims call (started by the first build)."""
 
     @property
     def lagged_lines(self) -> int:
@@ -269,6 +272,11 @@ class BuildRunner:
         for build in builds:
             if build.thread is not None:
                 build.thread.join(5.0)
+
+    def close(self) -> None:
+        """Stop every build and the warm tools (the sandbox is closing)."""
+        self.shutdown()
+        self.tools.close()
 
     # ------------------------------------------------------------------------------------ worker
 
@@ -488,7 +496,7 @@ class BuildRunner:
     ) -> dict[str, str]:
         shims = workspace / "bin"
         shims.mkdir()
-        _write_shims(shims, self._sb.docker.real_cli if self._sb.docker.mode == "real" else None)
+        _write_shims(shims, self._sb.docker.real_cli if self._sb.docker.mode == "real" else None, self.tools)
         home = workspace / "home"
         home.mkdir()
         docker_state = workspace / "docker-state"
@@ -645,24 +653,32 @@ exec {real} "$@"
 """
 
 
-def _write_shims(bin_dir: Path, real_docker: str | None = None) -> None:
-    """`docker` (the real CLI, or the sandbox's builder) and `aws` (the venv's awscli) first on PATH."""
+def _write_shims(bin_dir: Path, real_docker: str | None = None, tools: ToolServer | None = None) -> None:
+    """`docker` (the real CLI, or the sandbox's builder) and `aws` (the venv's awscli) first on PATH; the
+    builder and awscli run warm through `tools` unless NCF_SANDBOX_WARM_TOOLS=0."""
     from .docker_builder import NO_DAEMON
 
     python = sys.executable
     repo = Path(__file__).resolve().parents[2]
+    pythonpath = f"{repo}{os.pathsep}{os.environ['PYTHONPATH']}" if os.environ.get("PYTHONPATH") else str(repo)
+    warm = tools if os.environ.get(WARM_ENV, "1") != "0" else None
     docker = bin_dir / "docker"
     if real_docker:
         docker.write_text(_REAL_DOCKER.format(no_daemon=shlex.quote(NO_DAEMON), real=shlex.quote(real_docker)))
+    elif warm is not None:
+        warm.write_shim(docker, "docker", [python, "-m", "ncf_tui.sandbox.docker_builder"], {"PYTHONPATH": pythonpath})
     else:
         docker.write_text(
             "#!/bin/sh\n"
-            f"PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}} "
+            f"PYTHONPATH={shlex.quote(pythonpath)} "
             f'exec {shlex.quote(python)} -m ncf_tui.sandbox.docker_builder "$@"\n'
         )
-    aws_cli = Path(python).with_name("aws")
+    aws_cli = str(Path(python).with_name("aws"))
     aws = bin_dir / "aws"
-    aws.write_text(f'#!/bin/sh\nexec {shlex.quote(python)} {shlex.quote(str(aws_cli))} "$@"\n')
+    if warm is not None:
+        warm.write_shim(aws, "aws", [python, aws_cli])
+    else:
+        aws.write_text(f'#!/bin/sh\nexec {shlex.quote(python)} {shlex.quote(aws_cli)} "$@"\n')
     shims = [docker, aws]
     for tool in ("python3", "python"):
         shim = bin_dir / tool

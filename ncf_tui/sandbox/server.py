@@ -168,7 +168,7 @@ class Sandbox:
 
     def close(self) -> None:
         self.neo.shutdown()
-        self.builds.shutdown()
+        self.builds.close()
         self.endpoints.shutdown()
         if self._server is not None:
             self._server.stop()
