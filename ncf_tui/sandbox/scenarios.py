@@ -84,7 +84,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "throttling",
             "A share of API calls is answered with ThrottlingException: Rate exceeded.",
-            throttle_share=0.25,
+            throttle_share=0.15,
         ),
         Scenario(
             "flaky-logs",

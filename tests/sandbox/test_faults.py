@@ -42,7 +42,7 @@ def test_throttling_answers_a_share_of_calls_in_the_protocol_s_shape(
     client = sandbox.client(service, **NO_RETRY)
     codes = _codes(lambda: call(client), 40)
     assert set(codes) == {"ok", expected}
-    assert 3 <= codes.count(expected) <= 20  # share 0.25 of 40 calls, seeded
+    assert 2 <= codes.count(expected) <= 12  # share 0.15 of 40 calls, seeded
 
 
 def test_throttling_is_deterministic_for_a_seed(sandbox: Sandbox) -> None:
