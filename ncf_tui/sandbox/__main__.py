@@ -20,7 +20,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument("--region", default=DEFAULT_REGION, help=f"AWS region (default {DEFAULT_REGION})")
     parser.add_argument("--neo-seconds", type=float, default=None, help="how long a Neo job takes")
+    parser.add_argument(
+        "--prepare-docker",
+        action="store_true",
+        help="make the stand-in Neo base image the real-Docker builds use (once per machine, a few minutes) and exit",
+    )
     return parser
+
+
+def _prepare_docker(region: str) -> int:
+    """Make the stand-in base image ahead of the first real-Docker build (which would otherwise make it)."""
+    from ..engine.neo import neo_inference_image
+    from .docker_engine import ensure_stand_in_base, probe
+
+    engine = probe()
+    if not engine.available:
+        print(f"error: {engine.reason}; nothing to prepare (builds use the fallback builder)", file=sys.stderr)
+        return 3
+    image = neo_inference_image(region)
+    if image is None:
+        print(f"error: the sagemaker SDK has no Neo PyTorch inference image for region {region}", file=sys.stderr)
+        return 2
+    try:
+        kind = ensure_stand_in_base(image, lambda line: print(line, flush=True))
+    except Exception as exc:  # debootstrap, pip or docker said why; one line, no traceback
+        print(f"error: could not make the stand-in for {image}: {exc}", file=sys.stderr)
+        return 1
+    print(f"ready: {image} ({kind})", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.prepare_docker:
+        return _prepare_docker(args.region)
     if not 0 <= args.port <= 65535:
         print(f"error: --port must be 0..65535, got {args.port}", file=sys.stderr)
         return 2

@@ -173,3 +173,18 @@ def test_standalone_cli_refuses_bad_arguments() -> None:
     assert done.returncode == 2
     assert "unknown sandbox scenario 'bogus'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_prepare_docker_without_an_engine_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ncf_tui.sandbox", "--prepare-docker"],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        env=env,
+    )
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: no Docker Engine at unix://") and "fallback builder" in line
+    assert done.stdout == ""
