@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ncf_tui.sandbox.faults import INTERNAL_USER_AGENT
 from ncf_tui.sandbox.names import SandboxNames
 from tests.waits import HANG
 
@@ -78,7 +79,10 @@ class SandboxProcess:
         return self
 
     def client(self, service: str) -> Any:
+        """The test's own view of the account: the sandbox's internal user agent, so the scenario's faults
+        neither strike the observer (a logs-5xx read could fail the check, not the run) nor count its calls."""
         import boto3
+        from botocore.config import Config
 
         return boto3.session.Session().client(
             service,
@@ -86,6 +90,7 @@ class SandboxProcess:
             region_name=NAMES.region,
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            config=Config(user_agent_extra=INTERNAL_USER_AGENT),
         )
 
     def pause(self) -> None:
