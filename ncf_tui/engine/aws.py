@@ -78,7 +78,7 @@ class Aws:
         with self._lock:
             if service not in self._clients:
                 cfg = Config(
-                    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                    retries=self._retries(),
                     connect_timeout=5,
                     read_timeout=60,
                     user_agent_extra=USER_AGENT,
@@ -89,6 +89,14 @@ class Aws:
                         service, region_name=self.target.region, endpoint_url=self.target.endpoint_url, config=cfg
                     )
             return self._clients[service]
+
+    def _retries(self) -> dict[str, Any]:
+        """botocore's standard mode; the attempts are the user's `max_attempts` (AWS_MAX_ATTEMPTS or the
+        profile's `max_attempts`, total attempts as the SDKs' shared config defines them) when set, else ours."""
+        configured = self.session._session.get_config_variable("max_attempts")  # env, then the profile
+        if configured:
+            return {"mode": "standard", "total_max_attempts": max(1, int(configured))}
+        return {"mode": "standard", "max_attempts": MAX_ATTEMPTS}
 
     def whoami(self) -> Identity:
         with aws_errors(self.target):

@@ -35,6 +35,11 @@ STEPS = list(DEFAULT_STEPS)
 """What a plain run runs, as the engine's registry says (a headless run without --until ends there)."""
 
 
+FEW_ATTEMPTS = {"AWS_MAX_ATTEMPTS": "2"}
+"""For a run whose sandbox is killed: the user's setting that botocore gives up on a dead endpoint after two
+attempts (the default ten back off for up to a minute first); the error and the resume are what is tested."""
+
+
 def run_id_of(run: Run) -> str:
     return str(run.events[-1]["message"].split()[1])
 
@@ -94,7 +99,7 @@ def test_sandbox_killed_mid_compile_is_one_clear_line_and_resume_finishes(tmp_pa
     try:
         run = run_until(
             run_args(sb, tmp_path),
-            run_env(sb, tmp_path),
+            run_env(sb, tmp_path, **FEW_ATTEMPTS),
             lambda e: e["event"] == "variant" and e["status"] == "STARTING",
             lambda _proc: sb.kill(),
         )
@@ -120,7 +125,7 @@ def test_sandbox_killed_mid_build_is_clear_and_resume_starts_no_second_build(tmp
     try:
         run = run_until(
             run_args(sb, tmp_path),
-            run_env(sb, tmp_path),
+            run_env(sb, tmp_path, **FEW_ATTEMPTS),
             lambda e: e["event"] == "build" and e["phase"] == "PRE_BUILD",
             lambda _proc: sb.kill(),
         )
