@@ -59,6 +59,8 @@ def _isolated_environment(root: Path) -> dict[str, str]:
         "NCF_TUI_STATE_DIR": str(root / "state"),
         # Generated samples are a cache: one folder for the session, never the user's data folder.
         "NCF_TUI_DATA_DIR": str(root / "data"),
+        # So are the Neo image lookups (the sagemaker SDK's table, seconds of import): one for the session.
+        "NCF_TUI_CACHE_DIR": str(root / "cache"),
         # The fallback builder for every sandbox build (fast, no images); tests/sandbox/test_real_docker.py
         # asks for the real engine itself, once per session.
         "NCF_SANDBOX_DOCKER": "fallback",
@@ -93,9 +95,9 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     root = tmp_path_factory.mktemp("env")
     for name in _inherited(os.environ):
         monkeypatch.delenv(name)
-    session = os.environ.get("NCF_TUI_DATA_DIR")
+    caches = {name: os.environ[name] for name in ("NCF_TUI_DATA_DIR", "NCF_TUI_CACHE_DIR") if name in os.environ}
     for name, value in _isolated_environment(root).items():
         monkeypatch.setenv(name, value)
-    if session:  # keep the session's sample cache
-        monkeypatch.setenv("NCF_TUI_DATA_DIR", session)
+    for name, value in caches.items():  # keep the session's sample and image-lookup caches
+        monkeypatch.setenv(name, value)
     return root

@@ -610,13 +610,59 @@ def _stop_all(aws: Aws, jobs: dict[str, Job], emit: Emit, calls: _Counter) -> No
         emit(VariantEvent(name=job.variant, status="STOPPING", job_name=job.job_name, message="stop requested"))
 
 
+CACHE_DIR_ENV = "NCF_TUI_CACHE_DIR"
+"""Where the image lookups are cached (else platformdirs' user cache folder for ncf-tui)."""
+
+
+def _image_cache_file() -> Path:
+    import os
+
+    found = os.environ.get(CACHE_DIR_ENV)
+    if found:
+        return Path(found) / "neo-images.json"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ncf-tui")) / "neo-images.json"
+
+
+def _sdk_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("sagemaker-core")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def neo_inference_image(region: str, target_device: str = "ml_c5", version: str = NEO_FRAMEWORK_VERSION) -> str | None:
-    """The Neo PyTorch inference image for a region and target, from the sagemaker SDK (imported only here)."""
+    """The Neo PyTorch inference image for a region and target, from the sagemaker SDK's image table.
+
+    Importing the SDK costs seconds of CPU, so each answer is cached on disk under the SDK's version (a new
+    SDK, with a new table, asks again); a cache that cannot be read or written is only a slower lookup."""
+    sdk = _sdk_version()
+    if sdk is None:
+        return None
+    key = f"sagemaker-core {sdk} | {region} | {target_device} | {version}"
+    cache = _image_cache_file()
+    try:
+        known: dict[str, str] = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key]
     try:
         from sagemaker.core import image_uris
     except ImportError:
         return None
     try:
-        return str(image_uris.retrieve("neo-pytorch", region=region, version=version, instance_type=target_device))
+        uri = str(image_uris.retrieve("neo-pytorch", region=region, version=version, instance_type=target_device))
     except (ValueError, KeyError):
         return None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fresh = cache.with_name(f".{cache.name}.{threading.get_ident()}.tmp")
+        fresh.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: uri}, indent=1))
+        fresh.replace(cache)
+    except OSError:
+        pass
+    return uri

@@ -184,6 +184,8 @@ def run_env(sb: SandboxProcess | None, tmp: Path, **extra: str) -> dict[str, str
             "CI": "1",
         }
     )
+    if "NCF_TUI_CACHE_DIR" in os.environ:  # the session's cache of lookups, not a setting of the run
+        env["NCF_TUI_CACHE_DIR"] = os.environ["NCF_TUI_CACHE_DIR"]
     if sb is not None:
         env["AWS_ACCESS_KEY_ID"] = sb.env["AWS_ACCESS_KEY_ID"]
         env["AWS_SECRET_ACCESS_KEY"] = sb.env["AWS_SECRET_ACCESS_KEY"]
