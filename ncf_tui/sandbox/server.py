@@ -77,6 +77,7 @@ class Sandbox:
         self._faults: FaultInjector | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self._boto_session: Any = None
         self.endpoint_url = ""
         self.docker_request = docker  # None: $NCF_SANDBOX_DOCKER, else auto
         self.docker = DockerSetup()
@@ -250,30 +251,38 @@ class Sandbox:
 
     def client(self, service: str, **config: Any) -> Any:
         """A boto3 client for `service` as the admin caller (faults apply, as to the product)."""
-        import boto3
         from botocore.config import Config
 
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            config=Config(**config) if config else None,
-            **self.credentials,
-        )
+        with self._clients_lock:
+            return self._session().client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                config=Config(**config) if config else None,
+                **self.credentials,
+            )
+
+    def _session(self) -> Any:
+        """One boto3 session for every client the sandbox makes (under `_clients_lock`: making clients is not
+        thread-safe), so botocore parses each service's model once instead of once per client."""
+        import boto3
+
+        if self._boto_session is None:
+            self._boto_session = boto3.session.Session()
+        return self._boto_session
 
     def internal_client(self, service: str, credentials: dict[str, str] | None = None) -> Any:
         """A client for the sandbox's own workers: never faulted, retried, cached for admin calls."""
-        import boto3
         from botocore.config import Config
 
         cfg = Config(user_agent_extra=INTERNAL_USER_AGENT, retries={"max_attempts": 3, "mode": "standard"})
-        if credentials is not None:
-            return boto3.session.Session().client(
-                service, endpoint_url=self.endpoint_url, region_name=self.region, config=cfg, **credentials
-            )
         with self._clients_lock:
+            if credentials is not None:
+                return self._session().client(
+                    service, endpoint_url=self.endpoint_url, region_name=self.region, config=cfg, **credentials
+                )
             if service not in self._clients:
-                self._clients[service] = boto3.session.Session().client(
+                self._clients[service] = self._session().client(
                     service,
                     endpoint_url=self.endpoint_url,
                     region_name=self.region,

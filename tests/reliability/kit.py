@@ -41,6 +41,7 @@ class SandboxProcess:
     proc: subprocess.Popen[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
+    _session: Any = field(default=None, repr=False)
 
     @property
     def endpoint_url(self) -> str:
@@ -84,7 +85,9 @@ class SandboxProcess:
         import boto3
         from botocore.config import Config
 
-        return boto3.session.Session().client(
+        if self._session is None:  # one session: botocore parses each service's model once
+            self._session = boto3.session.Session()
+        return self._session.client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=NAMES.region,
