@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 import threading
@@ -615,8 +616,6 @@ CACHE_DIR_ENV = "NCF_TUI_CACHE_DIR"
 
 
 def _image_cache_file() -> Path:
-    import os
-
     found = os.environ.get(CACHE_DIR_ENV)
     if found:
         return Path(found) / "neo-images.json"
@@ -645,11 +644,13 @@ def neo_inference_image(region: str, target_device: str = "ml_c5", version: str 
     key = f"sagemaker-core {sdk} | {region} | {target_device} | {version}"
     cache = _image_cache_file()
     try:
-        known: dict[str, str] = json.loads(cache.read_text())
+        known = json.loads(cache.read_text())
     except (OSError, ValueError):
         known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), str):
-        return known[key]
+    if not isinstance(known, dict):
+        known = {}
+    if isinstance(known.get(key), str):
+        return str(known[key])
     try:
         from sagemaker.core import image_uris
     except ImportError:
@@ -660,8 +661,8 @@ def neo_inference_image(region: str, target_device: str = "ml_c5", version: str 
         return None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        fresh = cache.with_name(f".{cache.name}.{threading.get_ident()}.tmp")
-        fresh.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: uri}, indent=1))
+        fresh = cache.with_name(f".{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # then one rename
+        fresh.write_text(json.dumps({**known, key: uri}, indent=1))
         fresh.replace(cache)
     except OSError:
         pass

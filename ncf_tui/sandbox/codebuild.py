@@ -34,7 +34,7 @@ from .build_failure import BuildFailure
 from .cwlogs import LogSink
 from .names import SandboxNames
 from .scenarios import Scenario
-from .toolserver import WARM_ENV, ToolServer
+from .toolserver import WARM_ENV, ToolServer, package_pythonpath
 
 BUILDSPEC_PHASES = (
     ("install", "INSTALL"),
@@ -659,8 +659,7 @@ def _write_shims(bin_dir: Path, real_docker: str | None = None, tools: ToolServe
     from .docker_builder import NO_DAEMON
 
     python = sys.executable
-    repo = Path(__file__).resolve().parents[2]
-    pythonpath = f"{repo}{os.pathsep}{os.environ['PYTHONPATH']}" if os.environ.get("PYTHONPATH") else str(repo)
+    pythonpath = package_pythonpath()
     warm = tools if os.environ.get(WARM_ENV, "1") != "0" else None
     docker = bin_dir / "docker"
     if real_docker:

@@ -56,6 +56,14 @@ os._exit(struct.unpack("!i", got)[0])
 """
 
 
+def package_pythonpath() -> str:
+    """PYTHONPATH with the folder that holds `ncf_tui` first: what a process started by the sandbox (the warm
+    server, a cold `docker` builder) needs to import this package from a checkout as from an install."""
+    root = str(Path(__file__).resolve().parents[2])
+    inherited = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{inherited}" if inherited else root
+
+
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -182,14 +190,13 @@ class ToolServer:
             import subprocess
             import tempfile
 
+            self._forget()  # a server that died: its pipe and folder go before a new one starts
             self._dir = Path(tempfile.mkdtemp(prefix="ncf-tools-"))
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(str(self._dir / "socket"))
             listener.listen(64)
             gone_r, self._keep = os.pipe()  # both ends non-inheritable: only the server gets the read end
-            env = dict(os.environ)
-            package_root = str(Path(__file__).resolve().parents[2])
-            env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            env = {**os.environ, "PYTHONPATH": package_pythonpath()}
             try:
                 self._proc = subprocess.Popen(
                     [sys.executable, "-m", "ncf_tui.sandbox.toolserver", str(listener.fileno()), str(gone_r)],
@@ -231,21 +238,25 @@ class ToolServer:
 
     def close(self) -> None:
         with self._lock:
-            if self._keep is not None:
-                os.close(self._keep)  # the server sees EOF and returns
-                self._keep = None
-            if self._proc is not None:
-                with contextlib.suppress(Exception):
-                    self._proc.wait(timeout=10)
-                if self._proc.poll() is None:
-                    self._proc.kill()
-                    self._proc.wait()
-                self._proc = None
-            if self._dir is not None:
-                import shutil
+            self._forget()
 
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
+    def _forget(self) -> None:
+        """Stop the server (if any) and remove its pipe and folder; the caller holds the lock."""
+        if self._keep is not None:
+            os.close(self._keep)  # the server sees EOF and returns
+            self._keep = None
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self._proc.wait(timeout=10)
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._dir is not None:
+            import shutil
+
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
 
 if __name__ == "__main__":
