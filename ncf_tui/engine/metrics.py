@@ -1,4 +1,4 @@
-"""Ranking metrics of the NCF protocol on plain numpy arrays: ROC AUC and HR@k.
+"""Ranking metrics of the NCF protocol on plain numpy arrays: ROC AUC, HR@k and top-k shares.
 
 The variants measure their fidelity with them and the sample checkpoint records its HR@10 with them; they
 live here, apart from both, so neither module imports the other for them.
@@ -52,3 +52,23 @@ def hit_rate(scores: np.ndarray, users: np.ndarray, labels: np.ndarray, k: int =
         if int((s >= s[pos[0]]).sum()) - 1 < k:
             hits += 1
     return hits / len(groups) if groups else float("nan")
+
+
+def top_k_shares(scores: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Each item's chance of being in the top ``k`` of ``scores`` when ties are broken at random.
+
+    Items above the k-th best score are in (1.0); the items tied at it share the places left, so a variant
+    whose scores saturate to one value gets the same answer on every machine and thread count, where a
+    sort would pick among the tied items by whatever order the arithmetic left them in.
+    """
+    import numpy as np
+
+    s = np.asarray(scores)
+    if k >= len(s):
+        return np.ones(len(s), dtype=np.float64)
+    kth = np.partition(s, len(s) - k)[len(s) - k]
+    above: np.ndarray = s > kth
+    tied: np.ndarray = s == kth
+    shares: np.ndarray = above.astype(np.float64)
+    shares[tied] = (k - int(above.sum())) / int(tied.sum())
+    return shares

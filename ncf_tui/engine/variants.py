@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import names
 from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .errors import BadInputError
-from .metrics import TOP_K, auc, hit_rate
+from .metrics import TOP_K, auc, hit_rate, top_k_shares
 from .model import NORM_EPS, Architecture
 from .preflight import DEFAULT_TVM_RELEASE, PreflightResult, preflight
 
@@ -277,17 +277,12 @@ def score(traced: torch.jit.ScriptModule, users: np.ndarray, items: np.ndarray, 
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def top_k_items(traced: torch.jit.ScriptModule, users: np.ndarray, num_items: int, k: int = TOP_K) -> np.ndarray:
-    """The top-k item ids of each user over all items, shape [len(users), k]."""
+def top_k_shares_of(traced: torch.jit.ScriptModule, users: np.ndarray, num_items: int, k: int = TOP_K) -> np.ndarray:
+    """Each user's chance per item of being in their top k over all items, shape [len(users), num_items]."""
     import numpy as np
 
     all_items = np.arange(num_items)
-    rows = []
-    for u in users:
-        s = score(traced, np.full(num_items, u), all_items)
-        top = np.argpartition(-s, k)[:k]
-        rows.append(top[np.argsort(-s[top], kind="stable")])
-    return np.array(rows)
+    return np.stack([top_k_shares(score(traced, np.full(num_items, u), all_items), k) for u in users])
 
 
 def measure_fidelity(
@@ -308,11 +303,11 @@ def measure_fidelity(
     rng = np.random.default_rng(seed)
     n_users = min(users_to_rank, ckpt.architecture.num_users)
     rank_users = rng.choice(ckpt.architecture.num_users, size=n_users, replace=False)
-    ref_top = top_k_items(ref_traced, rank_users, ckpt.architecture.num_items)
+    ref_top = top_k_shares_of(ref_traced, rank_users, ckpt.architecture.num_items)
     for v in variants:
         s = ref_scores if v is reference else score(v.traced, pairs.users, pairs.items)
-        top = ref_top if v is reference else top_k_items(v.traced, rank_users, ckpt.architecture.num_items)
-        overlap = float(np.mean([len(set(a) & set(b)) / TOP_K for a, b in zip(top, ref_top, strict=True)]))
+        top = ref_top if v is reference else top_k_shares_of(v.traced, rank_users, ckpt.architecture.num_items)
+        overlap = float(np.mean(np.sum(top * ref_top, axis=1)) / TOP_K)
         fid = Fidelity(
             max_abs_diff=float(np.max(np.abs(s - ref_scores))) if len(s) else 0.0,
             top10_overlap=overlap,

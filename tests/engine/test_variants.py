@@ -13,7 +13,7 @@ import torch
 
 from ncf_tui.engine.checkpoint import Checkpoint
 from ncf_tui.engine.errors import BadInputError
-from ncf_tui.engine.metrics import auc, hit_rate
+from ncf_tui.engine.metrics import auc, hit_rate, top_k_shares
 from ncf_tui.engine.model import Architecture, build_neumf
 from ncf_tui.engine.variants import (
     MAX_EXACT_FLOAT32_ID,
@@ -100,6 +100,28 @@ def test_hit_rate_counts_ties_against_the_positive() -> None:
     assert hit_rate(flat, users, labels) == 0.0
     good = np.tile(np.r_[0.9, np.linspace(0.1, 0.2, 11)], 2).astype(np.float32)
     assert hit_rate(good, users, labels) == 1.0
+
+
+def test_top_k_shares_split_the_places_left_among_tied_items() -> None:
+    s = np.array([0.9, 0.8, 0.5, 0.5, 0.5, 0.5, 0.1], dtype=np.float32)
+    shares = top_k_shares(s, k=4)  # two clear places, two left for four tied items
+    assert shares.tolist() == [1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.0]
+    assert shares.sum() == pytest.approx(4)
+    assert top_k_shares(np.full(20, 1.0, dtype=np.float32), k=10).tolist() == [0.5] * 20
+    assert top_k_shares(s, k=10).tolist() == [1.0] * 7  # fewer items than places: every item is in
+
+
+def test_top_k_overlap_does_not_depend_on_the_order_of_tied_items() -> None:
+    rng = np.random.default_rng(5)
+    ref = rng.random(200).astype(np.float32)
+    saturated = np.where(ref > 0.3, np.float32(1.0), ref)  # a variant that saturates most scores to 1.0
+    order = rng.permutation(200)
+    one = top_k_shares(saturated) @ top_k_shares(ref)
+    shuffled = top_k_shares(saturated[order]) @ top_k_shares(ref[order])
+    assert one == pytest.approx(shuffled)
+    # The expected overlap: the true top 10 are all among the ~140 tied items, each in with 10/140.
+    tied = int((saturated == 1.0).sum())
+    assert one / 10 == pytest.approx(10 / tied)
 
 
 def test_ids_beyond_float32_exactness_are_refused() -> None:
