@@ -2,7 +2,7 @@
 
 Everything is real: the sandbox over HTTP on 127.0.0.1, boto3 clients, the sagemaker SDK's resource classes,
 and the image's own server (``container/serve.py``) answering InvokeEndpoint, natively here (the suite's
-builds use the fallback builder) and in a container in ``test_deploy_with_docker_*`` when an engine answers.
+builds use the fallback builder); ``tests/sandbox/test_real_docker.py`` deploys its real image with `docker run`.
 """
 
 from __future__ import annotations
@@ -249,47 +249,6 @@ def test_headless_deploy_json_ends_with_the_endpoint_in_service(tmp_path: Path) 
     invocations = [e for e in events if e["event"] == "invocation"]
     assert invocations and all(0 <= s <= 1 for e in invocations for s in e["scores"])
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 0
-
-
-def _docker_why() -> str:
-    import shutil
-
-    from ncf_tui.sandbox.docker_engine import probe
-
-    found = probe()
-    if not found.available:
-        return found.reason
-    return "" if shutil.which("docker-registry") else "docker-registry is not installed"
-
-
-_DOCKER_WHY = _docker_why()
-
-
-@pytest.mark.skipif(bool(_DOCKER_WHY), reason=f"no real Docker here: {_DOCKER_WHY}")
-def test_deploy_with_docker_runs_the_image_the_build_pushed(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.use_docker("real")
-    image = ""
-    try:
-        p, rec = _verified_run(sandbox, tmp_path)
-        image = p.state.steps["verify"]["image_uri"]
-        result = DeployStep().run(_ctx(p, rec, latency_calls=12, delete=True))
-        assert sandbox.endpoints.runtime_note.startswith("docker run")
-        assert "InService" in [e.status for e in rec.of("endpoint")] and result.status == "Deleted"
-        calls = rec.of("invocation")
-        assert [c.request for c in calls] == ["pair", "batch", "top_k", "latency"]
-        assert all(0.0 <= s <= 1.0 for c in calls for s in c.scores)
-        # The endpoint's CloudWatch stream holds the container's own lines (its runtime line comes first).
-        logs = sandbox.client("logs").filter_log_events(logGroupName=f"/aws/sagemaker/Endpoints/{result.endpoint}")
-        messages = [e["message"] for e in logs["events"]]
-        assert any('"runtime"' in m for m in messages) and any('"/invocations"' in m for m in messages)
-        left = subprocess.run(
-            ["docker", "ps", "-a", "-q", "--filter", "name=ncf-sandbox-endpoint-"], capture_output=True, text=True
-        )
-        assert left.stdout.strip() == ""  # the container went with the endpoint
-    finally:
-        if image:  # the tag this test pulled; the cached stand-in base stays
-            subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
-        sandbox.use_docker("fallback")
 
 
 def test_headless_failing_endpoint_exits_6_with_the_endpoint_s_log(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 real registry (CNCF Distribution) that answers as ECR's data plane, and the pushed image serves.
 
 Without a reachable engine (or without docker-registry) these tests skip with one line saying why; the
-fallback builder is tested everywhere else. The one headless run is shared by the session (it builds the
-image once; the stand-in base is cached in Docker's image store between sessions on the same machine).
+fallback builder is tested everywhere else. The one headless run is shared by the session: it builds and
+pushes the image once (pushing a gigabyte of layers is most of its minute), then deploys it, so the
+endpoint's `docker run` serves that same image; the stand-in base is cached in Docker's image store between
+sessions on the same machine.
 """
 
 from __future__ import annotations
@@ -124,8 +126,21 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         "NCF_SANDBOX_DOCKER": "real",
     }
     started = time.monotonic()
+    since = f"{time.time() - 1:.0f}"  # Docker's event log from here on: the containers this run starts
     proc = subprocess.run(
-        [sys.executable, "-m", "ncf_tui.cli", "--headless", "--sandbox", "--json", "--yes", "--output-dir", str(tmp)],
+        [
+            sys.executable,
+            "-m",
+            "ncf_tui.cli",
+            "--headless",
+            "--sandbox",
+            "--json",
+            "--yes",
+            "--deploy",
+            "--delete-endpoint",
+            "--output-dir",
+            str(tmp),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -135,7 +150,18 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     states = sorted((tmp / "state").glob("run-*.json"))
     state = json.loads(states[-1].read_text()) if states else {}
-    run = {"proc": proc, "events": events, "seconds": time.monotonic() - started, "state": state}
+    containers = _docker(
+        "events", "--since", since, "--until", f"{time.time() + 1:.0f}", "--filter", "type=container",
+        "--format", "{{json .}}",
+    )  # fmt: skip
+    docker_events = [json.loads(line) for line in containers.stdout.decode().splitlines() if line.strip()]
+    run = {
+        "proc": proc,
+        "events": events,
+        "seconds": time.monotonic() - started,
+        "state": state,
+        "docker_events": docker_events,
+    }
     yield run
     image = next((e for e in events if e["event"] == "image"), None)
     if image is not None:  # keep the disk tidy: the pushed tags go, the cached stand-in base stays
@@ -174,3 +200,35 @@ def test_headless_real_docker_builds_pushes_and_serves(real_run: dict[str, Any])
     # the model was read out of the image's own layer (through GetDownloadUrlForLayer) and compared
     assert any("the model in the image equals the compiled artifact" in v and "read from layer" in v for v in verified)
     assert real_run["state"]["steps"]["verify"]["smoke"]["ok"] is True
+
+
+def _repository(ref: str) -> str:
+    """``host:port/name`` of an image reference, without its tag or digest."""
+    name = ref.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+@needs_docker
+def test_the_endpoint_serves_the_pushed_image_from_docker_run(real_run: dict[str, Any]) -> None:
+    proc, events = real_run["proc"], real_run["events"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    endpoint = [e for e in events if e["event"] == "endpoint"]
+    assert "InService" in [e["status"] for e in endpoint] and endpoint[-1]["status"] == "Deleted"
+    calls = [e for e in events if e["event"] == "invocation"]
+    assert [c["request"] for c in calls] == ["pair", "batch", "top_k", "latency"]
+    assert all(0.0 <= s <= 1.0 for c in calls for s in c["scores"])
+    # Docker's own event log: the endpoint's container was started from the image the build pushed, and
+    # removed with the endpoint (the run asked to delete it).
+    image = next(e for e in events if e["event"] == "image")["uri"]
+    by_action: dict[str, set[str]] = {}
+    started_from: dict[str, str] = {}
+    for e in real_run["docker_events"]:
+        attrs = e.get("Actor", {}).get("Attributes", {})
+        name = attrs.get("name", "")
+        if name.startswith("ncf-sandbox-endpoint-"):
+            by_action.setdefault(e.get("Action", e.get("status", "")), set()).add(name)
+            if e.get("Action") == "start":
+                started_from[name] = attrs.get("image", "")
+    assert started_from, real_run["docker_events"][-5:]
+    assert {_repository(src) for src in started_from.values()} == {_repository(image)}, (started_from, image)
+    assert set(started_from) <= by_action.get("destroy", set())  # the container went with the endpoint
