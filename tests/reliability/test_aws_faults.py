@@ -37,13 +37,12 @@ def warnings(run: Run, step: str) -> list[str]:
     return [e["message"] for e in run.of("step", name=step, status="warning")]
 
 
-@pytest.mark.parametrize(("scenario", "fault"), [("logs-lag", "logs_lagged"), ("s3-no-list", "head_403")])
-def test_transient_log_faults_and_s3_403_lose_and_repeat_nothing(tmp_path: Path, scenario: str, fault: str) -> None:
-    with SandboxProcess(scenario, free_port()) as sb:
+def test_lagging_logs_lose_and_repeat_nothing(tmp_path: Path) -> None:
+    with SandboxProcess("logs-lag", free_port()) as sb:
         run = run_cli(run_args(sb, tmp_path), run_env(sb, tmp_path))
         assert_complete_and_exact(run, sb)
         assert not warnings(run, "build"), "the build's last line was read: no 'log may be incomplete' warning"
-    assert sb.faults[fault] > 0, f"the {scenario} scenario really injected faults: {sb.faults}"
+    assert sb.faults["logs_lagged"] > 0, f"the logs-lag scenario really injected faults: {sb.faults}"
 
 
 def test_a_missing_model_that_answers_403_is_not_found_not_could_not_verify(tmp_path: Path) -> None:
@@ -79,11 +78,12 @@ def test_iam_propagation_retries_the_early_denied_build_and_finishes(tmp_path: P
     assert sb.faults["iam_stale"] == 1, sb.faults
 
 
-# --------------------------------------------------------------- one run under three faults, four tests
-# logs-5xx, neo-quota and build-quota strike different steps (the log follower, the compile, the build's
-# start), so one run under all three proves what a run under each proved, and that they compose: the
-# tests below assert on that one run (a full run costs half a minute), each what its own run asserted.
-COMPOSED = "logs-5xx+neo-quota+build-quota"
+# --------------------------------------------------------------- one run under four faults, five tests
+# logs-5xx, neo-quota, build-quota and s3-no-list strike different calls (the log follower's reads, the
+# compile, the build's start, S3's answer to a HEAD of a key that is not there yet), so one run under all
+# four proves what a run under each proved, and that they compose: the tests below assert on that one run
+# (a full run costs half a minute), each what its own run asserted.
+COMPOSED = "logs-5xx+neo-quota+build-quota+s3-no-list"
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,17 @@ def test_build_quota_waits_for_a_slot_with_the_reason_shown(composed: Composed) 
 
 
 @shares_the_composed_run
+def test_s3_403_for_a_missing_key_loses_and_repeats_nothing(composed: Composed) -> None:
+    """s3-no-list: the run's HEADs of keys it has not uploaded yet answer 403, not 404; it goes on."""
+    assert_complete_and_exact(composed.run, composed.account)
+    assert composed.faults["head_403"] > 0, f"the s3-no-list scenario really answered 403: {composed.faults}"
+
+
+@shares_the_composed_run
 def test_composed_scenarios_apply_every_fault(composed: Composed) -> None:
     assert_complete_and_exact(composed.run, composed.account)
     faults = composed.faults
-    assert faults["logs_5xx"] > 0 and faults["neo_quota"] > 0 and faults["build_quota"] > 0, faults
+    assert all(faults[f] > 0 for f in ("logs_5xx", "neo_quota", "build_quota", "head_403")), faults
 
 
 # ----------------------------------------------------------------------------------- several runs at once
