@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
+    from ncf_tui.engine.artifact import extract_archive
     from ncf_tui.engine.variants import VARIANT_NAMES, export_variants
 
     with tempfile.TemporaryDirectory(prefix="ncf-compat-") as tmp:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar: dict[str, int] = {}
         for name, archive in archives.items():
             with tarfile.open(archive) as tar:
-                tar.extractall(work / name, filter="data")
+                extract_archive(tar, work / name)
             sidecar = json.loads((work / name / "ncf-model.json").read_text())
         rng = random.Random(7)
         pairs = [

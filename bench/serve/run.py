@@ -424,13 +424,14 @@ STARTERS: dict[str, Callable[[Plan], Server]] = {
 
 def export_model(checkpoint: Path, variant: str, work: Path) -> tuple[Path, dict[str, int]]:
     """The engine's own variant export, unpacked as the image holds it in /opt/ml/model."""
+    from ncf_tui.engine.artifact import extract_archive
     from ncf_tui.engine.variants import export_variants
 
     archive = export_variants(checkpoint, out_dir=work / "variants", names=(variant,))[variant]
     model_dir = work / "model"
     model_dir.mkdir()
     with tarfile.open(archive) as tar:
-        tar.extractall(model_dir, filter="data")
+        extract_archive(tar, model_dir)
     sidecar = json.loads((model_dir / "ncf-model.json").read_text())
     return model_dir, {"num_users": sidecar["num_users"], "num_items": sidecar["num_items"]}
 

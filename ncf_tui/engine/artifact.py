@@ -14,6 +14,7 @@ follows the same rules in bash.
 from __future__ import annotations
 
 import io
+import os
 import re
 import tarfile
 from collections.abc import Sequence
@@ -79,3 +80,18 @@ def compiled_model_in(body: bytes) -> tuple[str, bytes] | None:
             return (member.name.removeprefix("./"), handle.read()) if handle else None
     except (tarfile.TarError, EOFError, OSError):
         return None
+
+
+def extract_archive(tar: tarfile.TarFile, dest: str | os.PathLike[str]) -> None:
+    """Unpack ``tar`` into ``dest`` as tarfile's ``data`` filter does: nothing outside ``dest``, no links,
+    no devices. The filters came in Python 3.11.4; on an earlier 3.11 (Debian bookworm's python3 is 3.11.2)
+    the archive is checked member by member first and only plain files and folders are written."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    members = tar.getmembers()
+    for m in members:
+        parts = m.name.replace("\\", "/").split("/")
+        if m.name.startswith(("/", "\\")) or ".." in parts or not (m.isfile() or m.isdir()):
+            raise tarfile.TarError(f"refused to unpack {m.name!r}: only plain files and folders inside the archive")
+    tar.extractall(dest, members=members)  # noqa: S202 (every member checked above)

@@ -309,7 +309,7 @@ class EndpointHost:
     def _materialise_model(self, hosted: _Hosted, model_dir: Path) -> None:
         """The model inside the image, natively: the Neo archive and sidecar of the build that pushed the tag
         (the fallback builder keeps no image files, the build's NEO_MODEL_S3_URI names them)."""
-        from ncf_tui.engine.artifact import choose_archive, sidecar_key
+        from ncf_tui.engine.artifact import choose_archive, extract_archive, sidecar_key
 
         repo_tag = hosted.image.split("/", 1)[-1]
         repo, _, tag = repo_tag.partition(":")
@@ -333,7 +333,7 @@ class EndpointHost:
                 key = found
             archive = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
-                tar.extractall(model_dir, filter="data")
+                extract_archive(tar, model_dir)
             sidecar = s3.get_object(Bucket=bucket, Key=sidecar_key(key))["Body"].read()
             (model_dir / "ncf-model.json").write_bytes(sidecar)
             return

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ncf_tui.engine.artifact import extract_archive
+
 from .container_kit import CONTAINER, SERVED_VARIANTS, Server, start_server, wait_healthy
 
 sys.path.insert(0, str(CONTAINER))  # the server's `ncf_serve` (and `serve`), importable as in the image
@@ -31,7 +33,7 @@ def model_dirs(model_archives: dict[str, Path], tmp_path_factory: pytest.TempPat
     for name, archive in model_archives.items():
         target = tmp_path_factory.mktemp(f"model-{name}")
         with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+            extract_archive(tar, target)
         dirs[name] = target
     return dirs
 

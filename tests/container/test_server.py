@@ -383,6 +383,7 @@ def test_serves_the_sandbox_neo_output(model_archives: dict[str, Path], tmp_path
     import io
     import tarfile
 
+    from ncf_tui.engine.artifact import extract_archive
     from ncf_tui.sandbox.neo import compile_archive
 
     from ..neo_kit import traced_parts
@@ -392,7 +393,7 @@ def test_serves_the_sandbox_neo_output(model_archives: dict[str, Path], tmp_path
     )
     model_dir = tmp_path / "model"
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(model_dir, filter="data")
+        extract_archive(tar, model_dir)
     assert sorted(p.name for p in model_dir.iterdir()) == [model_file]
     _traced, meta = traced_parts(model_archives["full_manual_norm"])
     sha = hashlib.sha256((model_dir / model_file).read_bytes()).hexdigest()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ncf_tui.engine.artifact import extract_archive
 from ncf_tui.sandbox.docker_builder import BANNER, NO_DAEMON
 from ncf_tui.sandbox.docker_builder.dockerfile import DockerfileError, expand, parse, split_words
 from ncf_tui.sandbox.docker_builder.ignore import DockerIgnore
@@ -157,7 +158,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = out / "unpacked"
     target.mkdir()
     with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+        extract_archive(tar, target)
     assert (target / "model.pth").is_file()
     return target
 
