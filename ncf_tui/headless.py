@@ -38,6 +38,7 @@ from .engine.events import (
     StepEvent,
     VariantEvent,
 )
+from .engine.metrics import score_diff_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -222,7 +223,8 @@ class HumanPrinter:
         f = e.fidelity or {}
         detail = ""
         if e.status in ("ready", "rejected"):
-            detail = f"top-10 overlap {f.get('top10_overlap', 0):.0%}, max |Δscore| {f.get('max_abs_diff', 0):.2g}"
+            diff = score_diff_text(f.get("max_abs_diff", 0))
+            detail = f"top-10 overlap {f.get('top10_overlap', 0):.0%}, max |Δscore| {diff}"
         elif e.job_name:
             detail = e.job_name
         line = f"  [{style}]{e.status:<13}[/] {e.name:<17} {detail}"
@@ -247,7 +249,7 @@ def variants_table(candidates: Sequence[Candidate]) -> Any:
         t.add_row(
             c.name,
             "accepted" if c.accepted else f"rejected: {missing.replace('aten::', '')}",
-            f"{f['max_abs_diff']:.2g}" if f else "-",
+            score_diff_text(f["max_abs_diff"]) if f else "-",
             f"{f['top10_overlap']:.0%}" if f else "-",
             f"{f['auc']:.3f}" if f.get("auc") is not None else "-",
             f"{f['hr_at_10']:.3f}" if f.get("hr_at_10") is not None else "-",

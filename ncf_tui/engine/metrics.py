@@ -13,6 +13,30 @@ if TYPE_CHECKING:
 
 TOP_K = 10
 
+SCORE_NOISE = 1e-6
+"""Score differences below this are float32 rounding, not a different model.
+
+A float32 score in [0, 1] has a step (ulp) of at most 6e-8, and two variants that compute the same function
+through other operators (or the same operators on another CPU's vector kernels, or another thread count) sum
+in another order and land a few steps apart: 1.2e-07 on one machine and 2.7e-07 on another, for the same
+variant of the same checkpoint. Below this they are shown as ``<1e-06`` and rank as equal, so neither the
+screen nor the chosen variant depends on the machine.
+"""
+
+
+def score_diff_text(diff: float) -> str:
+    """A max |score difference| for a person: two significant figures, ``<1e-06`` within rounding, and
+    ``0`` only where the scores are the same numbers (the original against itself)."""
+    if diff == 0:
+        return "0"
+    return f"<{SCORE_NOISE:.0e}" if diff < SCORE_NOISE else f"{diff:.2g}"
+
+
+def faithfulness_key(top10_overlap: float, max_abs_diff: float) -> tuple[float, float]:
+    """Sort key part, most faithful first: top-10 overlap, then the score difference (to two figures, and
+    none at all within rounding, see SCORE_NOISE)."""
+    return (-round(top10_overlap, 4), 0.0 if max_abs_diff < SCORE_NOISE else float(f"{max_abs_diff:.2g}"))
+
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """ROC AUC via the rank-sum formula (ties share their average rank)."""

@@ -32,6 +32,7 @@ from .artifact import SIDECAR_NAME, compiled_model_in, sidecar_key
 from .aws import Aws, aws_errors, error_code, error_message
 from .errors import Cancelled, ExitCode, NcfError, check_cancel
 from .events import Emit, VariantEvent
+from .metrics import faithfulness_key, score_diff_text
 from .polling import Poller
 from .settings import split_s3_uri
 from .variants import VARIANT_NAMES, file_sha256
@@ -214,7 +215,7 @@ def rank_key(c: Candidate) -> tuple[float, float, int]:
     """Most faithful first (top-10 overlap, then max score difference); ties go to the simplest variant."""
     f = c.fidelity or {}
     order = VARIANT_NAMES.index(c.name) if c.name in VARIANT_NAMES else len(VARIANT_NAMES)
-    return (-round(float(f.get("top10_overlap", 0.0)), 4), float(f"{float(f.get('max_abs_diff', 1.0)):.2g}"), order)
+    return (*faithfulness_key(float(f.get("top10_overlap", 0.0)), float(f.get("max_abs_diff", 1.0))), order)
 
 
 class _Counter:
@@ -433,7 +434,7 @@ def compile_step(
     f = best.fidelity or {}
     reason = (
         f"most faithful variant that compiled: top-10 overlap {float(f.get('top10_overlap', 0)):.0%}, "
-        f"max |Δscore| {float(f.get('max_abs_diff', 0)):.2g} against the original"
+        f"max |Δscore| {score_diff_text(float(f.get('max_abs_diff', 0)))} against the original"
     )
     if len(compiled) > 1:
         reason += f"; {len(compiled) - 1} other compiled variant(s) rank lower"

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import names
 from .checkpoint import Checkpoint, load_checkpoint, resolve_behaviour
 from .errors import BadInputError
-from .metrics import TOP_K, auc, hit_rate, top_k_shares
+from .metrics import TOP_K, auc, faithfulness_key, hit_rate, top_k_shares
 from .model import NORM_EPS, Architecture
 from .preflight import DEFAULT_TVM_RELEASE, PreflightResult, preflight
 
@@ -328,7 +328,7 @@ def fidelity_rank_key(v: Variant) -> tuple[float, float, int]:
     f = v.fidelity
     if f is None:
         return (0.0, float("inf"), VARIANT_NAMES.index(v.name))
-    return (-round(f.top10_overlap, 4), float(f"{f.max_abs_diff:.2g}"), VARIANT_NAMES.index(v.name))
+    return (*faithfulness_key(f.top10_overlap, f.max_abs_diff), VARIANT_NAMES.index(v.name))
 
 
 # --------------------------------------------------------------------------------------------- packaging

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ import torch
 
 from ncf_tui.engine.checkpoint import Checkpoint
 from ncf_tui.engine.errors import BadInputError
-from ncf_tui.engine.metrics import auc, hit_rate, top_k_shares
+from ncf_tui.engine.metrics import SCORE_NOISE, auc, hit_rate, score_diff_text, top_k_shares
 from ncf_tui.engine.model import Architecture, build_neumf
 from ncf_tui.engine.variants import (
     MAX_EXACT_FLOAT32_ID,
     VARIANT_NAMES,
+    Fidelity,
     Variant,
     build_variants,
     check_id_range,
@@ -122,6 +124,31 @@ def test_top_k_overlap_does_not_depend_on_the_order_of_tied_items() -> None:
     # The expected overlap: the true top 10 are all among the ~140 tied items, each in with 10/140.
     tied = int((saturated == 1.0).sum())
     assert one / 10 == pytest.approx(10 / tied)
+
+
+def test_score_differences_within_float32_rounding_read_and_rank_the_same(
+    measured_variants: dict[str, Variant],
+) -> None:
+    # full_manual_norm is original's function through other operators: a few float32 steps apart, by an
+    # amount that differs between machines (1.2e-07 on one, 2.7e-07 on another), never up to SCORE_NOISE.
+    f = measured_variants["full_manual_norm"].fidelity
+    assert f is not None and 0 < f.max_abs_diff < SCORE_NOISE and score_diff_text(f.max_abs_diff) == "<1e-06"
+    assert [score_diff_text(d) for d in (0.0, 1.2e-7, 2.7e-7, 1e-6, 0.0123, 0.83)] == [
+        "0", "<1e-06", "<1e-06", "1e-06", "0.012", "0.83"
+    ]  # fmt: skip
+    # Within rounding, the simpler variant wins whichever of the two a machine's arithmetic put lower.
+    for manual, mlp in ((1.2e-7, 2.7e-7), (2.7e-7, 1.2e-7)):
+        pair = [
+            replace(measured_variants["full_manual_norm"], fidelity=Fidelity(max_abs_diff=manual, top10_overlap=1.0)),
+            replace(measured_variants["mlp"], fidelity=Fidelity(max_abs_diff=mlp, top10_overlap=1.0)),
+        ]
+        assert [v.name for v in sorted(pair, key=fidelity_rank_key)] == ["mlp", "full_manual_norm"]
+    # Beyond it, the smaller difference wins.
+    pair = [
+        replace(measured_variants["full_manual_norm"], fidelity=Fidelity(max_abs_diff=2e-6, top10_overlap=1.0)),
+        replace(measured_variants["mlp"], fidelity=Fidelity(max_abs_diff=3e-6, top10_overlap=1.0)),
+    ]
+    assert [v.name for v in sorted(pair, key=fidelity_rank_key)] == ["full_manual_norm", "mlp"]
 
 
 def test_ids_beyond_float32_exactness_are_refused() -> None:

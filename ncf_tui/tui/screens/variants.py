@@ -20,6 +20,7 @@ from textual.reactive import var
 from textual.widgets import Static
 
 from ...engine.events import StepEvent, VariantEvent
+from ...engine.metrics import score_diff_text
 from ...engine.names import VARIANT_NAMES
 from ..messages import NewRun, RunFinished
 from ..widgets import SPINNER
@@ -91,7 +92,7 @@ class VariantRow(Static, can_focus=True):
             elapsed = f" {max(0.0, (s.ended if s.ended is not None else clock) - s.started):.0f}s"
         f = s.fidelity or {}
         overlap = f"{float(f['top10_overlap']):>4.0%}" if "top10_overlap" in f else "   -"
-        diff = f"{float(f['max_abs_diff']):>7.2g}" if "max_abs_diff" in f else "      -"
+        diff = f"{score_diff_text(float(f['max_abs_diff'])):>7}" if "max_abs_diff" in f else "      -"
         pre = "-" if s.accepted is None else ("✔ ok" if s.accepted else "✘ no")
         parts: list[str | tuple[str, str]] = [
             ("★ " if s.status == "chosen" else "  ", "bold"),
