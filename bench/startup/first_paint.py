@@ -1,4 +1,4 @@
-"""Time to the wizard's first paint, against the 1.5 s target (issue 7).
+"""Time to the wizard's first paint, against the 1.5 s target.
 
     python bench/startup/first_paint.py [--runs N]
 

@@ -5,9 +5,9 @@ their names (the shapes are then checked by ``infer_architecture``), each with w
 the model's behaviour:
 
 - ``ncf-tui``: ``gmf_user_embedding``, ``mlp_layers.N``, ``output``; ``ncf_tui.engine.model.build_neumf`` (the
-  module ``python -m ncf_tui.engine.sample`` trains, written after the seed project's model) L2-normalises the GMF
-  embeddings with ``F.normalize`` and ends in a sigmoid. The seed project's own code is not public: its document
-  only says it replaces ``F.normalize``, so its layout is taken to be this one.
+  module ``python -m ncf_tui.engine.sample`` trains) L2-normalises the GMF embeddings with ``F.normalize`` and
+  ends in a sigmoid: the pruned NeuMF that Neo rejects for ``aten::linalg_vector_norm``. Of the model this tool
+  was first made for only that is known (its code is not public), so its layout is taken to be this one.
 - ``guoyang9/NCF`` (https://github.com/guoyang9/NCF, ``model.py``): ``embed_user_GMF``, ``embed_item_GMF``,
   ``embed_user_MLP``, ``embed_item_MLP``, ``MLP_layers`` (an ``nn.Sequential`` of Dropout, Linear, ReLU, so the
   Linear layers sit at indices 1, 4, 7...), ``predict_layer`` reading ``cat(GMF, MLP)``; no normalisation, and

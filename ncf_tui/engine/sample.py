@@ -3,7 +3,7 @@
 ``python -m ncf_tui.engine.sample [--out DIR]`` makes the bundled one again. It is MovieLens-100K shaped (943
 users x 1,682 items) so a newcomer sees the product work without a dataset download.
 
-``python -m ncf_tui.engine.sample --scale ml-1m`` makes one at the seed project's scale, deterministically and
+``python -m ncf_tui.engine.sample --scale ml-1m`` makes one at MovieLens-1M's scale, deterministically and
 without a download: 6,040 users x 3,706 items (MovieLens-1M's counts), embeddings of 64, tower 256-128-64-32,
 50% magnitude-pruned. It is over 2 MB, so it is never committed: it goes to the user's data folder
 (``$NCF_TUI_DATA_DIR``, else platformdirs' ``user_data_dir("ncf-tui")``, under ``samples/``), where the wizard's
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         choices=tuple(SCALES),
         default="ml-100k",
-        help="ml-100k: the bundled sample (default); ml-1m: the seed project's scale, into the user's data folder",
+        help="ml-100k: the bundled sample (default); ml-1m: MovieLens-1M's scale, into the user's data folder",
     )
     ap.add_argument(
         "--out",

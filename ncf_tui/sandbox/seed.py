@@ -2,8 +2,8 @@
 
 The ``empty-account`` scenario seeds the caller only (a newcomer's account): ncf-tui creates the rest.
 
-The CodeBuild service role gets exactly what the seed document lists (ECR push, S3 read of the
-model bucket) on exact ARNs, plus what CodeBuild's documented service-role policy adds for an S3
+The CodeBuild service role gets exactly what the build itself does (ECR login and push, S3 read of
+the model bucket) on exact ARNs, plus what CodeBuild's documented service-role policy adds for an S3
 source and CloudWatch Logs (CodeBuild User Guide, "Allow CodeBuild to interact with other AWS
 services": the log group and ``group:*``; s3:GetObject, s3:GetObjectVersion, s3:GetBucketAcl,
 s3:GetBucketLocation) and the pull actions on the region's ``sagemaker-inference-pytorch``
@@ -51,7 +51,7 @@ def _statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, 
 
 
 def codebuild_role_policy(names: SandboxNames, lacks: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The CodeBuild service role's inline policy: the seed's permissions on exact ARNs."""
+    """The CodeBuild service role's inline policy: the build's permissions on exact ARNs."""
     missing = {a.lower() for a in lacks}
 
     def keep(actions: tuple[str, ...]) -> list[str]:

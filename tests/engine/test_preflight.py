@@ -23,7 +23,7 @@ from ncf_tui.engine.variants import Variant
 def test_tables_ship_for_every_release() -> None:
     releases = available_releases()
     assert releases[0] == "v0.7.0" and releases[-1] == "v0.16.0" and DEFAULT_TVM_RELEASE in releases
-    # The fact the whole seed document turns on: F.normalize's operator arrives in v0.15.0.
+    # Why Neo rejects the pruned NeuMF: F.normalize's operator arrives only in TVM v0.15.0.
     assert "aten::linalg_vector_norm" not in operator_table("v0.14.0")
     assert "aten::linalg_vector_norm" in operator_table("v0.15.0")
 

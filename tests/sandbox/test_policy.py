@@ -931,7 +931,7 @@ def test_no_boundary_no_boundary_detail() -> None:
     assert "PermissionsBoundaryDecisionDetail" not in result["ResourceSpecificResults"][0]
 
 
-# ------------------------------------------------------------------------ the seed's CodeBuild service role
+# ------------------------------------------------------------------------ the seeded CodeBuild service role
 
 PROJECT = "ncf-recommender-build"
 REPO_ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/ncf-recommender"
@@ -979,7 +979,7 @@ def seed_policy(lacks: tuple[str, ...] = ()) -> str:
 
 @pytest.mark.parametrize(("action", "resource", "sid"), SEED_NEEDS, ids=[f"{a}@{r}" for a, r, _ in SEED_NEEDS])
 def test_seed_role_grants_each_permission_the_build_needs(action: str, resource: str, sid: str) -> None:
-    # the seed document's permission list, each on its exact ARN (MISSION: CodeBuild service role)
+    # each permission the build uses (ECR login and push, S3 read of the model), on its exact ARN
     policy = SourcePolicy.inline("ncf-codebuild-build-permissions", seed_policy())
     result = evaluate([policy], action, resource)
     assert result.decision == "allowed"

@@ -1,14 +1,14 @@
-"""Troubleshooting items 2 and 3 of the seed: why the latest build failed, and whether its image holds the model.
+"""The checklist's ``build`` and ``image`` checks: why the latest build failed, and whether its image holds the model.
 
-Item 2 reads the project's latest build: its status, the phase that failed with CodeBuild's reason, and the
+``build`` reads the project's latest build: its status, the phase that failed with CodeBuild's reason, and the
 FIRST error lines of its CloudWatch log (the tail of a failed build is mostly the clean-up after the
 cause). The first line that says why is classified: AccessDenied names the action and the resource and
 points at the service-role check; "Cannot connect to the Docker daemon" is privileged mode off (the project
-check); an S3 404 or ``NCF-TUI: error model-not-found`` is item 1; a failed COPY is item 3. When the cause
+check); an S3 404 or ``NCF-TUI: error model-not-found`` is ``neo-model``'s; a failed COPY is ``image``'s. When the cause
 has been fixed since (the role now allows it, privileged mode is on, the model is there), the build is only a
 warning: the next build should pass.
 
-Item 3 reads the same log for the model download, the ``NCF-TUI: model-sha256`` line and the COPY of the
+``image`` reads the same log for the model download, the ``NCF-TUI: model-sha256`` line and the COPY of the
 model into the image, then asks ECR for the pushed tag and compares the sha256 the build printed of the
 compiled model with the one inside the Neo archive NEO_MODEL_S3_URI leads to.
 """

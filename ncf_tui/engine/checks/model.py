@@ -1,9 +1,9 @@
-"""Troubleshooting items 1 and 4 of the seed: the Neo model the build downloads, and the Neo jobs of the run.
+"""The checklist's ``neo-model`` and ``neo-compile`` checks: the Neo model the build downloads, and the run's jobs.
 
-Item 1 checks NEO_MODEL_S3_URI the way the build reads it (``settings.validate``: no ``s3://``, the bucket
+``neo-model`` checks NEO_MODEL_S3_URI the way the build reads it (``settings.validate``: no ``s3://``, the bucket
 exists in the region, the Neo archive it names or the one under the prefix exists, with ncf-tui's sidecar
 beside it) and, when it is wrong, offers the folder of the newest COMPLETED compilation job's output.
-Item 4 lists every FAILED job of the run with
+``neo-compile`` lists every FAILED job of the run with
 SageMaker's reason and, for operators Neo does not implement, the variant whose offline preflight says it
 avoids them and the one ``ncf-tui`` command that compiles it.
 """

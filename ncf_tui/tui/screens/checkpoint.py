@@ -87,8 +87,8 @@ class CheckpointScreen(StepScreen):
     HELP_TEXT = (
         "Choose the pruned NCF checkpoint (.pt or .pth). The summary on the right is the engine's: the "
         "architecture it inferred, the parameters, how many weights are zero in each layer, and the metadata. "
-        "Files with code in their pickle are refused, not loaded. Samples: the bundled one, and the seed "
-        "project's scale once made with python -m ncf_tui.engine.sample --scale ml-1m. When the file does not "
+        "Files with code in their pickle are refused, not loaded. Samples: the bundled one, and one at "
+        "MovieLens-1M's scale once made with python -m ncf_tui.engine.sample --scale ml-1m. When the file does not "
         "say whether its GMF embeddings are normalised or whether it returns logits, answer below the summary: "
         "every fidelity figure is measured against the model rebuilt that way."
     )
