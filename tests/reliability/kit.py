@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ncf_tui.sandbox.faults import INTERNAL_USER_AGENT
 from ncf_tui.sandbox.names import SandboxNames
+from tests.children import default_sigint
 from tests.waits import HANG
 
 NAMES = SandboxNames()
@@ -228,14 +229,13 @@ def run_until(
     timeout: float = 400,
 ) -> Run:
     """Start the CLI, call ``act(proc)`` at the first event ``when`` accepts, then collect the rest."""
-    # preexec_fn only resets one signal disposition in the child (async-signal-safe), so threads are no risk.
     proc = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        preexec_fn=_default_sigint,  # noqa: PLW1509
+        preexec_fn=default_sigint,  # noqa: PLW1509
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -249,11 +249,6 @@ def run_until(
     out, err = proc.communicate(timeout=timeout)
     stdout = "".join(lines) + out
     return Run(proc.returncode, parse(stdout), stdout, err)
-
-
-def _default_sigint() -> None:
-    """Ctrl-C as a terminal delivers it: a shell's background job would otherwise inherit SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _lines(proc: subprocess.Popen[str], timeout: float) -> Iterator[str]:

@@ -20,6 +20,7 @@ from ncf_tui.sandbox import moto_glue
 from ncf_tui.sandbox.names import ACCOUNT_ID, SandboxNames
 from ncf_tui.sandbox.seed import codebuild_role_policy
 from ncf_tui.sandbox.server import Sandbox
+from tests.children import default_sigint
 from tests.waits import HANG
 
 VENV_BIN = Path(sys.executable).parent
@@ -116,7 +117,11 @@ def _run_cli(args: list[str], err: IO[str]) -> tuple[subprocess.Popen[str], dict
     stderr goes to a file, not a pipe nobody reads: a chatty server (request logs, warnings) must never fill
     a pipe and stall on a write while the test waits for it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ncf_tui.sandbox", *args], stdout=subprocess.PIPE, stderr=err, text=True
+        [sys.executable, "-m", "ncf_tui.sandbox", *args],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509 (the test stops it with Ctrl-C)
     )
     assert proc.stdout is not None
     exports: dict[str, str] = {}
@@ -139,8 +144,14 @@ def _stop(proc: subprocess.Popen[str], err: IO[str]) -> tuple[int, str, str]:
 
 
 def test_standalone_cli_serves_the_aws_cli_until_interrupted() -> None:
-    with tempfile.TemporaryFile(mode="w+") as err:
-        _serve_and_interrupt(err)
+    # As CI (or `pytest &`) may start the suite: with SIGINT ignored, which every child inherits. The test's
+    # Ctrl-C must still reach the sandbox (tests/children.py), or this waits for a hang.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with tempfile.TemporaryFile(mode="w+") as err:
+            _serve_and_interrupt(err)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _serve_and_interrupt(err: IO[str]) -> None:
