@@ -389,11 +389,9 @@ class Session:
 
 
 def _saved_answers(config: AppConfig) -> str:
-    """Where saved answers live and how many there are (empty when the settings module is absent)."""
-    try:
-        from ..engine import settings as engine_settings
-    except ImportError:
-        return ""
+    """Where saved answers live and how many there are, or why the file cannot be read."""
+    from ..engine import settings as engine_settings
+
     try:
         path = engine_settings.saved_config_path(config.saved_dir, config.env)
         if not path.is_file():
