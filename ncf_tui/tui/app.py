@@ -179,18 +179,27 @@ class NcfApp(App[int]):
                 lambda n=node, a=b.action: self.run_action(a, n),
             )
         yield SystemCommand(
-            "Quit (ctrl+q)", "Quit the wizard (asks first when a job is running)", self.action_request_quit
+            "Quit (ctrl+q)",
+            "Quit the wizard (asks first while a job runs or the endpoint is InService)",
+            self.action_request_quit,
         )
 
     # ---------------------------------------------------------------------------------------- quitting
 
     def action_request_quit(self) -> None:
-        from .screens.modals import QuitModal
+        from .screens.modals import EndpointQuitModal, QuitModal
 
-        if isinstance(self.screen, QuitModal):
+        if isinstance(self.screen, (QuitModal, EndpointQuitModal)):
             return
         if not self.run_active:
-            self.finish()
+            live = self.session.live_endpoint()
+            if live is None:
+                self.finish()
+                return
+            # An endpoint bills by the hour until it is deleted: leaving it is a choice, not an accident.
+            self.push_screen(
+                EndpointQuitModal(live, sandbox=self.sandbox_mode), lambda leave: self.finish() if leave else None
+            )
             return
 
         def decided(choice: str | None) -> None:

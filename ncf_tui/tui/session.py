@@ -255,6 +255,11 @@ class Session:
             raise DeployError(f"top-{top_k} for user {user} answered {str(answer)[:160]}")
         return [{"item_id": int(x["item_id"]), "score": float(x["score"])} for x in items], ms
 
+    def live_endpoint(self) -> Any:
+        """This run's endpoint (its ``DeployResult``) while it is InService and so billed, else None."""
+        deployed = self.result("deploy")
+        return deployed if deployed is not None and deployed.status == "InService" else None
+
     def delete_deployment(self, emit: Emit) -> list[str]:
         """Delete this run's endpoint, its config and its model (blocking): the finished deploy's names, or
         those a failed deploy saved as it went; the run state then says the endpoint is gone."""

@@ -98,8 +98,19 @@ async def test_deploy_from_the_wizard_scores_a_user_then_deletes(
         assert str(table.get_row_at(0)[1]) == str(scored.items[0]["item_id"])
         assert f"user {user}: 10 items in" in str(deploy.query_one("#score-status").render())
 
+        # quitting now would leave a billed endpoint: it asks, says how to delete it, and n stays
+        app.set_focus(None)  # off the input: d and ctrl+q are the screen's and the app's keys
+        await pilot.press("ctrl+q")
+        await until_screen(pilot, "EndpointQuitModal")
+        body = app.screen.body
+        assert result.endpoint in body and "charges for it until it is deleted" in body and "press d" in body
+        assert f"delete-endpoint --endpoint-name {result.endpoint}" in body and result.model in body
+        assert "In the sandbox it costs nothing" in body
+        await pilot.press("n")
+        await until_screen(pilot, "DeployScreen")
+        assert app.is_running and app.return_code is None
+
         # delete, behind a confirmation that names the three things
-        app.set_focus(None)  # off the input: d is the screen's key (escape there goes back a step)
         await pilot.press("d")
         await until_screen(pilot, "ConfirmModal")
         assert result.endpoint in app.screen.body and result.config in app.screen.body
@@ -112,6 +123,10 @@ async def test_deploy_from_the_wizard_scores_a_user_then_deletes(
         assert left_behind(sandbox, result.endpoint, result.config, result.model) == []
         # the run state says so: a resumed run does not re-attach to an endpoint that is gone
         assert app.session.result("deploy").status == "Deleted"
+        # nothing billed is left: ctrl+q quits at once
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.return_code == 0
 
 
 async def test_an_endpoint_that_fails_shows_the_reason_and_its_log_then_is_deleted(

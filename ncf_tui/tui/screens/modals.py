@@ -107,12 +107,13 @@ class ConfirmModal(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes"),
     ]
 
-    def __init__(self, title: str, body: str, *, syntax: str | None = None, yes: str = "Yes") -> None:
+    def __init__(self, title: str, body: str, *, syntax: str | None = None, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()
         self.title_text = title
         self.body = body
         self.syntax = syntax
         self.yes = yes
+        self.no = no
 
     @classmethod
     def for_topic(cls, topic: str, detail: Any, step: str = "") -> ConfirmModal:
@@ -160,7 +161,7 @@ class ConfirmModal(ModalScreen[bool]):
                     yield Static(Text(self.body))  # the engine's words, never read as markup
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="warning")
-                yield Button("No (esc)", id="no", variant="primary")
+                yield Button(f"{self.no} (esc)", id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -170,6 +171,23 @@ class ConfirmModal(ModalScreen[bool]):
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+
+class EndpointQuitModal(ConfirmModal):
+    """Quitting while the run's endpoint is InService: it is billed until deleted, so say how to delete it."""
+
+    def __init__(self, deployed: Any, *, sandbox: bool) -> None:
+        name = deployed.endpoint
+        body = (
+            f"Endpoint {name} ({deployed.instance_type}) is InService, and SageMaker charges for it until it is "
+            "deleted. Stay and press d on the deploy screen to delete it with its config and model, or later:\n"
+            f"  aws sagemaker delete-endpoint --endpoint-name {name}\n"
+            f"  aws sagemaker delete-endpoint-config --endpoint-config-name {deployed.config}\n"
+            f"  aws sagemaker delete-model --model-name {deployed.model}"
+        )
+        if sandbox:
+            body = "In the sandbox it costs nothing and goes when ncf-tui quits; on AWS it would stay.\n\n" + body
+        super().__init__("Quit and leave the endpoint running?", body, yes="Leave it and quit", no="Stay")
 
 
 class HelpModal(ModalScreen[None]):
