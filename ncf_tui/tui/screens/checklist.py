@@ -19,13 +19,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ...engine.events import CheckEvent, StepEvent
+from ...engine.names import CHECK_IDS
 from ..messages import ChecklistFinished
 from ..widgets import WizardHeader
 from .base import Wizard
 
 MARK = {"pass": ("✔ pass", "green"), "warn": ("⚠ warn", "yellow"), "fail": ("✘ fail", "red"), "skip": ("– skip", "dim")}
-ORDER = ("credentials", "neo-model", "build", "image", "neo-compile", "service-role", "project", "ecr-repository",
-         "build-image")  # fmt: skip
 
 
 class ChecklistScreen(Screen[None]):
@@ -86,7 +85,7 @@ class ChecklistScreen(Screen[None]):
         text.append("Troubleshooting checklist\n", style="bold")
         text.append(self.status + "\n\n", style="italic")
         self.fixable = []
-        for check_id in sorted(self.checks, key=lambda c: ORDER.index(c) if c in ORDER else len(ORDER)):
+        for check_id in sorted(self.checks, key=lambda c: CHECK_IDS.index(c) if c in CHECK_IDS else len(CHECK_IDS)):
             c = self.checks[check_id]
             label, style = MARK.get(c.status, (c.status, ""))
             number = "  "
