@@ -197,9 +197,9 @@ class NcfApp(App[int]):
                 self.finish()
                 return
             # An endpoint bills by the hour until it is deleted: leaving it is a choice, not an accident.
-            self.push_screen(
-                EndpointQuitModal(live, sandbox=self.sandbox_mode), lambda leave: self.finish() if leave else None
-            )
+            region = self.session.target.region if self.session.target is not None else ""
+            modal = EndpointQuitModal(live, region=region, sandbox=self.sandbox_mode)
+            self.push_screen(modal, lambda leave: self.finish() if leave else None)
             return
 
         def decided(choice: str | None) -> None:

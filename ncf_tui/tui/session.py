@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..engine.neo import CompileConfig, Job
     from ..engine.pipeline import Pipeline, RunOutcome
     from ..engine.state import StateStore
+    from ..engine.steps.deploy import DeployResult
 
 TERMINAL_JOB = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 _GIVEN_SOURCES = frozenset({"flag", "env", "config", "saved"})
@@ -255,8 +256,8 @@ class Session:
             raise DeployError(f"top-{top_k} for user {user} answered {str(answer)[:160]}")
         return [{"item_id": int(x["item_id"]), "score": float(x["score"])} for x in items], ms
 
-    def live_endpoint(self) -> Any:
-        """This run's endpoint (its ``DeployResult``) while it is InService and so billed, else None."""
+    def live_endpoint(self) -> DeployResult | None:
+        """This run's endpoint while it is InService and so billed, else None."""
         deployed = self.result("deploy")
         return deployed if deployed is not None and deployed.status == "InService" else None
 

@@ -104,7 +104,8 @@ async def test_deploy_from_the_wizard_scores_a_user_then_deletes(
         await until_screen(pilot, "EndpointQuitModal")
         body = app.screen.body
         assert result.endpoint in body and "charges for it until it is deleted" in body and "press d" in body
-        assert f"delete-endpoint --endpoint-name {result.endpoint}" in body and result.model in body
+        region = app.session.target.region
+        assert f"delete-endpoint --region {region} --endpoint-name {result.endpoint}" in body and result.model in body
         assert "In the sandbox it costs nothing" in body
         await pilot.press("n")
         await until_screen(pilot, "DeployScreen")

@@ -19,12 +19,19 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ...engine.events import CheckEvent, StepEvent
-from ...engine.names import CHECK_IDS
 from ..messages import ChecklistFinished
 from ..widgets import WizardHeader
 from .base import Wizard
 
 MARK = {"pass": ("✔ pass", "green"), "warn": ("⚠ warn", "yellow"), "fail": ("✘ fail", "red"), "skip": ("– skip", "dim")}
+
+
+def _report_order(check_id: str) -> int:
+    """Where the engine's report lists a check. Imported here, not at the top: this screen is made at the app's
+    start, and the checklist module (the checks, boto3's helpers) is only loaded once a check has run."""
+    from ...engine.checklist import CHECK_IDS
+
+    return CHECK_IDS.index(check_id) if check_id in CHECK_IDS else len(CHECK_IDS)
 
 
 class ChecklistScreen(Screen[None]):
@@ -85,7 +92,7 @@ class ChecklistScreen(Screen[None]):
         text.append("Troubleshooting checklist\n", style="bold")
         text.append(self.status + "\n\n", style="italic")
         self.fixable = []
-        for check_id in sorted(self.checks, key=lambda c: CHECK_IDS.index(c) if c in CHECK_IDS else len(CHECK_IDS)):
+        for check_id in sorted(self.checks, key=_report_order):
             c = self.checks[check_id]
             label, style = MARK.get(c.status, (c.status, ""))
             number = "  "

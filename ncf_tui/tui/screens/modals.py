@@ -16,6 +16,7 @@ from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
     from ...engine.state import RunState
+    from ...engine.steps.deploy import DeployResult
 
 
 class QuitModal(ModalScreen[str | None]):
@@ -176,14 +177,16 @@ class ConfirmModal(ModalScreen[bool]):
 class EndpointQuitModal(ConfirmModal):
     """Quitting while the run's endpoint is InService: it is billed until deleted, so say how to delete it."""
 
-    def __init__(self, deployed: Any, *, sandbox: bool) -> None:
+    def __init__(self, deployed: DeployResult, *, region: str, sandbox: bool) -> None:
         name = deployed.endpoint
+        where = f" --region {region}" if region else ""
         body = (
-            f"Endpoint {name} ({deployed.instance_type}) is InService, and SageMaker charges for it until it is "
-            "deleted. Stay and press d on the deploy screen to delete it with its config and model, or later:\n"
-            f"  aws sagemaker delete-endpoint --endpoint-name {name}\n"
-            f"  aws sagemaker delete-endpoint-config --endpoint-config-name {deployed.config}\n"
-            f"  aws sagemaker delete-model --model-name {deployed.model}"
+            f"Endpoint {name} ({deployed.instance_type}{', ' + region if region else ''}) is InService, and "
+            "SageMaker charges for it until it is deleted. Stay and press d on the deploy screen to delete it with "
+            "its config and model, or later:\n"
+            f"  aws sagemaker delete-endpoint{where} --endpoint-name {name}\n"
+            f"  aws sagemaker delete-endpoint-config{where} --endpoint-config-name {deployed.config}\n"
+            f"  aws sagemaker delete-model{where} --model-name {deployed.model}"
         )
         if sandbox:
             body = "In the sandbox it costs nothing and goes when ncf-tui quits; on AWS it would stay.\n\n" + body
